@@ -1,0 +1,46 @@
+# flowcraft-operator — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv run lint fmt typecheck unit test check
+
+help: ## List the documented targets
+	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(STAMP) ## Create .venv and install the package with its dev tools
+
+run: $(STAMP) ## Run examples/parallel.yaml with the local runner (no cluster needed)
+	$(BIN)/flowcraft run examples/parallel.yaml
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
+
+fmt: $(STAMP) ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix operator tests bench
+	$(BIN)/ruff format operator tests bench
+
+typecheck: $(STAMP) ## mypy --strict on the package
+	$(BIN)/mypy
+
+unit: $(STAMP) ## Unit tests (pure code: model, engine, runtime, builders, local runner)
+	$(BIN)/pytest -m unit -q
+
+check: lint typecheck ## Static checks (lint, format, types)
+
+test: check unit ## The full test command CI runs (see README)
+
+-include hack/*.mk
+-include bench/*.mk
