@@ -1,0 +1,92 @@
+"""The node runtime: what runs inside one node attempt, on a laptop and in a pod alike.
+
+Why it exists: the local runner and the Kubernetes operator must run a node's function the same
+way, so "works locally" means "works on the cluster". Both drivers only prepare files and
+environment variables, start ``python -m flowcraft.runtime`` (a subprocess locally, the runner
+image's container on the cluster) and read one result file back. The runtime is stdlib-only so
+it starts fast and fits in a tiny runner image: it never imports the model, the engine, pydantic,
+yaml or CEL.
+
+The contract (file-based, so Kubernetes can mount every input from ConfigMaps):
+
+Environment
+    ``FLOWCRAFT_NODE``       the node id (required)
+    ``FLOWCRAFT_ATTEMPT``    the attempt number, 1-based (optional, default 1)
+    ``FLOWCRAFT_IN``         the input directory (required, may be read-only)
+    ``FLOWCRAFT_OUT``        the result file to write (required; on the cluster the container's
+                             ``terminationMessagePath``, ``/dev/termination-log``)
+    ``FLOWCRAFT_OUT_LIMIT``  optional size limit of the result file in bytes (the cluster sets
+                             4096, the kubelet's termination-message limit)
+
+Files in ``$FLOWCRAFT_IN``
+    ``function.json``        ``{"script": "<python source defining run(ctx)>"}`` or
+                             ``{"python": "pkg.module:function"}``; an optional ``"name"`` (the
+                             ``uses`` key) only improves messages. Required.
+    ``params.json``          the node's params, a JSON object (optional, default ``{}``)
+    ``input.json``           the node's input, any JSON value (optional, default ``null``)
+    ``outputs/<id>.json``    the output value (not the envelope) of each completed node the
+                             function may read; missing files read as "no output yet"
+
+The function is called with one argument, a :class:`NodeContext` (``ctx.params``, ``ctx.input``,
+``ctx.node_id``, ``ctx.attempt``, ``ctx.get(key, default=None)`` over the flowcraft-style context
+keys ``_outputs.<id>``, ``<id>`` and ``_inputs.<own id>``, and ``ctx.log(...)`` which writes a
+line to stderr). It may be sync or async (an awaitable result is run with ``asyncio.run``).
+
+Result rule: the return value is the node's output, except a dict whose keys are exactly
+``{"output"}`` or ``{"output", "action"}``: that is an envelope naming the output and the action
+(a string or None) used for routing.
+
+``$FLOWCRAFT_OUT`` receives one JSON object, UTF-8:
+    success  ``{"output": <value>, "action": <string|null>}``
+    failure  ``{"error": "<Type>: <message>", "traceback": "<last traceback lines>"}``; the
+             traceback is trimmed (oldest lines first) so the whole file fits the limit.
+
+Exit codes
+    0  the function returned a JSON-serializable output within the limit
+    1  the function failed: it raised (while loading or running), returned an output that is
+       not JSON-serializable, an action that is not a string, or an output over the limit
+    2  the node could not be set up: a required environment variable or ``function.json`` is
+       missing or malformed, a JSON file is unreadable, or the result file cannot be written
+       (a driver or mount problem, not the user's function)
+
+Images that do not contain the runtime (container functions) get the same environment and
+files and may write either envelope to ``$FLOWCRAFT_OUT``; :func:`parse_result` reads what any
+image wrote (nothing → a null output; other JSON → the output; other text → a string output).
+"""
+
+from flowcraft.runtime.contract import (
+    ENV_ATTEMPT,
+    ENV_IN,
+    ENV_NODE,
+    ENV_OUT,
+    ENV_OUT_LIMIT,
+    EXIT_FUNCTION_FAILED,
+    EXIT_OK,
+    EXIT_SETUP_FAILED,
+    FUNCTION_FILE,
+    INPUT_FILE,
+    OUTPUTS_DIR,
+    PARAMS_FILE,
+    NodeResult,
+    parse_result,
+)
+from flowcraft.runtime.node import NodeContext, main
+
+__all__ = [
+    "ENV_ATTEMPT",
+    "ENV_IN",
+    "ENV_NODE",
+    "ENV_OUT",
+    "ENV_OUT_LIMIT",
+    "EXIT_FUNCTION_FAILED",
+    "EXIT_OK",
+    "EXIT_SETUP_FAILED",
+    "FUNCTION_FILE",
+    "INPUT_FILE",
+    "OUTPUTS_DIR",
+    "PARAMS_FILE",
+    "NodeContext",
+    "NodeResult",
+    "main",
+    "parse_result",
+]
