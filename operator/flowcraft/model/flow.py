@@ -1,0 +1,248 @@
+"""The Flow resource as pydantic models: spec (what to run) and status (the engine snapshot).
+
+Why one module: the same classes parse a `Flow` manifest, a converted flowcraft blueprint, and
+a Kubernetes custom resource body, and a later step generates the CRD's OpenAPI schema from
+them. Keys are camelCase on the wire (YAML/JSON/CR) and snake_case in Python. Shape checks live
+here (types, ranges, one-of for functions); graph checks (ids, edges, cycles, expressions)
+live in `validation` so they can report every problem at once with its path.
+
+The status is small and JSON-serializable because it lives in the CR's `.status`: per node
+only phase, attempts, timestamps, routing decisions and a *reference* to the output, never the
+output itself.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "flowcraft.io/v1alpha1"
+KIND = "Flow"
+DEFAULT_RUNNER_IMAGE = "flowcraft-runner:0.1.0"
+
+# "pkg.module:function" (dotted attribute after the colon allowed: "pkg.mod:Class.method").
+PYTHON_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+# Free-form values: the CRD generator maps them to x-kubernetes-preserve-unknown-fields.
+_PRESERVE = {"x-kubernetes-preserve-unknown-fields": True}
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a timezone (RFC 3339, e.g. 2024-01-02T03:04:05Z)")
+    return value.astimezone(UTC)
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with a `Z` suffix; fractional seconds only when present."""
+    text = value.astimezone(UTC).isoformat()
+    return text.removesuffix("+00:00") + "Z"
+
+
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_as_utc),
+    PlainSerializer(format_timestamp, return_type=str, when_used="json-unless-none"),
+]
+
+
+class _Model(BaseModel):
+    """Spec models: camelCase on the wire, unknown keys rejected (typos must not pass)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form: camelCase keys, JSON types, unset optionals left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class NodeConfig(_Model):
+    max_retries: int = Field(default=1, ge=1, description="Total attempts (1 = no retry).")
+    retry_delay: int = Field(
+        default=0, ge=0, description="Milliseconds before attempt 2; doubles for each later one."
+    )
+    timeout: int | None = Field(default=None, gt=0, description="Per attempt, milliseconds.")
+    fallback: str | None = Field(
+        default=None, description="Id of the node that runs after the last failure."
+    )
+    join_strategy: Literal["all", "any"] = "all"
+
+    def retry_delay_ms(self, failed_attempt: int) -> int:
+        """Backoff after attempt `failed_attempt` (1-based): delay * 2**(attempt-1)."""
+        return self.retry_delay * 2 ** (failed_attempt - 1)
+
+
+class NodeSpec(_Model):
+    id: str
+    uses: str
+    params: dict[str, Any] = Field(default_factory=dict, json_schema_extra=_PRESERVE)
+    inputs: str | dict[str, str] | None = Field(default=None, json_schema_extra=_PRESERVE)
+    config: NodeConfig = Field(default_factory=NodeConfig)
+
+
+class EdgeSpec(_Model):
+    source: str
+    target: str
+    action: str | None = None
+    condition: str | None = Field(default=None, description="CEL; the edge is taken when true.")
+    transform: str | None = Field(default=None, description="CEL; computes the target's input.")
+
+
+class Resources(_Model):
+    requests: dict[str, str] | None = None
+    limits: dict[str, str] | None = None
+
+
+FunctionKind = Literal["script", "python", "container"]
+
+
+class FunctionSpec(_Model):
+    """What a `uses` key runs: inline Python, a Python callable in an image, or any container."""
+
+    script: str | None = Field(default=None, description="Python source defining run(ctx).")
+    python: str | None = Field(default=None, description='A callable, "pkg.module:function".')
+    image: str | None = None
+    command: list[str] | None = None
+    args: list[str] | None = None
+    env: dict[str, str] | None = None
+    resources: Resources | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> FunctionSpec:
+        if self.script is not None and self.python is not None:
+            raise ValueError("set only one of script, python or image (found script and python)")
+        if self.script is None and self.python is None and self.image is None:
+            raise ValueError("set one of script (inline Python), python (pkg.mod:fn) or image")
+        if self.python is not None and not PYTHON_REF.match(self.python):
+            raise ValueError(
+                f"python must look like 'package.module:function', got {self.python!r}"
+            )
+        if self.kind != "container" and (self.command is not None or self.args is not None):
+            raise ValueError(
+                f"command/args apply to container functions only (this one is {self.kind})"
+            )
+        return self
+
+    @property
+    def kind(self) -> FunctionKind:
+        if self.script is not None:
+            return "script"
+        if self.python is not None:
+            return "python"
+        return "container"
+
+    def effective_image(self, default: str) -> str:
+        """The image a pod runs: its own, else the flow's runner image `default`."""
+        return self.image if self.image is not None else default
+
+
+class FlowSpec(_Model):
+    nodes: list[NodeSpec]
+    edges: list[EdgeSpec] = Field(default_factory=list)
+    functions: dict[str, FunctionSpec] = Field(default_factory=dict)
+    image: str | None = Field(default=None, description="Runner image for script/python nodes.")
+    fail_fast: bool = True
+    parallelism: int | None = Field(default=None, ge=1)
+    active_deadline_seconds: int | None = Field(default=None, ge=1)
+    suspend: bool = False
+
+    @property
+    def runner_image(self) -> str:
+        return self.image if self.image is not None else DEFAULT_RUNNER_IMAGE
+
+    def node(self, node_id: str) -> NodeSpec:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+
+class ObjectMeta(_Model):
+    """The Kubernetes metadata we use; other server-set keys (uid, ...) are kept as-is."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    namespace: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+FlowPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Cancelled"]
+NodePhase = Literal["Pending", "Running", "Retrying", "Succeeded", "Failed", "Skipped", "Cancelled"]
+
+TERMINAL_FLOW_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Cancelled"})
+TERMINAL_NODE_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Skipped", "Cancelled"})
+
+
+class _StatusModel(_Model):
+    # Status is written by us but read back from a CR that other controllers (kopf's own
+    # progress keys) may have annotated: tolerate unknown keys instead of failing a resume.
+    model_config = ConfigDict(extra="ignore")
+
+
+class NodeStatus(_StatusModel):
+    phase: NodePhase = "Pending"
+    attempts: int = Field(default=0, ge=0, description="Attempts started so far.")
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    message: str | None = None
+    reason: str | None = Field(
+        default=None,
+        description="Machine-readable cause: Error, Timeout, NotRouted, UpstreamFailed, "
+        "Recovered, FlowFailed, FlowCancelled, DeadlineExceeded, FallbackNotNeeded.",
+    )
+    output_ref: str | None = None
+    action: str | None = None
+    retry_at: Timestamp | None = None
+    # Engine bookkeeping, small on purpose:
+    routed_to: list[str] | None = Field(
+        default=None,
+        description="Targets of the edges this node took when it succeeded (routing decided "
+        "once, at completion); for a fallback node this includes inherited edges.",
+    )
+    seq: int | None = Field(
+        default=None, description="Order of this node's success within the run (context view)."
+    )
+    input_seq: int | None = Field(
+        default=None,
+        description="Completions visible when the node first started: its input is recomputed "
+        "from this view, so a restarted driver gets the same input.",
+    )
+
+
+class FlowStatus(_StatusModel):
+    phase: FlowPhase = "Pending"
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    message: str | None = None
+    nodes: dict[str, NodeStatus] = Field(default_factory=dict)
+    errors: list[str] = Field(default_factory=list)
+    # Engine bookkeeping: a success counter and the nodes waiting for a parallelism slot.
+    seq: int = 0
+    queue: list[str] = Field(default_factory=list)
+
+
+class Flow(_Model):
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["flowcraft.io/v1alpha1"] = API_VERSION
+    kind: Literal["Flow"] = KIND
+    metadata: ObjectMeta
+    spec: FlowSpec
+    status: FlowStatus | None = None
