@@ -1,0 +1,183 @@
+"""The flowcraft command: exit codes, messages for bad input (never a traceback), JSON output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flowcraft import __version__
+from flowcraft.cli import UsageError, apply_params, main
+from flowcraft.model import load_flow
+
+pytestmark = pytest.mark.unit
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PARALLEL = str(EXAMPLES / "parallel.yaml")
+FAST = ["--param", "seconds=0.05"]
+
+
+def flowcraft(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real console entry point, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-c", "from flowcraft.cli import main; raise SystemExit(main())", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"flowcraft {__version__}"
+
+
+def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "run" in capsys.readouterr().err
+
+
+def test_validate_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", PARALLEL]) == 0
+    assert capsys.readouterr().out == "ok: flow parallel: 5 nodes, 6 edges\n"
+
+
+def test_validate_reports_every_problem_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: flowcraft.io/v1alpha1\nkind: Flow\nmetadata: {name: bad}\n"
+        "spec:\n  nodes: [{id: a, uses: nope}]\n  edges: [{source: a, target: zz}]\n"
+    )
+    proc = flowcraft("validate", str(bad))
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"flowcraft: error: invalid flow ({bad}): 2 problems")
+    assert "spec.nodes[0].uses" in proc.stderr
+    assert "spec.edges[0].target" in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_missing_flow_file(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([command, "no/such/flow.yaml"]) == 2
+    assert capsys.readouterr().err == (
+        "flowcraft: error: flow file 'no/such/flow.yaml' does not exist\n"
+    )
+
+
+def test_invalid_yaml_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("spec: [unclosed\n")
+    assert main(["run", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("flowcraft: error: ")
+    assert "not valid YAML/JSON at line" in err
+
+
+def test_run_succeeds_and_prints_a_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", PARALLEL, *FAST]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("flow parallel: Succeeded in ")
+    for node in ("start-parallel", "task-1", "task-2", "task-3", "gather"):
+        assert f"{node} started" in captured.err
+        assert f"{node} succeeded in " in captured.err
+        assert any(line.split()[:2] == [node, "Succeeded"] for line in captured.out.splitlines())
+
+
+def test_run_output_json_is_the_final_context(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", PARALLEL, *FAST, "--output", "json", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    context = json.loads(captured.out)
+    gather = {f"t{n}": {"data": f"Data from Task {n}"} for n in (1, 2, 3)}
+    assert context["_outputs.gather"] == gather
+    assert context["gather"] == gather
+    for node in ("start-parallel", "task-1", "task-2", "task-3"):
+        assert context[f"_outputs.{node}"] == context[node]
+    assert context["_outputs.task-2"] == {"data": "Data from Task 2"}
+
+
+def test_run_failed_flow_exits_1_and_keeps_its_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", str(EXAMPLES / "failing-branch.yaml"), "--workdir", str(tmp_path)])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("flow failing-branch: Failed in ")
+    assert "bad failed after 1 attempt: RuntimeError: this branch is broken on purpose" in (
+        captured.err
+    )
+    runs = list(tmp_path.iterdir())
+    assert len(runs) == 1
+    assert (runs[0] / "nodes" / "bad" / "1" / "log.txt").is_file()
+
+
+def test_run_retries_show_in_progress(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(EXAMPLES / "retry-fallback.yaml")]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "fetch attempt 1 failed: ConnectionError: upstream unavailable (attempt 1); will retry"
+        in (err)
+    )
+    assert "fetch failed after 3 attempts" in err
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        ("noequals", "--param 'noequals': expected [NODE.]KEY=VALUE"),
+        ("=1", "--param '=1': expected [NODE.]KEY=VALUE"),
+        ("task-9.seconds=1", "--param 'task-9.seconds=1': flow 'parallel' has no node 'task-9'"),
+        ("task-1.=1", "--param 'task-1.=1': missing KEY after 'task-1.'"),
+    ],
+)
+def test_bad_param(param: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", PARALLEL, "--param", param]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"flowcraft: error: {message}")
+
+
+def test_params_override_everywhere_or_per_node() -> None:
+    flow = load_flow(PARALLEL)
+    changed = apply_params(flow, ["seconds=0.5", "task-1.seconds=3", "task-2.label=plain text"])
+    params = {node.id: node.params for node in changed.spec.nodes}
+    assert params["task-1"] == {"task": 1, "seconds": 3}
+    assert params["task-2"] == {"task": 2, "seconds": 0.5, "label": "plain text"}
+    assert params["gather"] == {"seconds": 0.5}
+    assert flow.spec.node("task-1").params["seconds"] == 2.0  # the original is untouched
+
+
+def test_apply_params_rejects_unknown_node() -> None:
+    with pytest.raises(UsageError, match="has no node 'x'"):
+        apply_params(load_flow(PARALLEL), ["x.y=1"])
+
+
+def test_blueprint_with_functions_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blueprint = {
+        "id": "hello-blueprint",
+        "nodes": [{"id": "a", "uses": "hello"}, {"id": "b", "uses": "hello"}],
+        "edges": [{"source": "a", "target": "b"}],
+    }
+    (tmp_path / "bp.json").write_text(json.dumps(blueprint))
+    (tmp_path / "fns.yaml").write_text(
+        "hello:\n  script: |\n    def run(ctx):\n        return 'hello from ' + ctx.node_id\n"
+    )
+    args = [str(tmp_path / "bp.json"), "--functions", str(tmp_path / "fns.yaml")]
+    assert main(["validate", *args]) == 0
+    assert main(["run", *args, "--output", "json", "-q"]) == 0
+    out = capsys.readouterr().out
+    context = json.loads(out[out.index("{") :])
+    assert context["b"] == "hello from b"
+
+
+def test_blueprint_without_functions_is_explained(tmp_path: Path) -> None:
+    (tmp_path / "bp.json").write_text(json.dumps({"id": "x", "nodes": [], "edges": []}))
+    proc = flowcraft("validate", str(tmp_path / "bp.json"))
+    assert proc.returncode == 2
+    assert "pass a functions file" in proc.stderr
+    assert "Traceback" not in proc.stderr
