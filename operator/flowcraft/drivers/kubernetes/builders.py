@@ -1,0 +1,326 @@
+"""Manifests of the objects the operator creates: Jobs, output ConfigMaps, Events (pure).
+
+Why pure functions: what a node pod looks like (security context, mounts, the runtime
+contract) is the driver's most reviewed surface; as plain ``dict`` builders it is unit-tested
+without a cluster, and the reconcile loop only decides *which* manifests to send.
+
+Node I/O, as built here (DESIGN.md §2 "Node I/O on the cluster"):
+- everything a node reads is one read-only projected volume at ``/flowcraft/in``:
+  ``function.json``, ``params.json`` and ``input.json`` come from the pod template's
+  annotations through a ``downwardAPI`` source (so they are atomic with the Job: no extra
+  object to create, to leak or to race with), and each completed node's output comes from its
+  output ConfigMap through a ``configMap`` source as ``outputs/<id>.json``;
+- the node writes its result envelope to ``/dev/termination-log`` (the container's
+  ``terminationMessagePath``); the operator copies the output into an immutable ConfigMap
+  owned by the Flow (immutable: the kubelet does not have to watch it).
+Pods never talk to the API: no service account token, non-root, no capabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flowcraft.drivers.kubernetes import names
+from flowcraft.model import FunctionSpec, NodeSpec, format_timestamp
+from flowcraft.runtime import (
+    ENV_ATTEMPT,
+    ENV_IN,
+    ENV_NODE,
+    ENV_OUT,
+    ENV_OUT_LIMIT,
+    FUNCTION_FILE,
+    INPUT_FILE,
+    OUTPUTS_DIR,
+    PARAMS_FILE,
+)
+
+Manifest = dict[str, Any]
+
+API_VERSION = "flowcraft.io/v1alpha1"
+KIND = "Flow"
+
+LABEL_FLOW = "flowcraft.io/flow"
+LABEL_NODE = "flowcraft.io/node"
+LABEL_ATTEMPT = "flowcraft.io/attempt"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "flowcraft-operator"
+LABEL_COMPONENT = "flowcraft.io/component"
+
+ANN_FLOW = "flowcraft.io/flow-name"
+ANN_NODE = "flowcraft.io/node-id"
+ANN_ATTEMPT = "flowcraft.io/attempt"
+ANN_FUNCTION = "flowcraft.io/function"
+ANN_PARAMS = "flowcraft.io/params"
+ANN_INPUT = "flowcraft.io/input"
+
+OUTPUT_KEY = "output.json"
+IN_DIR = "/flowcraft/in"
+TERMINATION_LOG = "/dev/termination-log"
+OUT_LIMIT = 4096
+NODE_UID = 65532  # the runner image's non-root user ("nonroot" by convention)
+CONTAINER = "node"
+RUNTIME_COMMAND = ("python3", "-m", "flowcraft.runtime")
+
+# The API server caps all annotations of an object at 256 KiB; leave room for the rest.
+MAX_PAYLOAD_BYTES = 200 * 1024
+
+
+class ManifestTooLarge(ValueError):
+    """A node's function, params and input do not fit in its pod template."""
+
+
+@dataclass(frozen=True)
+class FlowRef:
+    """The identity of a Flow object, for names, labels and ownerReferences."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+def flow_selector(flow: str) -> str:
+    return f"{LABEL_FLOW}={names.label_value(flow)}"
+
+
+def labels(flow: FlowRef, node: str | None = None, attempt: int | None = None) -> dict[str, str]:
+    out = {LABEL_FLOW: names.label_value(flow.name), LABEL_MANAGED_BY: MANAGED_BY}
+    if node is not None:
+        out[LABEL_NODE] = names.label_value(node)
+    if attempt is not None:
+        out[LABEL_ATTEMPT] = str(attempt)
+    return out
+
+
+def owner_reference(flow: FlowRef) -> Manifest:
+    # No blockOwnerDeletion: it would need update rights on flows/finalizers, and background
+    # garbage collection removes Jobs (and, through the Jobs, pods) and ConfigMaps anyway.
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": flow.name,
+        "uid": flow.uid,
+        "controller": True,
+    }
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def function_document(fn: FunctionSpec, uses: str) -> Manifest:
+    """The runtime's ``function.json`` for script/python functions."""
+    if fn.script is not None:
+        return {"script": fn.script, "name": uses}
+    if fn.python is not None:
+        return {"python": fn.python, "name": uses}
+    return {"image": fn.image, "name": uses}
+
+
+def _resources(fn: FunctionSpec) -> Manifest:
+    if fn.resources is None:
+        return {}
+    return fn.resources.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _env(node: str, attempt: int, fn: FunctionSpec) -> list[Manifest]:
+    env = [
+        {"name": ENV_NODE, "value": node},
+        {"name": ENV_ATTEMPT, "value": str(attempt)},
+        {"name": ENV_IN, "value": IN_DIR},
+        {"name": ENV_OUT, "value": TERMINATION_LOG},
+        {"name": ENV_OUT_LIMIT, "value": str(OUT_LIMIT)},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+    ]
+    reserved = {item["name"] for item in env}
+    env.extend(
+        {"name": k, "value": v} for k, v in sorted((fn.env or {}).items()) if k not in reserved
+    )
+    return env
+
+
+def _container(node: str, attempt: int, fn: FunctionSpec, runner_image: str) -> Manifest:
+    container: Manifest = {
+        "name": CONTAINER,
+        "image": fn.effective_image(runner_image),
+        "imagePullPolicy": "IfNotPresent",
+        "env": _env(node, attempt, fn),
+        "resources": _resources(fn),
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
+        "volumeMounts": [
+            {"name": "flowcraft-in", "mountPath": IN_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": NODE_UID,
+            "runAsGroup": NODE_UID,
+        },
+    }
+    if fn.kind == "container":
+        # The user's image as given; without a command its own entrypoint runs.
+        if fn.command is not None:
+            container["command"] = list(fn.command)
+        if fn.args is not None:
+            container["args"] = list(fn.args)
+    else:
+        container["command"] = list(RUNTIME_COMMAND)
+    return container
+
+
+def _in_volume(outputs: Mapping[str, str]) -> Manifest:
+    files = [
+        (FUNCTION_FILE, ANN_FUNCTION),
+        (PARAMS_FILE, ANN_PARAMS),
+        (INPUT_FILE, ANN_INPUT),
+    ]
+    sources: list[Manifest] = [
+        {
+            "downwardAPI": {
+                "items": [
+                    {"path": path, "fieldRef": {"fieldPath": f"metadata.annotations['{ann}']"}}
+                    for path, ann in files
+                ]
+            }
+        }
+    ]
+    sources.extend(
+        {
+            "configMap": {
+                "name": cm,
+                "items": [{"key": OUTPUT_KEY, "path": f"{OUTPUTS_DIR}/{node}.json"}],
+            }
+        }
+        for node, cm in sorted(outputs.items())
+    )
+    return {"name": "flowcraft-in", "projected": {"defaultMode": 0o444, "sources": sources}}
+
+
+def job_manifest(
+    flow: FlowRef,
+    node: NodeSpec,
+    fn: FunctionSpec,
+    attempt: int,
+    input_value: Any,
+    *,
+    timeout_seconds: float | None,
+    outputs: Mapping[str, str],
+    runner_image: str,
+) -> Manifest:
+    """The Job of one node attempt.
+
+    ``outputs`` maps the id of every completed node the function may read to its output
+    ConfigMap. Raises :class:`ManifestTooLarge` when the node's payload cannot fit.
+    """
+    payload = {
+        ANN_FUNCTION: _dumps(function_document(fn, node.uses)),
+        ANN_PARAMS: _dumps(node.params),
+        ANN_INPUT: _dumps(input_value),
+    }
+    size = sum(len(v.encode()) for v in payload.values())
+    if size > MAX_PAYLOAD_BYTES:
+        raise ManifestTooLarge(
+            f"node {node.id!r}: function, params and input take {size} bytes, over the "
+            f"{MAX_PAYLOAD_BYTES}-byte limit for pod annotations"
+        )
+    ident = {ANN_FLOW: flow.name, ANN_NODE: node.id, ANN_ATTEMPT: str(attempt)}
+    job_labels = labels(flow, node.id, attempt)
+    job: Manifest = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": names.job_name(flow.name, node.id, attempt),
+            "namespace": flow.namespace,
+            "labels": job_labels,
+            "annotations": ident,
+            "ownerReferences": [owner_reference(flow)],
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": dict(job_labels), "annotations": {**ident, **payload}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": 5,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": NODE_UID,
+                        "runAsGroup": NODE_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [_container(node.id, attempt, fn, runner_image)],
+                    "volumes": [_in_volume(outputs), {"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+    if timeout_seconds is not None:
+        job["spec"]["activeDeadlineSeconds"] = max(1, math.ceil(timeout_seconds))
+    return job
+
+
+def output_configmap(flow: FlowRef, node: str, attempt: int, output: Any) -> Manifest:
+    """The immutable ConfigMap holding a succeeded attempt's output (JSON under output.json)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": names.output_configmap_name(flow.name, node, attempt),
+            "namespace": flow.namespace,
+            "labels": {**labels(flow, node, attempt), LABEL_COMPONENT: "output"},
+            "annotations": {ANN_FLOW: flow.name, ANN_NODE: node, ANN_ATTEMPT: str(attempt)},
+            "ownerReferences": [owner_reference(flow)],
+        },
+        "immutable": True,
+        "data": {OUTPUT_KEY: _dumps(output)},
+    }
+
+
+def read_output(configmap: Manifest) -> Any:
+    """The output value stored by :func:`output_configmap`."""
+    return json.loads((configmap.get("data") or {}).get(OUTPUT_KEY, "null"))
+
+
+def event_manifest(
+    flow: FlowRef,
+    *,
+    reason: str,
+    message: str,
+    warning: bool,
+    now: datetime,
+    instance: str,
+) -> Manifest:
+    """A core/v1 Event about the Flow (what ``kubectl describe flow`` shows)."""
+    stamp = format_timestamp(now.replace(microsecond=0))
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{flow.name[:200]}.", "namespace": flow.namespace},
+        "involvedObject": {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": flow.name,
+            "namespace": flow.namespace,
+            "uid": flow.uid,
+        },
+        "reason": reason,
+        "message": message[:1024],
+        "type": "Warning" if warning else "Normal",
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+        "source": {"component": MANAGED_BY},
+        "reportingComponent": "flowcraft.io/operator",
+        "reportingInstance": instance[:128],
+    }

@@ -1,0 +1,325 @@
+"""The one module that talks to the Kubernetes API (and the only one importing ``kubernetes``).
+
+Why it exists: the rest of the operator should think in manifests (plain dicts) and in a few
+typed outcomes (not found, already exists, conflict, invalid), never in HTTP or in a client
+library's generated classes. Keeping all I/O here makes the builders and the reconcile logic
+testable and lets us swap the transport without touching them.
+
+Transport: ``kubernetes`` only loads the connection settings (kubeconfig or in-cluster service
+account, including token refresh); requests go through aiohttp, which kopf already runs on, so
+a Job create is a real coroutine on the operator's loop (no thread-pool hop in the latency path).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import kubernetes
+
+logger = logging.getLogger(__name__)
+
+# The kubernetes package is only partly typed; its config loaders are used through Any.
+_kube_config: Any = kubernetes.config
+_kube_client: Any = kubernetes.client
+
+Manifest = dict[str, Any]
+
+FLOW_GROUP = "flowcraft.io"
+FLOW_VERSION = "v1alpha1"
+FLOW_PLURAL = "flows"
+
+
+class ApiError(Exception):
+    """An API request failed; ``status``/``reason`` come from the server's Status object."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class NotFound(ApiError):
+    pass
+
+
+class AlreadyExists(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    """Optimistic-concurrency failure: the object changed since it was read."""
+
+
+class Invalid(ApiError):
+    """422: the server rejected the object (schema, CEL rules, immutable fields)."""
+
+
+class Forbidden(ApiError):
+    pass
+
+
+class ServerError(ApiError):
+    """5xx, or the request could not be completed at all (the cause is chained)."""
+
+
+def _error_for(status: int, reason: str, message: str) -> ApiError:
+    if status == 404:
+        return NotFound(status, reason, message)
+    if status == 409 and reason == "AlreadyExists":
+        return AlreadyExists(status, reason, message)
+    if status == 409:
+        return Conflict(status, reason, message)
+    if status == 422:
+        return Invalid(status, reason, message)
+    if status in (401, 403):
+        return Forbidden(status, reason, message)
+    if status >= 500:
+        return ServerError(status, reason, message)
+    return ApiError(status, reason, message)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the API server is and how to authenticate; also handed to kopf's login."""
+
+    server: str
+    ca_path: str | None
+    insecure: bool
+    cert_path: str | None
+    key_path: str | None
+    default_namespace: str | None
+    _config: Any  # kubernetes.client.Configuration: refreshes tokens on each read
+
+    def authorization(self) -> str | None:
+        value = self._config.get_api_key_with_prefix("authorization")
+        if value is None:
+            value = self._config.get_api_key_with_prefix("BearerToken")
+        return value if isinstance(value, str) and value else None
+
+    def token(self) -> tuple[str, str] | None:
+        """(scheme, token) of the current authorization header, if any."""
+        auth = self.authorization()
+        if auth is None:
+            return None
+        scheme, _, token = auth.partition(" ")
+        return (scheme.capitalize(), token) if token else ("Bearer", scheme)
+
+
+def load_connection(kubeconfig: str | None = None, context: str | None = None) -> Connection:
+    """Kubeconfig when given (or $KUBECONFIG / ~/.kube/config), else the in-cluster account."""
+    config = _kube_client.Configuration()
+    in_cluster = kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ
+    default_namespace: str | None = None
+    if in_cluster:
+        _kube_config.load_incluster_config(client_configuration=config)
+        ns_file = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+        if os.path.exists(ns_file):
+            with open(ns_file, encoding="utf-8") as fh:
+                default_namespace = fh.read().strip() or None
+    else:
+        _kube_config.load_kube_config(
+            config_file=kubeconfig, context=context, client_configuration=config
+        )
+        _contexts, active = _kube_config.list_kube_config_contexts(config_file=kubeconfig)
+        if context is not None:
+            active = next((c for c in _contexts if c["name"] == context), active)
+        default_namespace = (active or {}).get("context", {}).get("namespace")
+    return Connection(
+        server=str(config.host),
+        ca_path=config.ssl_ca_cert,
+        insecure=not config.verify_ssl,
+        cert_path=config.cert_file,
+        key_path=config.key_file,
+        default_namespace=default_namespace,
+        _config=config,
+    )
+
+
+def _ssl_context(conn: Connection) -> ssl.SSLContext | bool:
+    if not conn.server.startswith("https"):
+        return False
+    ctx = ssl.create_default_context(cafile=conn.ca_path)
+    if conn.insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if conn.cert_path and conn.key_path:
+        ctx.load_cert_chain(conn.cert_path, conn.key_path)
+    return ctx
+
+
+def _q(segment: str) -> str:
+    return quote(segment, safe="")
+
+
+class Client:
+    """A small async surface over the handful of API calls the operator makes.
+
+    All methods take and return plain JSON-shaped dicts (camelCase, as the API speaks).
+    Create once per process; ``close()`` on shutdown.
+    """
+
+    def __init__(self, conn: Connection, *, max_connections: int = 32) -> None:
+        self.connection = conn
+        self._ssl = _ssl_context(conn)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        # Created lazily so it binds to the loop that uses it (kopf's).
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=60),
+                trust_env=False,
+                json_serialize=json.dumps,
+            )
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Manifest | None = None,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Manifest:
+        """One API call; raises a typed :class:`ApiError` (cause chained) on failure."""
+        url = self.connection.server.rstrip("/") + path
+        if query:
+            url += "?" + urlencode(query)
+        headers = {"Accept": "application/json"}
+        auth = self.connection.authorization()
+        if auth is not None:
+            headers["Authorization"] = auth
+        data: bytes | None = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = json.dumps(body).encode()
+        try:
+            async with self._get_session().request(method, url, data=data, headers=headers) as resp:
+                text = await resp.text()
+                status = resp.status
+                reason_phrase = resp.reason or ""
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ServerError(0, "ConnectionError", f"{method} {path}: {exc}") from exc
+        try:
+            doc = json.loads(text) if text else {}
+        except ValueError:
+            doc = {"message": text}
+        if not isinstance(doc, dict):
+            doc = {"items": doc}
+        if status >= 400:
+            reason = str(doc.get("reason") or reason_phrase)
+            message = str(doc.get("message") or text)
+            raise _error_for(status, reason, message)
+        return doc
+
+    # --- Flows -----------------------------------------------------------------------------
+
+    def _flow_path(self, namespace: str, name: str | None = None, sub: str = "") -> str:
+        path = f"/apis/{FLOW_GROUP}/{FLOW_VERSION}/namespaces/{_q(namespace)}/{FLOW_PLURAL}"
+        if name is not None:
+            path += f"/{_q(name)}"
+        return path + sub
+
+    async def get_flow(self, namespace: str, name: str) -> Manifest:
+        return await self.request("GET", self._flow_path(namespace, name))
+
+    async def create_flow(self, namespace: str, body: Manifest) -> Manifest:
+        return await self.request("POST", self._flow_path(namespace), body=body)
+
+    async def delete_flow(self, namespace: str, name: str) -> Manifest:
+        return await self.request(
+            "DELETE",
+            self._flow_path(namespace, name),
+            body={"propagationPolicy": "Background"},
+        )
+
+    async def patch_flow(self, namespace: str, name: str, patch: Manifest) -> Manifest:
+        return await self.request(
+            "PATCH",
+            self._flow_path(namespace, name),
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
+
+    async def replace_flow_status(self, namespace: str, name: str, body: Manifest) -> Manifest:
+        """PUT the status subresource; ``body`` carries metadata.resourceVersion (→ Conflict)."""
+        return await self.request("PUT", self._flow_path(namespace, name, "/status"), body=body)
+
+    # --- Jobs ------------------------------------------------------------------------------
+
+    async def create_job(self, namespace: str, body: Manifest) -> Manifest:
+        return await self.request(
+            "POST", f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs", body=body
+        )
+
+    async def get_job(self, namespace: str, name: str) -> Manifest:
+        return await self.request(
+            "GET", f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs/{_q(name)}"
+        )
+
+    async def list_jobs(self, namespace: str, selector: str) -> list[Manifest]:
+        return await self._list(f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs", selector)
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        # Background: the Job goes now, the GC removes its pods (the Job owns them).
+        await self.request(
+            "DELETE",
+            f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs/{_q(name)}",
+            body={"propagationPolicy": "Background"},
+        )
+
+    # --- Pods ------------------------------------------------------------------------------
+
+    async def list_pods(self, namespace: str, selector: str) -> list[Manifest]:
+        return await self._list(f"/api/v1/namespaces/{_q(namespace)}/pods", selector)
+
+    # --- ConfigMaps ------------------------------------------------------------------------
+
+    async def create_configmap(self, namespace: str, body: Manifest) -> Manifest:
+        return await self.request(
+            "POST", f"/api/v1/namespaces/{_q(namespace)}/configmaps", body=body
+        )
+
+    async def get_configmap(self, namespace: str, name: str) -> Manifest:
+        return await self.request(
+            "GET", f"/api/v1/namespaces/{_q(namespace)}/configmaps/{_q(name)}"
+        )
+
+    async def list_configmaps(self, namespace: str, selector: str) -> list[Manifest]:
+        return await self._list(f"/api/v1/namespaces/{_q(namespace)}/configmaps", selector)
+
+    # --- Events ----------------------------------------------------------------------------
+
+    async def create_event(self, namespace: str, body: Manifest) -> Manifest:
+        return await self.request("POST", f"/api/v1/namespaces/{_q(namespace)}/events", body=body)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    async def _list(self, path: str, selector: str) -> list[Manifest]:
+        items: list[Manifest] = []
+        query: dict[str, str] = {"labelSelector": selector, "limit": "500"}
+        while True:
+            doc = await self.request("GET", path, query=query)
+            items.extend(doc.get("items") or [])
+            token = (doc.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+            query = {**query, "continue": str(token)}

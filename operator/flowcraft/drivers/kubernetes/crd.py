@@ -1,0 +1,258 @@
+"""The Flow CustomResourceDefinition, generated from the pydantic model (pure).
+
+Why generated: the model is the one definition of a Flow; a hand-written CRD schema would
+drift from it. ``crds/flow.yaml`` is this module's output (``make generate``), and
+``make verify`` fails when the file and the generator disagree.
+
+Pydantic emits JSON Schema; Kubernetes wants a *structural* OpenAPI v3 schema. The conversion:
+``$ref`` → inlined, ``anyOf [X, null]`` → X with ``nullable``, other unions and free-form values
+→ ``x-kubernetes-preserve-unknown-fields``, ``exclusiveMinimum: n`` → OpenAPI 3.0 form,
+``additionalProperties: false``, titles and defaults dropped (the API server prunes unknown
+fields, and defaults stay the model's business so a stored Flow reads as the user wrote it).
+
+Admission checks added on top, cheap ones first:
+- node ids: the DNS-1123 pattern, and uniqueness through ``x-kubernetes-list-type: map`` keyed
+  by ``id`` (native, linear; no O(n²) CEL);
+- edge endpoints, ``uses`` and ``fallback`` references: CEL rules with readable messages. Their
+  cost grows with nodes x edges, so lists and strings carry ``maxItems``/``maxLength`` that keep
+  the estimated cost inside the API server's budget while allowing the 1 -> 1000 -> 1 benchmark.
+What only Python can check (cycles, expression syntax) is reported by the operator: the Flow
+goes Failed with the problems in ``status.message``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flowcraft.model import FlowSpec, FlowStatus
+
+GROUP = "flowcraft.io"
+VERSION = "v1alpha1"
+KIND = "Flow"
+PLURAL = "flows"
+SINGULAR = "flow"
+SHORT_NAMES = ["fl"]
+
+# Bounds that keep CEL cost estimates finite (see the module docstring).
+MAX_NODES = 1500
+MAX_EDGES = 3000
+MAX_ID = 63
+MAX_FUNCTIONS = 256
+_DNS_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+Schema = dict[str, Any]
+
+_DROP = {"title", "default", "examples", "$defs", "discriminator"}
+_PRESERVE = "x-kubernetes-preserve-unknown-fields"
+
+
+class SchemaError(ValueError):
+    """The model uses a JSON Schema construct the generator cannot map."""
+
+
+def _resolve(ref: str, defs: dict[str, Schema]) -> Schema:
+    prefix = "#/$defs/"
+    if not ref.startswith(prefix) or ref[len(prefix) :] not in defs:
+        raise SchemaError(f"unresolvable $ref {ref!r}")
+    return defs[ref[len(prefix) :]]
+
+
+def structural(schema: Schema, defs: dict[str, Schema]) -> Schema:
+    """Convert one pydantic JSON Schema node into a structural OpenAPI v3 schema node."""
+    if "$ref" in schema:
+        merged = {
+            **_resolve(schema["$ref"], defs),
+            **{k: v for k, v in schema.items() if k != "$ref"},
+        }
+        return structural(merged, defs)
+    if "anyOf" in schema:
+        options = [o for o in schema["anyOf"] if o != {"type": "null"}]
+        nullable = len(options) < len(schema["anyOf"])
+        rest = {k: v for k, v in schema.items() if k != "anyOf"}
+        if len(options) == 1 and not rest.get(_PRESERVE):
+            union = structural({**options[0], **rest}, defs)
+        else:
+            # A union a structural schema cannot express: accept any value, the model checks it.
+            union = {_PRESERVE: True}
+            if "description" in rest:
+                union["description"] = rest["description"]
+        if nullable:
+            union["nullable"] = True
+        return union
+
+    out: Schema = {}
+    for key, value in schema.items():
+        if key in _DROP:
+            continue
+        if key == "properties":
+            out["properties"] = {name: structural(sub, defs) for name, sub in value.items()}
+        elif key == "items":
+            out["items"] = structural(value, defs)
+        elif key == "additionalProperties":
+            if isinstance(value, dict):
+                out["additionalProperties"] = structural(value, defs)
+            # bool: false → pruning does it; true → preserve-unknown-fields does it.
+        elif key == "exclusiveMinimum":
+            out["minimum"] = value
+            out["exclusiveMinimum"] = True
+        elif key == "exclusiveMaximum":
+            out["maximum"] = value
+            out["exclusiveMaximum"] = True
+        elif key == "const":
+            out["enum"] = [value]
+        else:
+            out[key] = copy.deepcopy(value)
+    if out.get(_PRESERVE):
+        # Free-form: keep only what structural schemas allow next to preserve-unknown-fields.
+        out.pop("additionalProperties", None)
+        out.pop("properties", None)
+    elif "type" not in out:
+        raise SchemaError(f"schema node without a type: {schema!r}")
+    return out
+
+
+def _model_schema(model: type[FlowSpec] | type[FlowStatus]) -> Schema:
+    raw = model.model_json_schema(by_alias=True, mode="serialization")
+    return structural(raw, raw.get("$defs", {}))
+
+
+def spec_schema() -> Schema:
+    spec = _model_schema(FlowSpec)
+    props = spec["properties"]
+    nodes = props["nodes"]
+    nodes["maxItems"] = MAX_NODES
+    nodes["minItems"] = 1
+    nodes["x-kubernetes-list-type"] = "map"
+    nodes["x-kubernetes-list-map-keys"] = ["id"]
+    node_props = nodes["items"]["properties"]
+    node_props["id"].update(maxLength=MAX_ID, pattern=_DNS_LABEL)
+    node_props["uses"]["maxLength"] = 253
+    node_props["config"]["properties"]["fallback"]["maxLength"] = MAX_ID
+    edges = props["edges"]
+    edges["maxItems"] = MAX_EDGES
+    for end in ("source", "target"):
+        edges["items"]["properties"][end]["maxLength"] = MAX_ID
+    props["functions"]["maxProperties"] = MAX_FUNCTIONS
+    spec["x-kubernetes-validations"] = [
+        {
+            "rule": "self.edges.all(e, self.nodes.exists(n, n.id == e.source))",
+            "message": "every edge source must be the id of a node in spec.nodes",
+            "fieldPath": ".edges",
+        },
+        {
+            "rule": "self.edges.all(e, self.nodes.exists(n, n.id == e.target))",
+            "message": "every edge target must be the id of a node in spec.nodes",
+            "fieldPath": ".edges",
+        },
+        {
+            "rule": "self.nodes.all(n, n.uses in self.functions)",
+            "message": "every node's uses must name an entry of spec.functions",
+            "fieldPath": ".nodes",
+        },
+        {
+            "rule": "self.nodes.all(n, !has(n.config) || !has(n.config.fallback)"
+            " || self.nodes.exists(m, m.id == n.config.fallback))",
+            "message": "a node's config.fallback must be the id of a node in spec.nodes",
+            "fieldPath": ".nodes",
+        },
+    ]
+    return spec
+
+
+def status_schema() -> Schema:
+    status = _model_schema(FlowStatus)
+    # Fields only the operator maintains, for `kubectl get` columns.
+    status["properties"]["progress"] = {
+        "type": "string",
+        "description": "Finished nodes / all nodes, e.g. 3/5 (maintained by the operator).",
+    }
+    status["properties"]["duration"] = {
+        "type": "string",
+        "description": "Wall time from start to end once the flow finished, e.g. 2.4s.",
+    }
+    return status
+
+
+def flow_crd() -> Schema:
+    """The whole CustomResourceDefinition manifest."""
+    root: Schema = {
+        "type": "object",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec_schema(),
+            "status": status_schema(),
+        },
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": SHORT_NAMES,
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                        {"name": "Done", "type": "string", "jsonPath": ".status.progress"},
+                        {"name": "Duration", "type": "string", "jsonPath": ".status.duration"},
+                        {
+                            "name": "Age",
+                            "type": "date",
+                            "jsonPath": ".metadata.creationTimestamp",
+                        },
+                    ],
+                    "schema": {"openAPIV3Schema": root},
+                }
+            ],
+        },
+    }
+
+
+def render_yaml() -> str:
+    """crds/flow.yaml as written by ``make generate`` (stable key order, a header)."""
+    header = (
+        "# GENERATED by `make generate` from flowcraft.model (flowcraft.drivers.kubernetes.crd)."
+        "\n# Do not edit: `make verify` fails when this file drifts from the generator.\n"
+    )
+    return header + yaml.safe_dump(flow_crd(), sort_keys=False, width=100)
+
+
+def main() -> None:
+    """``python -m flowcraft.drivers.kubernetes.crd [--check] PATH``."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("path", type=Path)
+    parser.add_argument("--check", action="store_true", help="fail if PATH differs")
+    args = parser.parse_args()
+    text = render_yaml()
+    if args.check:
+        current = args.path.read_text(encoding="utf-8") if args.path.exists() else ""
+        if current != text:
+            sys.stderr.write(f"{args.path} is out of date: run `make generate`\n")
+            raise SystemExit(1)
+        return
+    args.path.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Deterministic object names and label values for a Flow's Jobs and ConfigMaps.
+
+Why: the operator's idempotency rests on names. A Job for (flow, node, attempt) always gets the
+same name, so a restarted operator that re-creates it gets AlreadyExists instead of a second
+Job. Node ids and flow names are user text (uppercase, underscores, any length), while Kubernetes
+wants DNS-1123 labels of at most 63 characters; whenever the readable form had to be changed or
+cut, a short hash of the exact inputs is appended so distinct inputs never collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+MAX_NAME = 63
+_HASH_LEN = 10
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def _digest(*parts: str) -> str:
+    # NUL-joined so ("a-b", "c") and ("a", "b-c") hash differently.
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:_HASH_LEN]
+
+
+def _dns_label(readable: str, *identity: str) -> str:
+    """``readable`` if it already is a DNS-1123 label, else a cleaned prefix plus a hash."""
+    if len(readable) <= MAX_NAME and _DNS_LABEL.match(readable):
+        return readable
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", readable.lower())
+    cleaned = re.sub(r"-{2,}", "-", cleaned)
+    prefix = cleaned[: MAX_NAME - _HASH_LEN - 1].strip("-")
+    suffix = _digest(*identity)
+    return f"{prefix}-{suffix}" if prefix else f"x-{suffix}"
+
+
+def job_name(flow: str, node: str, attempt: int) -> str:
+    """The Job of one attempt of one node."""
+    return _dns_label(f"{flow}-{node}-{attempt}", "job", flow, node, str(attempt))
+
+
+def output_configmap_name(flow: str, node: str, attempt: int) -> str:
+    """The ConfigMap holding the output of the attempt that succeeded."""
+    return _dns_label(f"{flow}-{node}-{attempt}-out", "out", flow, node, str(attempt))
+
+
+def label_value(value: str) -> str:
+    """A valid label value for ``value``: itself when valid, else a cleaned prefix plus a hash.
+
+    Labels are for selection only; the exact flow name and node id also go into annotations.
+    """
+    if len(value) <= MAX_NAME and _LABEL_VALUE.match(value):
+        return value
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", value)
+    prefix = cleaned[: MAX_NAME - _HASH_LEN - 1].strip("-_.")
+    suffix = _digest("label", value)
+    return f"{prefix}-{suffix}" if prefix else suffix
+
+
+def is_dns_label(name: str) -> bool:
+    return len(name) <= MAX_NAME and bool(_DNS_LABEL.match(name))
+
+
+def is_label_value(value: str) -> bool:
+    return len(value) <= MAX_NAME and bool(_LABEL_VALUE.match(value))

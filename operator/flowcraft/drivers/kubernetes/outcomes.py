@@ -1,0 +1,144 @@
+"""What happened to one node attempt, read from its Job and its pod (pure).
+
+Why a module of its own: turning Kubernetes object status into "started at / succeeded with
+this output / failed because" is the subtle part of the driver (termination messages, the
+4 KiB limit, deadline kills, pods that never started), and it must be unit-testable without a
+cluster. The reconcile loop maps these outcomes onto engine events.
+
+Sources of truth: the pod's container state gives the real start/end times, the exit code and
+the termination message (the node's result envelope). The Job's conditions cover what the pod
+cannot tell: a deadline kill (``DeadlineExceeded``) or a pod that was deleted or never ran.
+A pod that Succeeded is trusted before the Job controller marks the Job Complete: that saves a
+round of the Job controller on the path to the next node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flowcraft.runtime import parse_result
+
+# The kubelet keeps at most this many bytes of a container's termination message.
+TERMINATION_MESSAGE_LIMIT = 4096
+_TAIL = 400
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Started:
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    started_at: datetime | None
+    at: datetime
+    output: Any
+    action: str | None
+
+
+@dataclass(frozen=True)
+class Failed:
+    started_at: datetime | None
+    at: datetime
+    message: str
+    timed_out: bool = False
+
+
+Outcome = Started | Succeeded | Failed
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _main_container_state(pod: Manifest) -> Manifest:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    for status in statuses:
+        if status.get("name") == "node":
+            return dict(status.get("state") or {})
+    return dict(statuses[0].get("state") or {}) if statuses else {}
+
+
+def _job_condition(job: Manifest, kind: str) -> Manifest | None:
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return dict(cond)
+    return None
+
+
+def _tail(text: str) -> str:
+    return text if len(text) <= _TAIL else "..." + text[-_TAIL:]
+
+
+def _from_terminated(term: Manifest, now: datetime) -> Succeeded | Failed:
+    started = parse_time(term.get("startedAt"))
+    finished = parse_time(term.get("finishedAt")) or now
+    code = term.get("exitCode")
+    reason = str(term.get("reason") or "")
+    message = str(term.get("message") or "")
+    size = len(message.encode())
+    result = parse_result(message)
+    if code == 0 and result.ok:
+        # A non-JSON text this long was most likely cut by the kubelet, not meant as output.
+        if size >= TERMINATION_MESSAGE_LIMIT and isinstance(result.output, str):
+            return Failed(
+                started,
+                finished,
+                f"output reached the {TERMINATION_MESSAGE_LIMIT}-byte termination-message "
+                "limit and was truncated; return a smaller output",
+            )
+        return Succeeded(started, finished, result.output, result.action)
+    detail = result.error if result.error is not None else _tail(message)
+    text = f"exit code {code}" + (f" ({reason})" if reason else "")
+    if detail:
+        text += f": {detail}"
+    if result.traceback:
+        text += "\n" + _tail(result.traceback)
+    return Failed(started, finished, text)
+
+
+def observe(job: Manifest | None, pod: Manifest | None, now: datetime) -> Outcome | None:
+    """The most advanced outcome the objects show, or None when nothing started yet."""
+    if pod is not None:
+        state = _main_container_state(pod)
+        term = state.get("terminated")
+        if isinstance(term, dict):
+            return _from_terminated(term, now)
+    failed = _job_condition(job, "Failed") if job is not None else None
+    if failed is not None:
+        reason = str(failed.get("reason") or "Failed")
+        at = parse_time(failed.get("lastTransitionTime")) or now
+        started = parse_time((job or {}).get("status", {}).get("startTime"))
+        msg = str(failed.get("message") or "")
+        return Failed(
+            started,
+            at,
+            f"job failed ({reason})" + (f": {msg}" if msg else ""),
+            timed_out=reason == "DeadlineExceeded",
+        )
+    if pod is not None:
+        running = _main_container_state(pod).get("running")
+        if isinstance(running, dict):
+            began = parse_time(running.get("startedAt"))
+            if began is not None:
+                return Started(began)
+        phase = (pod.get("status") or {}).get("phase")
+        if phase == "Failed":
+            # Evicted or rejected before the container ran.
+            status = pod.get("status") or {}
+            return Failed(
+                None,
+                now,
+                f"pod failed ({status.get('reason') or 'Failed'}): {status.get('message') or ''}",
+            )
+    return None

@@ -1,0 +1,98 @@
+"""The CRD is generated from the model, structural, and checked in without drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from flowcraft.drivers.kubernetes import crd
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _walk(schema: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    if isinstance(schema, dict):
+        out.append((path, schema))
+        for key in ("properties",):
+            for name, sub in (schema.get(key) or {}).items():
+                out.extend(_walk(sub, f"{path}.{name}"))
+        if isinstance(schema.get("items"), dict):
+            out.extend(_walk(schema["items"], f"{path}[]"))
+        if isinstance(schema.get("additionalProperties"), dict):
+            out.extend(_walk(schema["additionalProperties"], f"{path}{{}}"))
+    return out
+
+
+def _root() -> dict[str, Any]:
+    version = crd.flow_crd()["spec"]["versions"][0]
+    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def test_checked_in_crd_matches_the_generator() -> None:
+    assert (ROOT / "crds" / "flow.yaml").read_text(encoding="utf-8") == crd.render_yaml()
+
+
+def test_schema_is_structural() -> None:
+    for path, node in _walk(_root()):
+        assert "$ref" not in node, path
+        assert "anyOf" not in node, path
+        assert "title" not in node, path
+        assert node.get("additionalProperties") is not False, path
+        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), path
+
+
+def test_free_form_fields_preserve_unknown_fields() -> None:
+    node = _root()["properties"]["spec"]["properties"]["nodes"]["items"]["properties"]
+    assert node["params"]["x-kubernetes-preserve-unknown-fields"] is True
+    assert node["inputs"]["x-kubernetes-preserve-unknown-fields"] is True
+
+
+def test_optional_fields_are_nullable() -> None:
+    edge = _root()["properties"]["spec"]["properties"]["edges"]["items"]
+    assert edge["properties"]["action"] == {"type": "string", "nullable": True}
+    assert edge["required"] == ["source", "target"]
+
+
+def test_node_ids_are_unique_by_list_map_and_bounded() -> None:
+    nodes = _root()["properties"]["spec"]["properties"]["nodes"]
+    assert nodes["x-kubernetes-list-type"] == "map"
+    assert nodes["x-kubernetes-list-map-keys"] == ["id"]
+    assert nodes["maxItems"] >= 1100
+    assert nodes["items"]["properties"]["id"]["maxLength"] == 63
+
+
+def test_cel_rules_have_messages() -> None:
+    rules = _root()["properties"]["spec"]["x-kubernetes-validations"]
+    assert rules
+    for rule in rules:
+        assert rule["message"]
+
+
+def test_printer_columns_and_status_subresource() -> None:
+    version = crd.flow_crd()["spec"]["versions"][0]
+    assert version["subresources"] == {"status": {}}
+    cols = [c["name"] for c in version["additionalPrinterColumns"]]
+    assert cols == ["Phase", "Done", "Duration", "Age"]
+    status = _root()["properties"]["status"]["properties"]
+    for col in version["additionalPrinterColumns"][:3]:
+        assert col["jsonPath"].removeprefix(".status.") in status
+
+
+def test_unknown_constructs_are_refused() -> None:
+    with pytest.raises(crd.SchemaError):
+        crd.structural({"properties": {}}, {})
+    with pytest.raises(crd.SchemaError):
+        crd.structural({"$ref": "#/$defs/Nope"}, {})
+
+
+def test_yaml_is_parseable_and_names_the_crd() -> None:
+    doc = yaml.safe_load(crd.render_yaml())
+    assert doc["metadata"]["name"] == "flows.flowcraft.io"
+    assert doc["spec"]["names"]["shortNames"] == ["fl"]
