@@ -15,27 +15,28 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     PlainSerializer,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
-API_VERSION = "flowcraft.io/v1alpha1"
-KIND = "Flow"
+API_VERSION: Final = "flowcraft.io/v1alpha1"
+KIND: Final = "Flow"
 DEFAULT_RUNNER_IMAGE = "flowcraft-runner:0.1.0"
 
 # "pkg.module:function" (dotted attribute after the colon allowed: "pkg.mod:Class.method").
 PYTHON_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 # Free-form values: the CRD generator maps them to x-kubernetes-preserve-unknown-fields.
-_PRESERVE = {"x-kubernetes-preserve-unknown-fields": True}
+_PRESERVE: dict[str, JsonValue] = {"x-kubernetes-preserve-unknown-fields": True}
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -84,7 +85,7 @@ class NodeConfig(_Model):
 
     def retry_delay_ms(self, failed_attempt: int) -> int:
         """Backoff after attempt `failed_attempt` (1-based): delay * 2**(attempt-1)."""
-        return self.retry_delay * 2 ** (failed_attempt - 1)
+        return int(self.retry_delay * 2 ** (failed_attempt - 1))
 
 
 class NodeSpec(_Model):
@@ -211,10 +212,11 @@ class NodeStatus(_StatusModel):
     action: str | None = None
     retry_at: Timestamp | None = None
     # Engine bookkeeping, small on purpose:
-    routed_to: list[str] | None = Field(
+    taken_edges: list[int] | None = Field(
         default=None,
-        description="Targets of the edges this node took when it succeeded (routing decided "
-        "once, at completion); for a fallback node this includes inherited edges.",
+        description="Indexes into spec.edges of the edges taken when this node succeeded "
+        "(routing is decided once, at completion); a fallback node's list includes the "
+        "edges it inherited.",
     )
     seq: int | None = Field(
         default=None, description="Order of this node's success within the run (context view)."

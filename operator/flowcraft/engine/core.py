@@ -1,0 +1,643 @@
+"""The Engine: (spec, status snapshot, events, now, outputs) -> (new snapshot, actions, wake).
+
+See the package docstring for the semantics. Implementation notes:
+
+* The snapshot is copy-on-write: `advance` copies the node map (cheap, shallow) and replaces
+  each NodeStatus it changes with a copy, so the status passed in is never mutated.
+* Routing is decided once, when a node succeeds: the taken edge indices are stored in
+  `NodeStatus.taken_edges`; an edge is *taken* if in that list, *dead* once its source (or
+  the fallback standing in for it) resolved without taking it, *failed* if the source's
+  fallback chain ended in failure. Joins only read these facts.
+* Inputs are recomputed on demand from the snapshot and `outputs`: a node's input depends on
+  the outputs of nodes that succeeded before it first started (`seq <= input_seq`), so the
+  same StartNode comes out after a restart.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from flowcraft.engine.graph import CompiledEdge, Graph
+from flowcraft.engine.types import (
+    Action,
+    CancelFlow,
+    CancelNode,
+    EngineError,
+    Event,
+    MissingOutputError,
+    NodeStarted,
+    NodeSucceeded,
+    StartNode,
+    Step,
+)
+from flowcraft.model import (
+    TERMINAL_FLOW_PHASES,
+    ExpressionError,
+    FlowSpec,
+    FlowStatus,
+    NodeStatus,
+)
+
+# Machine-readable NodeStatus.reason values.
+REASON_ERROR = "Error"
+REASON_TIMEOUT = "Timeout"
+REASON_ROUTING = "RoutingError"
+REASON_INPUT = "InputError"
+REASON_NOT_ROUTED = "NotRouted"
+REASON_UPSTREAM_FAILED = "UpstreamFailed"
+REASON_FALLBACK_NOT_NEEDED = "FallbackNotNeeded"
+REASON_RECOVERED = "Recovered"
+REASON_FLOW_FAILED = "FlowFailed"
+REASON_FLOW_CANCELLED = "FlowCancelled"
+REASON_DEADLINE = "DeadlineExceeded"
+
+_ACTIVE: frozenset[str] = frozenset({"Pending", "Running", "Retrying"})
+
+EdgeState = Literal["taken", "dead", "failed", "pending"]
+
+
+def _require_aware(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise EngineError("`now` must be timezone-aware (use datetime.now(UTC))")
+    return now
+
+
+class Engine:
+    """The scheduling state machine for one FlowSpec (validated beforehand)."""
+
+    def __init__(self, spec: FlowSpec) -> None:
+        try:
+            self.graph = Graph(spec)
+        except ExpressionError as exc:
+            raise EngineError(f"spec has an invalid expression (validate it first): {exc}") from exc
+        except KeyError as exc:
+            raise EngineError(f"spec refers to unknown node {exc} (validate it first)") from exc
+        self.spec = spec
+
+    # -- public API -----------------------------------------------------------------------
+
+    def start(self, now: datetime) -> Step:
+        """A fresh Running status and the StartNode actions for the roots."""
+        now = _require_aware(now)
+        status = FlowStatus(
+            phase="Running",
+            started_at=now,
+            nodes={node_id: NodeStatus() for node_id in self.graph.order},
+        )
+        run = _Run(self, status, now, {})
+        run.ready.update(self.graph.roots)
+        return run.finish()
+
+    def advance(
+        self,
+        status: FlowStatus,
+        events: Sequence[Event],
+        now: datetime,
+        outputs: Mapping[str, Any],
+    ) -> Step:
+        """Apply `events` (in order) at time `now` and decide what happens next."""
+        now = _require_aware(now)
+        if status.phase == "Pending":
+            return self.start(now)
+        if status.phase in TERMINAL_FLOW_PHASES:
+            return Step(status=status, actions=(), wake_at=None)
+        run = _Run(self, status, now, outputs)
+        for event in events:
+            if run.terminal:
+                break
+            run.apply(event)
+        if not run.terminal:
+            run.check_deadline()
+        if not run.terminal:
+            run.collect_due_retries()
+        return run.finish()
+
+    def running(self, status: FlowStatus) -> list[tuple[str, int]]:
+        """(node, attempt) pairs the snapshot says are running, in spec order."""
+        return [
+            (node_id, ns.attempts)
+            for node_id in self.graph.order
+            if (ns := status.nodes.get(node_id)) is not None and ns.phase == "Running"
+        ]
+
+    def start_action(self, status: FlowStatus, node: str, outputs: Mapping[str, Any]) -> StartNode:
+        """The StartNode for a node the snapshot says is Running (same input as first issued)."""
+        ns = status.nodes.get(node)
+        if ns is None or ns.phase != "Running":
+            phase = ns.phase if ns is not None else "unknown"
+            raise EngineError(f"node {node!r} is not running (phase {phase})")
+        run = _Run(self, status, status.started_at or _EPOCH, outputs, copy=False)
+        return StartNode(
+            node=node,
+            attempt=ns.attempts,
+            input=run.input_of(node),
+            timeout_seconds=self.graph.timeout_seconds(node),
+        )
+
+    def context(self, status: FlowStatus, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        """flowcraft-style context: `_outputs.<id>`, `<id>` and `_inputs.<id>` per completed
+        node (a node recovered by its fallback shows the fallback's output)."""
+        run = _Run(self, status, status.started_at or _EPOCH, outputs, copy=False)
+        context: dict[str, Any] = {}
+        for node_id, router in run.completed():
+            value = run.output_of(router)
+            context[f"_outputs.{node_id}"] = value
+            context[node_id] = value
+            context[f"_inputs.{node_id}"] = run.input_of(node_id)
+        return context
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class _Run:
+    """Working state of one engine call: a copy-on-write snapshot plus the actions so far."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        status: FlowStatus,
+        now: datetime,
+        outputs: Mapping[str, Any],
+        *,
+        copy: bool = True,
+    ) -> None:
+        self.graph = engine.graph
+        self.spec = engine.spec
+        self.now = now
+        self.outputs = outputs
+        self.fresh_outputs: dict[str, Any] = {}
+        self.original = status
+        self.nodes: dict[str, NodeStatus] = dict(status.nodes) if copy else status.nodes
+        self.errors = list(status.errors)
+        self.seq = status.seq
+        self.phase = status.phase
+        self.message = status.message
+        self.finished_at = status.finished_at
+        self.actions: list[Action] = []
+        self.ready: set[str] = set(status.queue)
+        self.checks: deque[str] = deque()
+        self.input_memo: dict[str, Any] = {}
+        self.context_memo: dict[int, dict[str, Any]] = {}
+        self.running = 0
+        self.retrying: list[str] = []
+        if copy:
+            for node_id, ns in self.nodes.items():
+                if ns.phase == "Running":
+                    self.running += 1
+                elif ns.phase == "Retrying":
+                    self.retrying.append(node_id)
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase in TERMINAL_FLOW_PHASES
+
+    def set(self, node_id: str, **changes: Any) -> NodeStatus:
+        old = self.nodes[node_id]
+        new = old.model_copy(update=changes)
+        if old.phase == "Running" and new.phase != "Running":
+            self.running -= 1
+        elif old.phase != "Running" and new.phase == "Running":
+            self.running += 1
+        if new.phase == "Retrying" and old.phase != "Retrying":
+            self.retrying.append(node_id)
+        self.nodes[node_id] = new
+        return new
+
+    # -- events ---------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, CancelFlow):
+            self.stop("Cancelled", REASON_FLOW_CANCELLED, f"cancelled: {event.reason}")
+            return
+        if isinstance(event, NodeStarted):
+            return  # informational: startedAt is set when the engine issues StartNode
+        ns = self.nodes.get(event.node)
+        if ns is None or ns.phase != "Running" or ns.attempts != event.attempt:
+            return  # duplicate or stale: already applied, other attempt, or not running
+        if isinstance(event, NodeSucceeded):
+            self.succeed(event)
+        else:
+            self.fail(event.node, event.attempt, event.at, event.message, event.timed_out)
+
+    def succeed(self, event: NodeSucceeded) -> None:
+        node_id = event.node
+        self.fresh_outputs[node_id] = event.output
+        seq = self.seq + 1
+        ns = self.set(
+            node_id,
+            phase="Succeeded",
+            finished_at=event.at,
+            output_ref=event.output_ref,
+            action=event.action,
+            retry_at=None,
+            message=None,
+            reason=None,
+            seq=seq,
+        )
+        self.seq = seq
+        try:
+            taken = self.route(node_id, ns)
+        except ExpressionError as exc:
+            # The node ran but its routing cannot be decided: a final failure of the node.
+            self.set(node_id, phase="Failed", seq=None, reason=REASON_ROUTING, message=str(exc))
+            # Take back the sequence number so no context view includes this output.
+            self.seq = seq - 1
+            self.context_memo.clear()
+            self.input_memo.clear()
+            self.final_failure(node_id, f"routing failed: {exc}")
+            return
+        self.set(node_id, taken_edges=taken)
+        owner = self.graph.owner.get(node_id)
+        while owner is not None:
+            self.set(owner, reason=REASON_RECOVERED, message=f"recovered by fallback {node_id!r}")
+            owner = self.graph.owner.get(owner)
+        fallback = self.graph.fallback.get(node_id)
+        if fallback is not None:
+            self.skip(fallback, REASON_FALLBACK_NOT_NEEDED, f"{node_id!r} succeeded")
+        self.checks.extend(self.graph.route_targets[node_id])
+
+    def route(self, node_id: str, ns: NodeStatus) -> list[int]:
+        """Edge indices taken: action edges first; the default (no-action) edges when the
+        result names no action or none of its action edges passed its condition."""
+        edges = [self.graph.edges[i] for i in self.graph.routes[node_id]]
+        taken: list[int] = []
+        if ns.action is not None:
+            taken = self._passing(node_id, ns, [e for e in edges if e.action == ns.action])
+        if not taken:
+            taken = self._passing(node_id, ns, [e for e in edges if e.action is None])
+        for index in taken:
+            edge = self.graph.edges[index]
+            if edge.transform is not None:
+                # Evaluate now so a broken transform fails the source, not the target later.
+                self.edge_value(edge, node_id)
+        return taken
+
+    def _passing(self, node_id: str, ns: NodeStatus, edges: Iterable[CompiledEdge]) -> list[int]:
+        taken: list[int] = []
+        for edge in edges:
+            if edge.condition is None:
+                taken.append(edge.index)
+                continue
+            value = edge.condition.evaluate(self.scope(edge.condition.variables, node_id))
+            if not isinstance(value, bool):
+                raise ExpressionError(
+                    edge.condition.source,
+                    f"condition of edge {edge.label} must be true or false, "
+                    f"got {type(value).__name__}",
+                )
+            if value:
+                taken.append(edge.index)
+        return taken
+
+    def fail(self, node_id: str, attempt: int, at: datetime, message: str, timed_out: bool) -> None:
+        config = self.graph.nodes[node_id].config
+        reason = REASON_TIMEOUT if timed_out else REASON_ERROR
+        if attempt < config.max_retries:
+            delay = timedelta(milliseconds=config.retry_delay_ms(attempt))
+            self.set(
+                node_id,
+                phase="Retrying",
+                retry_at=self.now + delay,
+                reason=reason,
+                message=f"attempt {attempt} failed: {message}",
+            )
+            return
+        self.set(node_id, phase="Failed", finished_at=at, reason=reason, message=message)
+        noun = "attempt" if attempt == 1 else "attempts"
+        self.final_failure(node_id, f"failed after {attempt} {noun}: {message}")
+
+    def final_failure(self, node_id: str, detail: str) -> None:
+        """The node will not succeed: run its fallback, or fail the chain."""
+        fallback = self.graph.fallback.get(node_id)
+        if fallback is not None and self.nodes[fallback].phase == "Pending":
+            self.ready.add(fallback)
+            return
+        chain = [node_id]
+        owner = self.graph.owner.get(node_id)
+        while owner is not None:
+            chain.append(owner)
+            owner = self.graph.owner.get(owner)
+        head = chain[-1]
+        if head == node_id:
+            self.errors.append(f"node {node_id!r} {detail}")
+        else:
+            self.errors.append(f"node {head!r} failed and its fallback {node_id!r} {detail}")
+        if self.spec.fail_fast:
+            self.stop("Failed", REASON_FLOW_FAILED, f"node {head!r} failed (failFast)")
+            return
+        self.checks.extend(self.graph.route_targets[node_id])
+
+    def skip(self, node_id: str, reason: str, message: str) -> None:
+        """Skip a node that will never run; its edges become dead (or failed) downstream."""
+        if self.nodes[node_id].phase != "Pending":
+            return
+        self.set(node_id, phase="Skipped", reason=reason, message=message)
+        self.ready.discard(node_id)
+        fallback = self.graph.fallback.get(node_id)
+        if fallback is not None:
+            self.skip(fallback, REASON_FALLBACK_NOT_NEEDED, f"{node_id!r} was skipped")
+        self.checks.extend(self.graph.route_targets[node_id])
+
+    def stop(self, phase: Literal["Failed", "Cancelled"], reason: str, message: str) -> None:
+        """End the flow now: cancel running attempts, close everything not yet finished."""
+        for node_id in self.graph.order:
+            ns = self.nodes[node_id]
+            if ns.phase == "Running":
+                self.actions.append(CancelNode(node_id, ns.attempts, message))
+            if ns.phase in _ACTIVE:
+                self.set(
+                    node_id,
+                    phase="Cancelled",
+                    reason=reason,
+                    message=message,
+                    finished_at=self.now,
+                    retry_at=None,
+                )
+        self.ready.clear()
+        self.checks.clear()
+        self.phase = phase
+        self.message = message
+        self.finished_at = self.now
+
+    def check_deadline(self) -> None:
+        deadline = self.deadline()
+        if deadline is not None and self.now >= deadline:
+            seconds = self.spec.active_deadline_seconds
+            text = f"activeDeadlineSeconds ({seconds}s) exceeded"
+            self.errors.append(f"flow {text}")
+            self.stop("Failed", REASON_DEADLINE, text)
+
+    def deadline(self) -> datetime | None:
+        seconds = self.spec.active_deadline_seconds
+        started = self.original.started_at
+        if seconds is None or started is None:
+            return None
+        return started + timedelta(seconds=seconds)
+
+    def collect_due_retries(self) -> None:
+        for node_id in self.retrying:
+            ns = self.nodes[node_id]
+            if ns.phase == "Retrying" and ns.retry_at is not None and ns.retry_at <= self.now:
+                self.ready.add(node_id)
+
+    # -- joins and starts ------------------------------------------------------------------
+
+    def edge_state(self, source: str, target: str) -> EdgeState:
+        """Resolve (source -> target) through the source's fallback chain."""
+        current = source
+        while True:
+            ns = self.nodes[current]
+            phase = ns.phase
+            if phase == "Succeeded":
+                taken = ns.taken_edges or ()
+                for index in taken:
+                    edge = self.graph.edges[index]
+                    if edge.source == source and edge.target == target:
+                        return "taken"
+                return "dead"
+            if phase in _ACTIVE:
+                return "pending"
+            if phase == "Failed":
+                fallback = self.graph.fallback.get(current)
+                if fallback is None:
+                    return "failed"
+                current = fallback
+                continue
+            if phase == "Skipped" and ns.reason == REASON_UPSTREAM_FAILED:
+                return "failed"
+            return "dead"
+
+    def check(self, node_id: str) -> None:
+        ns = self.nodes[node_id]
+        if ns.phase != "Pending" or node_id in self.graph.owner:
+            return
+        states = [self.edge_state(s, node_id) for s in self.graph.sources[node_id]]
+        if self.graph.nodes[node_id].config.join_strategy == "any":
+            if "taken" in states:
+                self.ready.add(node_id)
+            elif "pending" in states:
+                return
+            elif "failed" in states:
+                self.skip(node_id, REASON_UPSTREAM_FAILED, "every predecessor failed or skipped")
+            else:
+                self.skip(node_id, REASON_NOT_ROUTED, "no incoming edge was taken")
+            return
+        if "failed" in states:
+            sources = self.graph.sources[node_id]
+            culprit = next(s for s, st in zip(sources, states, strict=True) if st == "failed")
+            self.skip(node_id, REASON_UPSTREAM_FAILED, f"upstream node {culprit!r} failed")
+        elif "pending" in states:
+            return
+        elif "taken" in states:
+            self.ready.add(node_id)
+        else:
+            self.skip(node_id, REASON_NOT_ROUTED, "no incoming edge was taken")
+
+    def drain_checks(self) -> None:
+        while self.checks and not self.terminal:
+            self.check(self.checks.popleft())
+
+    def finish(self) -> Step:
+        """Start what is ready (eagerly, in spec order, within parallelism), then settle."""
+        while not self.terminal:
+            self.drain_checks()
+            progressed = False
+            for node_id in sorted(self.ready, key=self.graph.order.__getitem__):
+                if self.terminal or self.blocked():
+                    break
+                self.ready.discard(node_id)
+                self.start_node(node_id)
+                progressed = True
+            if not progressed:
+                break
+        queue = [] if self.terminal else sorted(self.ready, key=self.graph.order.__getitem__)
+        if not self.terminal:
+            self.settle(queue)
+        status = FlowStatus(
+            phase=self.phase,
+            started_at=self.original.started_at,
+            finished_at=self.finished_at,
+            message=self.message,
+            nodes=self.nodes,
+            errors=self.errors,
+            seq=self.seq,
+            queue=queue,
+        )
+        wake = None if self.terminal else self.wake_at()
+        return Step(status=status, actions=tuple(self.actions), wake_at=wake)
+
+    def blocked(self) -> bool:
+        limit = self.spec.parallelism
+        return self.spec.suspend or (limit is not None and self.running >= limit)
+
+    def start_node(self, node_id: str) -> None:
+        ns = self.nodes[node_id]
+        if ns.phase not in ("Pending", "Retrying"):
+            return
+        first = ns.phase == "Pending"
+        attempt = ns.attempts + 1
+        changes: dict[str, Any] = {"phase": "Running", "attempts": attempt, "retry_at": None}
+        if first:
+            changes |= {"started_at": self.now, "input_seq": self.seq}
+        self.set(node_id, **changes)
+        try:
+            value = self.input_of(node_id)
+        except ExpressionError as exc:
+            self.set(
+                node_id, phase="Failed", finished_at=self.now, reason=REASON_INPUT, message=str(exc)
+            )
+            self.final_failure(node_id, f"input could not be computed: {exc}")
+            return
+        self.actions.append(StartNode(node_id, attempt, value, self.graph.timeout_seconds(node_id)))
+
+    def settle(self, queue: list[str]) -> None:
+        """Finish the flow when nothing runs, waits for a retry, or waits for a slot."""
+        if self.running or queue:
+            return
+        if any(self.nodes[n].phase == "Retrying" for n in self.retrying):
+            return
+        active = [n for n in self.graph.order if self.nodes[n].phase in _ACTIVE]
+        if active:
+            # Defensive: every join resolves once its predecessors do, so this is a bug.
+            self.errors.append(f"engine stalled with unresolved nodes: {', '.join(active)}")
+            self.stop("Failed", REASON_FLOW_FAILED, "engine stalled")
+            return
+        self.finished_at = self.now
+        if self.errors:
+            self.phase = "Failed"
+            self.message = f"{len(self.errors)} failure(s): " + "; ".join(self.errors)
+        else:
+            self.phase = "Succeeded"
+            self.message = f"all {len(self.nodes)} nodes done"
+
+    def wake_at(self) -> datetime | None:
+        times = [
+            ns.retry_at
+            for n in self.retrying
+            if (ns := self.nodes[n]).phase == "Retrying"
+            and ns.retry_at is not None
+            and ns.retry_at > self.now
+        ]
+        deadline = self.deadline()
+        if deadline is not None:
+            times.append(deadline)
+        return min(times) if times else None
+
+    # -- values: outputs, inputs, context --------------------------------------------------
+
+    def output_of(self, node_id: str) -> Any:
+        if node_id in self.fresh_outputs:
+            return self.fresh_outputs[node_id]
+        try:
+            return self.outputs[node_id]
+        except KeyError:
+            raise MissingOutputError(node_id) from None
+
+    def router(self, node_id: str) -> str | None:
+        """The node whose success decides `node_id`'s routing (itself or a fallback)."""
+        current = node_id
+        while True:
+            ns = self.nodes[current]
+            if ns.phase == "Succeeded":
+                return current
+            fallback = self.graph.fallback.get(current)
+            if ns.phase != "Failed" or fallback is None:
+                return None
+            current = fallback
+
+    def completed(self) -> list[tuple[str, str]]:
+        """(node, router) for nodes with a result, in the order they completed."""
+        pairs = []
+        for node_id in self.graph.order:
+            router = self.router(node_id)
+            if router is not None:
+                pairs.append((node_id, router))
+        pairs.sort(key=lambda pair: self.nodes[pair[1]].seq or 0)
+        return pairs
+
+    def context_at(self, watermark: int) -> dict[str, Any]:
+        """Outputs visible to expressions/`inputs` after `watermark` successes."""
+        cached = self.context_memo.get(watermark)
+        if cached is not None:
+            return cached
+        context: dict[str, Any] = {}
+        for node_id, router in self.completed():
+            seq = self.nodes[router].seq
+            if seq is not None and seq <= watermark:
+                value = self.output_of(router)
+                context[f"_outputs.{node_id}"] = value
+                context[node_id] = value
+        self.context_memo[watermark] = context
+        return context
+
+    def scope(self, variables: frozenset[str], router: str) -> dict[str, Any]:
+        """{context, result, input} for an expression on an edge routed by `router`."""
+        ns = self.nodes[router]
+        scope: dict[str, Any] = {"result": {"output": self.output_of(router), "action": ns.action}}
+        if "input" in variables:
+            scope["input"] = self.input_of(router)
+        if "context" in variables:
+            scope["context"] = self.context_at(ns.seq or 0)
+        return scope
+
+    def edge_value(self, edge: CompiledEdge, router: str) -> Any:
+        if edge.transform is None:
+            return self.output_of(router)
+        return edge.transform.evaluate(self.scope(edge.transform.variables, router))
+
+    def input_of(self, node_id: str) -> Any:
+        if node_id in self.input_memo:
+            return self.input_memo[node_id]
+        value = self._compute_input(node_id)
+        self.input_memo[node_id] = value
+        return value
+
+    def _compute_input(self, node_id: str) -> Any:
+        owner = self.graph.owner.get(node_id)
+        if owner is not None:
+            return self.input_of(owner)  # a fallback gets the input of the node it replaces
+        ns = self.nodes[node_id]
+        watermark = ns.input_seq if ns.input_seq is not None else self.seq
+        selector = self.graph.nodes[node_id].inputs
+        if selector is not None:
+            context = self.context_at(watermark)
+            if isinstance(selector, str):
+                return _lookup(context, selector)
+            return {name: _lookup(context, key) for name, key in selector.items()}
+        values: dict[str, Any] = {}
+        for source in self.graph.sources[node_id]:
+            router = self.router(source)
+            if router is None:
+                continue
+            rs = self.nodes[router]
+            if rs.seq is None or rs.seq > watermark:
+                continue
+            edge = self._taken_edge(rs, source, node_id)
+            if edge is not None:
+                values[source] = self.edge_value(edge, router)
+        if not values:
+            return None
+        if len(values) == 1:
+            return next(iter(values.values()))
+        return values
+
+    def _taken_edge(self, router: NodeStatus, source: str, target: str) -> CompiledEdge | None:
+        for index in router.taken_edges or ():
+            edge = self.graph.edges[index]
+            if edge.source == source and edge.target == target:
+                return edge
+        return None
+
+
+def _lookup(context: Mapping[str, Any], key: str) -> Any:
+    """flowcraft's `inputs` resolution: `_…` keys as is, else `_outputs.<key>`, else `<key>`."""
+    if key.startswith("_"):
+        return context.get(key)
+    output_key = f"_outputs.{key}"
+    if output_key in context:
+        return context[output_key]
+    return context.get(key)

@@ -1,0 +1,92 @@
+"""The compiled, read-only view of a FlowSpec the engine consults on every event.
+
+Why: adjacency, fallback links and CEL programs are derived once per spec, so handling an
+event costs time proportional to the node's edges, not to the size of the flow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flowcraft.model import EdgeSpec, Expression, FlowSpec, NodeSpec, compile_expression
+
+
+@dataclass(frozen=True)
+class CompiledEdge:
+    index: int
+    source: str
+    target: str
+    action: str | None
+    condition: Expression | None
+    transform: Expression | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.source} -> {self.target}"
+
+
+def _compile_edge(index: int, edge: EdgeSpec) -> CompiledEdge:
+    return CompiledEdge(
+        index=index,
+        source=edge.source,
+        target=edge.target,
+        action=edge.action,
+        condition=compile_expression(edge.condition) if edge.condition is not None else None,
+        transform=compile_expression(edge.transform) if edge.transform is not None else None,
+    )
+
+
+class Graph:
+    """Adjacency by node id; `routes[n]` are the edges routed when `n` succeeds.
+
+    For a fallback node the routes are its own outgoing edges followed by the ones it
+    inherits from the node it stands in for (recursively along a fallback chain).
+    """
+
+    def __init__(self, spec: FlowSpec) -> None:
+        self.spec = spec
+        self.order: dict[str, int] = {node.id: i for i, node in enumerate(spec.nodes)}
+        self.nodes: dict[str, NodeSpec] = {node.id: node for node in spec.nodes}
+        self.edges: tuple[CompiledEdge, ...] = tuple(
+            _compile_edge(i, edge) for i, edge in enumerate(spec.edges)
+        )
+        out: dict[str, list[int]] = {node_id: [] for node_id in self.order}
+        incoming: dict[str, list[int]] = {node_id: [] for node_id in self.order}
+        for edge in self.edges:
+            out[edge.source].append(edge.index)
+            incoming[edge.target].append(edge.index)
+        self.out: dict[str, tuple[int, ...]] = {k: tuple(v) for k, v in out.items()}
+        self.incoming: dict[str, tuple[int, ...]] = {k: tuple(v) for k, v in incoming.items()}
+        # Distinct predecessors in edge order: the join looks at each source once.
+        self.sources: dict[str, tuple[str, ...]] = {
+            node_id: tuple(dict.fromkeys(self.edges[i].source for i in idx))
+            for node_id, idx in self.incoming.items()
+        }
+        # owner -> fallback and fallback -> owner (validation: a fallback serves one node).
+        self.fallback: dict[str, str] = {
+            node.id: node.config.fallback for node in spec.nodes if node.config.fallback
+        }
+        self.owner: dict[str, str] = {fb: owner for owner, fb in self.fallback.items()}
+        self.routes: dict[str, tuple[int, ...]] = {n: self._routes(n) for n in self.order}
+        # Targets to re-examine when a node's routing resolves (own and inherited edges).
+        self.route_targets: dict[str, tuple[str, ...]] = {
+            n: tuple(dict.fromkeys(self.edges[i].target for i in r)) for n, r in self.routes.items()
+        }
+        # Roots start with the flow; a fallback node only ever runs in place of its owner.
+        self.roots: tuple[str, ...] = tuple(
+            n for n in self.order if not self.incoming[n] and n not in self.owner
+        )
+
+    def _routes(self, node_id: str) -> tuple[int, ...]:
+        routes = list(self.out[node_id])
+        seen = {node_id}
+        current = node_id
+        while current in self.owner and self.owner[current] not in seen:
+            current = self.owner[current]
+            seen.add(current)
+            routes.extend(self.out[current])
+        return tuple(dict.fromkeys(routes))
+
+    def timeout_seconds(self, node_id: str) -> float | None:
+        timeout = self.nodes[node_id].config.timeout
+        return timeout / 1000.0 if timeout is not None else None
