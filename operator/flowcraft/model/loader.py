@@ -28,9 +28,9 @@ BLUEPRINT_VERSION_ANNOTATION = "flowcraft.io/blueprint-version"
 Source = str | Path | Mapping[str, Any]
 
 
-def _read(source: str | Path, what: str) -> tuple[Any, str]:
+def _read(source: str | Path, what: str) -> tuple[Any, str | None]:
     """Parse YAML (a superset of JSON) from a path or from the text itself."""
-    label = what
+    label: str | None = None
     text: str
     if isinstance(source, Path) or ("\n" not in source and _looks_like_path(source)):
         path = Path(source)
@@ -64,7 +64,7 @@ def _looks_like_path(text: str) -> bool:
     return stripped.endswith((".yaml", ".yml", ".json")) or Path(stripped).is_file()
 
 
-def _mapping(data: Any, what: str, label: str) -> dict[str, Any]:
+def _mapping(data: Any, what: str, label: str | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         kind = type(data).__name__ if data is not None else "nothing"
         raise FlowValidationError(
@@ -78,7 +78,7 @@ def load_functions(source: Source) -> dict[str, FunctionSpec]:
     """A functions file: a mapping `uses` key -> FunctionSpec."""
     if isinstance(source, Mapping):
         data: Any = dict(source)
-        label = "functions"
+        label: str | None = None
     else:
         data, label = _read(source, "functions")
     mapping = _mapping(data, "functions", label)
@@ -183,7 +183,7 @@ def load_flow(source: Source, *, functions: Source | None = None) -> Flow:
         label = None
     else:
         data, label = _read(source, "flow")
-    document = _mapping(data, "flow", label or "flow")
+    document = _mapping(data, "flow", label)
     extra: dict[str, FunctionSpec] = {} if functions is None else load_functions(functions)
     extra_dump = {key: spec.to_dict() for key, spec in extra.items()}
 
