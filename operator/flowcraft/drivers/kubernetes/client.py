@@ -278,6 +278,14 @@ class Client:
     async def list_jobs(self, namespace: str, selector: str) -> list[Manifest]:
         return await self._list(f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs", selector)
 
+    async def patch_job(self, namespace: str, name: str, patch: Manifest) -> Manifest:
+        return await self.request(
+            "PATCH",
+            f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs/{_q(name)}",
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
+
     async def delete_job(self, namespace: str, name: str) -> None:
         # Background: the Job goes now, the GC removes its pods (the Job owns them).
         await self.request(

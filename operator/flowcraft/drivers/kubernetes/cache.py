@@ -1,0 +1,149 @@
+"""An in-memory view of the Jobs and pods the operator owns, fed by kopf's watch events.
+
+Why: the reconcile of a Flow must see all of its node attempts at once (the join trap in
+DESIGN.md), but listing Jobs and pods from the API on every event would make a 1000-node
+fan-out quadratic in API calls. The watch streams already deliver every change; this cache
+groups them by Flow and Job so a reconcile reads them in O(nodes) without any request.
+
+It also remembers *when* the operator first saw an attempt finish (loop time), the start of
+the ``dependency_to_create`` latency the metrics report.
+
+A cache miss is never fatal: the reconcile re-ensures the Jobs the status says are running
+(create → AlreadyExists), so an operator that restarts before the watches caught up only does
+a few redundant, idempotent requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from flowcraft.drivers.kubernetes.builders import ANN_FLOW
+
+Manifest = dict[str, Any]
+
+_JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+_JOB_NAME_LABEL_OLD = "job-name"
+
+
+class FlowKey(NamedTuple):
+    namespace: str
+    name: str
+
+
+@dataclass
+class _FlowObjects:
+    jobs: dict[str, Manifest] = field(default_factory=dict)
+    # job name -> pod name -> pod
+    pods: dict[str, dict[str, Manifest]] = field(default_factory=dict)
+    # job name -> loop time the attempt was first seen finished
+    finished_seen: dict[str, float] = field(default_factory=dict)
+
+
+def _slim(obj: Manifest) -> Manifest:
+    # managedFields are large and useless here; drop them to keep 1000-node flows small.
+    meta = dict(obj.get("metadata") or {})
+    meta.pop("managedFields", None)
+    return {**obj, "metadata": meta}
+
+
+def _flow_key(obj: Manifest) -> FlowKey | None:
+    meta = obj.get("metadata") or {}
+    flow = (meta.get("annotations") or {}).get(ANN_FLOW)
+    namespace = meta.get("namespace")
+    if not isinstance(flow, str) or not isinstance(namespace, str):
+        return None
+    return FlowKey(namespace, flow)
+
+
+def _job_finished(job: Manifest) -> bool:
+    return any(
+        cond.get("type") in ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget")
+        and cond.get("status") == "True"
+        for cond in (job.get("status") or {}).get("conditions") or []
+    )
+
+
+def _pod_finished(pod: Manifest) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def pod_job_name(pod: Manifest) -> str | None:
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    name = labels.get(_JOB_NAME_LABEL) or labels.get(_JOB_NAME_LABEL_OLD)
+    return name if isinstance(name, str) else None
+
+
+class ObjectCache:
+    """Jobs and pods by Flow; every method is synchronous and cheap (called from handlers)."""
+
+    def __init__(self) -> None:
+        self._flows: dict[FlowKey, _FlowObjects] = {}
+
+    def _objects(self, key: FlowKey) -> _FlowObjects:
+        objs = self._flows.get(key)
+        if objs is None:
+            objs = self._flows[key] = _FlowObjects()
+        return objs
+
+    def put_job(self, job: Manifest, *, deleted: bool, seen_at: float) -> FlowKey | None:
+        key = _flow_key(job)
+        name = (job.get("metadata") or {}).get("name")
+        if key is None or not isinstance(name, str):
+            return None
+        objs = self._objects(key)
+        if deleted:
+            objs.jobs.pop(name, None)
+            objs.pods.pop(name, None)
+            objs.finished_seen.pop(name, None)
+            return key
+        objs.jobs[name] = _slim(job)
+        if _job_finished(job):
+            objs.finished_seen.setdefault(name, seen_at)
+        return key
+
+    def put_pod(self, pod: Manifest, *, deleted: bool, seen_at: float) -> FlowKey | None:
+        key = _flow_key(pod)
+        job = pod_job_name(pod)
+        name = (pod.get("metadata") or {}).get("name")
+        if key is None or job is None or not isinstance(name, str):
+            return None
+        objs = self._objects(key)
+        pods = objs.pods.setdefault(job, {})
+        if deleted:
+            pods.pop(name, None)
+            return key
+        pods[name] = _slim(pod)
+        if _pod_finished(pod) and not (pod.get("metadata") or {}).get("deletionTimestamp"):
+            objs.finished_seen.setdefault(job, seen_at)
+        return key
+
+    def remember_job(self, key: FlowKey, job: Manifest) -> None:
+        """Record a Job the reconcile created or fetched itself (ahead of its watch event)."""
+        name = (job.get("metadata") or {}).get("name")
+        if isinstance(name, str):
+            self._objects(key).jobs.setdefault(name, _slim(job))
+
+    def job(self, key: FlowKey, name: str) -> Manifest | None:
+        objs = self._flows.get(key)
+        return objs.jobs.get(name) if objs is not None else None
+
+    def pod(self, key: FlowKey, job: str) -> Manifest | None:
+        """The newest pod of ``job`` that is not being deleted (suspension deletes pods)."""
+        objs = self._flows.get(key)
+        pods = objs.pods.get(job, {}) if objs is not None else {}
+        live = [p for p in pods.values() if not (p.get("metadata") or {}).get("deletionTimestamp")]
+        if not live:
+            return None
+        return max(live, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp")))
+
+    def finished_seen(self, key: FlowKey, job: str) -> float | None:
+        objs = self._flows.get(key)
+        return objs.finished_seen.get(job) if objs is not None else None
+
+    def jobs(self, key: FlowKey) -> list[Manifest]:
+        objs = self._flows.get(key)
+        return list(objs.jobs.values()) if objs is not None else []
+
+    def forget(self, key: FlowKey) -> None:
+        self._flows.pop(key, None)

@@ -1,0 +1,157 @@
+"""The kopf wiring: watch Flows, Jobs and pods; feed the cache; trigger reconciles.
+
+Why so thin: handlers must not decide anything (DESIGN.md's join trap). Each one records what
+it saw and asks the per-Flow reconciler for a pass; the reconciler decides. Only ``on.event``
+handlers are used: they keep no progress annotations and add no finalizers on Flows (kopf
+does both for create/update/delete handlers), so the Flow's status stays the single record,
+and ownerReferences, not finalizers, clean up after a deleted Flow. kopf's initial listing of
+each watch is the resume path: every existing Flow gets a pass at startup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from flowcraft.drivers.kubernetes import crd, metrics
+from flowcraft.drivers.kubernetes.builders import LABEL_MANAGED_BY, MANAGED_BY
+from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
+from flowcraft.drivers.kubernetes.client import Client, Connection, load_connection
+from flowcraft.drivers.kubernetes.reconcile import Reconciler
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OperatorOptions:
+    namespaces: tuple[str, ...] | None  # None: all namespaces
+    kubeconfig: str | None = None
+    context: str | None = None
+    metrics_port: int | None = None
+    runner_image: str | None = None  # overrides the default runner image (not spec.image)
+    verbose: bool = False
+
+
+def _raw(event: Any) -> dict[str, Any]:
+    obj = event.get("object") if isinstance(event, dict) else None
+    return obj if isinstance(obj, dict) else {}
+
+
+def build_registry(
+    conn: Connection, cache: ObjectCache, reconciler: Reconciler, client: Client
+) -> kopf.OperatorRegistry:
+    """The handlers of one operator instance (a private registry: no module-level state)."""
+    registry = kopf.OperatorRegistry()
+    managed = {LABEL_MANAGED_BY: MANAGED_BY}
+    loop_time = asyncio.get_running_loop().time
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        token = conn.token()
+        return kopf.ConnectionInfo(
+            server=conn.server,
+            ca_path=conn.ca_path,
+            insecure=conn.insecure,
+            scheme=token[0] if token else None,
+            token=token[1] if token else None,
+            certificate_path=conn.cert_path,
+            private_key_path=conn.key_path,
+            default_namespace=conn.default_namespace,
+        )
+
+    @kopf.on.event(crd.GROUP, crd.VERSION, crd.PLURAL, registry=registry)
+    async def flow_event(event: Any, namespace: str | None, name: str, **_: Any) -> None:
+        if namespace is None:
+            return  # Flows are namespaced; nothing else can arrive here
+        key = FlowKey(namespace, name)
+        if event.get("type") == "DELETED":
+            reconciler.forget(key)
+            return
+        rv = (_raw(event).get("metadata") or {}).get("resourceVersion")
+        if not reconciler.is_own_write(key, rv):
+            reconciler.trigger(key)
+
+    @kopf.on.event("batch", "v1", "jobs", labels=managed, registry=registry)
+    async def job_event(event: Any, **_: Any) -> None:
+        deleted = event.get("type") == "DELETED"
+        key = cache.put_job(_raw(event), deleted=deleted, seen_at=loop_time())
+        if key is not None:
+            reconciler.trigger(key)
+
+    @kopf.on.event("", "v1", "pods", labels=managed, registry=registry)
+    async def pod_event(event: Any, **_: Any) -> None:
+        deleted = event.get("type") == "DELETED"
+        key = cache.put_pod(_raw(event), deleted=deleted, seen_at=loop_time())
+        if key is not None:
+            reconciler.trigger(key)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await reconciler.close()
+        await client.close()
+
+    return registry
+
+
+def _settings() -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    # kopf posts only its own warnings/errors as Events; ours are posted by the reconciler.
+    settings.posting.level = logging.WARNING
+    settings.peering.standalone = True
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    return settings
+
+
+async def run_operator(options: OperatorOptions) -> None:
+    """Run until cancelled or signalled (kopf installs SIGINT/SIGTERM handlers)."""
+    conn = load_connection(options.kubeconfig, options.context)
+    client = Client(conn)
+    cache = ObjectCache()
+    reconciler = Reconciler(
+        client, cache, instance=socket.gethostname(), runner_image=options.runner_image
+    )
+    registry = build_registry(conn, cache, reconciler, client)
+    if options.metrics_port is not None:
+        metrics.serve(options.metrics_port)
+    await kopf.operator(
+        registry=registry,
+        settings=_settings(),
+        standalone=True,
+        clusterwide=options.namespaces is None,
+        namespaces=options.namespaces or (),
+    )
+
+
+def operator_main(
+    namespaces: list[str] | None,
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    metrics_port: int | None = None,
+    runner_image: str | None = None,
+    verbose: bool = False,
+) -> int:
+    """Entry point for ``flowcraft operator``: ``namespaces=None`` watches all namespaces."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        # kopf logs every handler call at INFO; keep the operator's log about flows.
+        logging.getLogger("kopf").setLevel(logging.WARNING)
+    options = OperatorOptions(
+        namespaces=tuple(namespaces) if namespaces is not None else None,
+        kubeconfig=kubeconfig,
+        context=context,
+        metrics_port=metrics_port,
+        runner_image=runner_image,
+        verbose=verbose,
+    )
+    asyncio.run(run_operator(options))
+    return 0

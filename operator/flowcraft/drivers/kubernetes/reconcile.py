@@ -1,0 +1,558 @@
+"""One serialized reconcile per Flow: observe → engine → act → record.
+
+Why this shape (DESIGN.md "one trap to design out"): if every Job event decided on its own,
+two branches of a join finishing together could each see "one predecessor still running".
+Here events only *trigger*; decisions come from a single worker per Flow that takes a fresh
+view of everything (the Flow from the API, Jobs and pods from the watch cache, outputs from
+ConfigMaps) and runs the engine once over all of it. Triggers that arrive while it works are
+coalesced into exactly one more pass, so a burst of 1000 Job completions costs a few passes,
+not 1000.
+
+Idempotency and restarts: the Flow's status plus its Jobs are the whole state. Every write is
+safe to repeat: Job and ConfigMap names are deterministic (AlreadyExists is success), and the
+status is replaced with optimistic concurrency (a Conflict reruns the pass on a fresh read).
+After a restart, the first pass re-ensures every Job the status says is running.
+
+Order inside a pass: Jobs are created before the status is written, so the hot path (a
+dependency finished → the next Job's create request) costs one GET of the Flow plus the
+engine's arithmetic. Timers (retry backoff, flow deadline) are ``loop.call_at`` handles that
+trigger a pass at the engine's ``wake_at``; none of this polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from flowcraft.drivers.kubernetes import builders, metrics, names, outcomes
+from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
+from flowcraft.drivers.kubernetes.client import (
+    AlreadyExists,
+    ApiError,
+    Client,
+    Conflict,
+    Invalid,
+    NotFound,
+)
+from flowcraft.engine import (
+    CancelNode,
+    Engine,
+    NodeFailed,
+    NodeSucceeded,
+    StartNode,
+    Step,
+)
+from flowcraft.engine.types import EngineError, Event
+from flowcraft.model import (
+    TERMINAL_FLOW_PHASES,
+    Flow,
+    FlowStatus,
+    FlowValidationError,
+    NodeStatus,
+    format_timestamp,
+    validate_flow,
+)
+from flowcraft.model.errors import problems_from_pydantic
+
+logger = logging.getLogger(__name__)
+
+Manifest = dict[str, Any]
+
+# Retry delays after API errors that are not conflicts (server down, throttled, forbidden).
+_ERROR_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+_MAX_PARALLEL_REQUESTS = 32
+
+
+@dataclass
+class _FlowState:
+    """In-memory bookkeeping of one Flow; all of it can be lost (rebuilt from the cluster)."""
+
+    dirty: bool = False
+    worker: asyncio.Task[None] | None = None
+    timer: asyncio.TimerHandle | None = None
+    errors: int = 0
+    uid: str | None = None
+    engine: Engine | None = None
+    engine_generation: int | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    written_rv: str | None = None
+    # Failures found while acting (Job rejected by the API server): fed to the next pass.
+    pending: list[Event] = field(default_factory=list)
+    real_start: dict[str, datetime] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """What one pass over one Flow works with."""
+
+    key: FlowKey
+    ref: builders.FlowRef
+    state: _FlowState
+    flow: Flow
+    engine: Engine
+
+
+class Reconciler:
+    """Owns the per-Flow workers; ``trigger`` is the only entry point handlers use."""
+
+    def __init__(
+        self,
+        client: Client,
+        cache: ObjectCache,
+        *,
+        instance: str,
+        runner_image: str | None = None,
+    ) -> None:
+        self._client = client
+        self._cache = cache
+        self._instance = instance
+        self._runner_image = runner_image
+        self._flows: dict[FlowKey, _FlowState] = {}
+        self._requests = asyncio.Semaphore(_MAX_PARALLEL_REQUESTS)
+
+    # -- triggering -----------------------------------------------------------------------
+
+    def trigger(self, key: FlowKey) -> None:
+        """Ask for a pass over ``key``: starts a worker, or marks the running one dirty."""
+        state = self._flows.get(key)
+        if state is None:
+            state = self._flows[key] = _FlowState()
+        state.dirty = True
+        if state.worker is None or state.worker.done():
+            state.worker = asyncio.get_running_loop().create_task(
+                self._work(key, state), name=f"reconcile {key.namespace}/{key.name}"
+            )
+
+    def is_own_write(self, key: FlowKey, resource_version: str | None) -> bool:
+        """True for the watch echo of the status this operator just wrote (no new facts)."""
+        state = self._flows.get(key)
+        return (
+            state is not None
+            and resource_version is not None
+            and (state.written_rv == resource_version)
+        )
+
+    def forget(self, key: FlowKey) -> None:
+        state = self._flows.pop(key, None)
+        if state is not None and state.timer is not None:
+            state.timer.cancel()
+        self._cache.forget(key)
+
+    async def close(self) -> None:
+        tasks = [s.worker for s in self._flows.values() if s.worker is not None]
+        for state in self._flows.values():
+            if state.timer is not None:
+                state.timer.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _schedule(self, key: FlowKey, state: _FlowState, delay: float) -> None:
+        if state.timer is not None:
+            state.timer.cancel()
+        loop = asyncio.get_running_loop()
+        state.timer = loop.call_at(loop.time() + max(0.0, delay), self.trigger, key)
+
+    async def _work(self, key: FlowKey, state: _FlowState) -> None:
+        while state.dirty:
+            state.dirty = False
+            try:
+                await self._pass(key, state)
+                state.errors = 0
+            except Conflict:
+                # Someone (often the user editing the spec) changed the Flow: read it again.
+                logger.debug("conflict on %s/%s, re-reading", key.namespace, key.name)
+                state.dirty = True
+            except ApiError as exc:
+                delay = _ERROR_BACKOFF[min(state.errors, len(_ERROR_BACKOFF) - 1)]
+                state.errors += 1
+                logger.warning(
+                    "reconcile of %s/%s failed (%s); retrying in %.1fs",
+                    key.namespace,
+                    key.name,
+                    exc,
+                    delay,
+                )
+                self._schedule(key, state, delay)
+
+    # -- one pass -------------------------------------------------------------------------
+
+    async def _pass(self, key: FlowKey, state: _FlowState) -> None:
+        try:
+            body = await self._client.get_flow(key.namespace, key.name)
+        except NotFound:
+            self.forget(key)
+            return
+        meta = body.get("metadata") or {}
+        ref = builders.FlowRef(name=key.name, namespace=key.namespace, uid=str(meta.get("uid")))
+        if state.uid != ref.uid:
+            # A new object under an old name: nothing we remember applies.
+            state.uid, state.engine, state.outputs = ref.uid, None, {}
+            state.pending, state.real_start = [], {}
+        raw_status: Manifest = dict(body.get("status") or {})
+        if raw_status.get("phase") in TERMINAL_FLOW_PHASES:
+            return
+
+        flow, problem = _parse(body)
+        if flow is None:
+            await self._fail_invalid(ref, body, raw_status, problem)
+            return
+        engine = self._engine(state, flow, meta)
+        status = flow.status or FlowStatus()
+        now = datetime.now(UTC)
+
+        ctx = _Pass(key, ref, state, flow, engine)
+        await self._load_outputs(ref, state, status)
+        events, success_seen = await self._observe(ctx, status, now)
+        try:
+            step = engine.advance(status, events, now, state.outputs)
+        except EngineError as exc:
+            await self._fail_engine(ref, body, status, now, str(exc))
+            return
+
+        created = await self._act(ctx, step, success_seen)
+        await self._ensure_running(ctx, step, created)
+        await self._apply_suspend(ctx, step)
+
+        new_status = self._render_status(state, step.status, len(flow.spec.nodes))
+        if new_status != raw_status:
+            body["status"] = new_status
+            written = await self._client.replace_flow_status(key.namespace, key.name, body)
+            state.written_rv = (written.get("metadata") or {}).get("resourceVersion")
+            await self._post_events(ref, status, step.status, now)
+
+        if step.wake_at is not None and step.status.phase not in TERMINAL_FLOW_PHASES:
+            self._schedule(key, state, (step.wake_at - datetime.now(UTC)).total_seconds())
+        elif state.timer is not None:
+            state.timer.cancel()
+            state.timer = None
+        if state.pending:
+            state.dirty = True
+
+    def _engine(self, state: _FlowState, flow: Flow, meta: Mapping[str, Any]) -> Engine:
+        generation = meta.get("generation")
+        gen = generation if isinstance(generation, int) else None
+        if state.engine is None or state.engine_generation != gen:
+            # Compiling CEL for a big flow is not free: once per spec generation.
+            state.engine, state.engine_generation = Engine(flow.spec), gen
+        return state.engine
+
+    # -- observe --------------------------------------------------------------------------
+
+    async def _load_outputs(
+        self, ref: builders.FlowRef, state: _FlowState, status: FlowStatus
+    ) -> None:
+        """Fill the outputs the engine may need (after a restart: from the ConfigMaps)."""
+        missing = {
+            node: ns.output_ref
+            for node, ns in status.nodes.items()
+            if ns.output_ref is not None and node not in state.outputs
+        }
+        if not missing:
+            return
+        by_name: dict[str, Manifest] = {}
+        for cm in await self._client.list_configmaps(
+            ref.namespace, builders.flow_selector(ref.name)
+        ):
+            by_name[str((cm.get("metadata") or {}).get("name"))] = cm
+        for node, cm_name in missing.items():
+            found = by_name.get(cm_name)
+            if found is None:
+                try:
+                    found = await self._client.get_configmap(ref.namespace, cm_name)
+                except NotFound:
+                    logger.warning("output ConfigMap %s of node %s is gone", cm_name, node)
+                    continue
+            state.outputs[node] = builders.read_output(found)
+
+    async def _observe(
+        self, ctx: _Pass, status: FlowStatus, now: datetime
+    ) -> tuple[list[Event], float | None]:
+        """Engine events for every running attempt whose Job or pod shows an outcome."""
+        key, ref, state, engine = ctx.key, ctx.ref, ctx.state, ctx.engine
+        events: list[Event] = list(state.pending)
+        state.pending = []
+        success_seen: float | None = None
+        suspended = bool(status.phase == "Running" and engine.spec.suspend)
+        for node, attempt in engine.running(status):
+            job_name = names.job_name(ref.name, node, attempt)
+            job = self._cache.job(key, job_name)
+            if job is not None and suspended and (job.get("spec") or {}).get("suspend"):
+                continue  # its pod was stopped on purpose; the attempt resumes later
+            pod = self._cache.pod(key, job_name)
+            if pod is None and job is not None and _job_complete(job):
+                pod = await self._find_pod(ref, job_name)
+            outcome = outcomes.observe(job, pod, now)
+            if outcome is None:
+                continue
+            started = outcome.at if isinstance(outcome, outcomes.Started) else outcome.started_at
+            if started is not None and attempt == 1:
+                state.real_start.setdefault(node, started)
+            if isinstance(outcome, outcomes.Succeeded):
+                cm = builders.output_configmap(ref, node, attempt, outcome.output)
+                with contextlib.suppress(AlreadyExists):
+                    await self._client.create_configmap(ref.namespace, cm)
+                state.outputs[node] = outcome.output
+                events.append(
+                    NodeSucceeded(
+                        node,
+                        attempt,
+                        outcome.at,
+                        output=outcome.output,
+                        action=outcome.action,
+                        output_ref=cm["metadata"]["name"],
+                    )
+                )
+                seen = self._cache.finished_seen(key, job_name)
+                if seen is not None:
+                    success_seen = seen if success_seen is None else max(success_seen, seen)
+            elif isinstance(outcome, outcomes.Failed):
+                events.append(
+                    NodeFailed(node, attempt, outcome.at, outcome.message, outcome.timed_out)
+                )
+        return events, success_seen
+
+    async def _find_pod(self, ref: builders.FlowRef, job_name: str) -> Manifest | None:
+        # The Job finished but its pod never reached the cache (e.g. right after a restart).
+        pods = await self._client.list_pods(
+            ref.namespace, f"batch.kubernetes.io/job-name={job_name}"
+        )
+        return pods[-1] if pods else None
+
+    # -- act ------------------------------------------------------------------------------
+
+    async def _act(self, ctx: _Pass, step: Step, success_seen: float | None) -> set[str]:
+        """Create the Jobs and delete the Jobs the engine asked for; the created names."""
+        ref = ctx.ref
+        starts = [a for a in step.actions if isinstance(a, StartNode)]
+        cancels = [a for a in step.actions if isinstance(a, CancelNode)]
+        outputs = _output_refs(ctx.engine, step.status)
+        loop = asyncio.get_running_loop()
+
+        async def start(action: StartNode) -> str:
+            job = self._job(ctx, action, outputs)
+            if job is None:
+                return ""
+            async with self._requests:
+                if success_seen is not None:
+                    metrics.observe_dependency_to_create(loop.time() - success_seen)
+                await self._create_job(ctx, action, job)
+            return str(job["metadata"]["name"])
+
+        async def cancel(action: CancelNode) -> None:
+            name = names.job_name(ref.name, action.node, action.attempt)
+            async with self._requests:
+                with contextlib.suppress(NotFound):
+                    await self._client.delete_job(ref.namespace, name)
+
+        created = await asyncio.gather(*(start(a) for a in starts))
+        await asyncio.gather(*(cancel(a) for a in cancels))
+        return {name for name in created if name}
+
+    def _job(self, ctx: _Pass, action: StartNode, outputs: Mapping[str, str]) -> Manifest | None:
+        spec = ctx.flow.spec
+        node = spec.node(action.node)
+        try:
+            return builders.job_manifest(
+                ctx.ref,
+                node,
+                spec.functions[node.uses],
+                action.attempt,
+                action.input,
+                timeout_seconds=action.timeout_seconds,
+                outputs=outputs,
+                runner_image=self._runner_image_for(ctx.flow),
+            )
+        except builders.ManifestTooLarge as exc:
+            self._fail_later(ctx.state, action, str(exc))
+            return None
+
+    def _runner_image_for(self, flow: Flow) -> str:
+        if flow.spec.image is None and self._runner_image is not None:
+            return self._runner_image
+        return flow.spec.runner_image
+
+    async def _create_job(self, ctx: _Pass, action: StartNode, job: Manifest) -> None:
+        try:
+            created = await self._client.create_job(ctx.ref.namespace, job)
+        except AlreadyExists:
+            return
+        except Invalid as exc:
+            # The API server refused this node's Job (bad resources, image name...): the
+            # node fails with the server's reason instead of the flow hanging.
+            self._fail_later(ctx.state, action, f"the API server rejected the Job: {exc.message}")
+            return
+        self._cache.remember_job(ctx.key, created)
+
+    def _fail_later(self, state: _FlowState, action: StartNode, message: str) -> None:
+        state.pending.append(NodeFailed(action.node, action.attempt, datetime.now(UTC), message))
+
+    async def _ensure_running(self, ctx: _Pass, step: Step, created: set[str]) -> None:
+        """Re-create Jobs the status says are running but the cache has not seen (restart)."""
+        key, ref, state, engine = ctx.key, ctx.ref, ctx.state, ctx.engine
+        if step.status.phase in TERMINAL_FLOW_PHASES:
+            return
+        missing = [
+            (node, attempt)
+            for node, attempt in engine.running(step.status)
+            if (name := names.job_name(ref.name, node, attempt)) not in created
+            and self._cache.job(key, name) is None
+        ]
+        if not missing:
+            return
+        outputs = _output_refs(engine, step.status)
+        for node, _attempt in missing:
+            try:
+                action = engine.start_action(step.status, node, state.outputs)
+            except EngineError as exc:
+                logger.warning("cannot re-ensure %s of %s: %s", node, key.name, exc)
+                continue
+            job = self._job(ctx, action, outputs)
+            if job is None:
+                continue
+            try:
+                created_job = await self._client.create_job(ref.namespace, job)
+            except AlreadyExists:
+                created_job = await self._client.get_job(ref.namespace, job["metadata"]["name"])
+            except Invalid as exc:
+                self._fail_later(state, action, f"the API server rejected the Job: {exc.message}")
+                continue
+            self._cache.remember_job(key, created_job)
+
+    async def _apply_suspend(self, ctx: _Pass, step: Step) -> None:
+        """``spec.suspend`` suspends the running Jobs (their pods stop); resuming resumes them."""
+        key, ref = ctx.key, ctx.ref
+        want = ctx.flow.spec.suspend and step.status.phase not in TERMINAL_FLOW_PHASES
+        for node, attempt in ctx.engine.running(step.status):
+            name = names.job_name(ref.name, node, attempt)
+            job = self._cache.job(key, name)
+            if job is None or bool((job.get("spec") or {}).get("suspend")) == want:
+                continue
+            try:
+                patched = await self._client.patch_job(
+                    ref.namespace, name, {"spec": {"suspend": want}}
+                )
+            except NotFound:
+                continue
+            self._cache.put_job(patched, deleted=False, seen_at=0.0)
+
+    # -- record ---------------------------------------------------------------------------
+
+    def _render_status(self, state: _FlowState, status: FlowStatus, total: int) -> Manifest:
+        nodes = dict(status.nodes)
+        for node, started in state.real_start.items():
+            ns = nodes.get(node)
+            if ns is not None and ns.started_at != started:
+                # The pod's real start, not the moment the Job was requested.
+                nodes[node] = ns.model_copy(update={"started_at": started})
+        status = status.model_copy(update={"nodes": nodes})
+        out = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        done = sum(1 for ns in nodes.values() if _node_done(ns))
+        out["progress"] = f"{done}/{total}"
+        if status.started_at is not None and status.finished_at is not None:
+            seconds = (status.finished_at - status.started_at).total_seconds()
+            out["duration"] = f"{seconds:.1f}s"
+        return out
+
+    async def _post_events(
+        self, ref: builders.FlowRef, old: FlowStatus, new: FlowStatus, now: datetime
+    ) -> None:
+        for node, ns in new.nodes.items():
+            before = old.nodes.get(node)
+            if ns.phase == "Failed" and (before is None or before.phase != "Failed"):
+                await self._event(
+                    ref, "NodeFailed", f"node {node} failed: {ns.message or ns.reason}", True, now
+                )
+        if new.phase in TERMINAL_FLOW_PHASES and old.phase != new.phase:
+            await self._event(
+                ref,
+                f"Flow{new.phase}",
+                new.message or new.phase,
+                new.phase != "Succeeded",
+                now,
+            )
+
+    async def _event(
+        self, ref: builders.FlowRef, reason: str, message: str, warning: bool, now: datetime
+    ) -> None:
+        body = builders.event_manifest(
+            ref, reason=reason, message=message, warning=warning, now=now, instance=self._instance
+        )
+        try:
+            await self._client.create_event(ref.namespace, body)
+        except ApiError as exc:
+            # Events are informational: losing one must not fail the reconcile.
+            logger.warning("could not post event %s on %s: %s", reason, ref.name, exc)
+
+    async def _fail_invalid(
+        self, ref: builders.FlowRef, body: Manifest, raw_status: Manifest, problem: str
+    ) -> None:
+        now = datetime.now(UTC)
+        body["status"] = {
+            "phase": "Failed",
+            "message": problem,
+            "errors": [problem],
+            "startedAt": raw_status.get("startedAt") or format_timestamp(now),
+            "finishedAt": format_timestamp(now),
+        }
+        await self._client.replace_flow_status(ref.namespace, ref.name, body)
+        await self._event(ref, "InvalidFlow", problem, True, now)
+
+    async def _fail_engine(
+        self, ref: builders.FlowRef, body: Manifest, status: FlowStatus, now: datetime, why: str
+    ) -> None:
+        failed = status.model_copy(update={"phase": "Failed", "message": why, "finished_at": now})
+        body["status"] = failed.model_dump(mode="json", by_alias=True, exclude_none=True)
+        await self._client.replace_flow_status(ref.namespace, ref.name, body)
+        await self._event(ref, "FlowFailed", why, True, now)
+
+
+def _parse(body: Manifest) -> tuple[Flow | None, str]:
+    """The validated Flow, or None and every problem as one readable message."""
+    try:
+        flow = Flow.model_validate(body)
+        validate_flow(flow)
+    except ValidationError as exc:
+        problems = problems_from_pydantic(exc)
+        return None, "invalid flow: " + "; ".join(str(p) for p in problems)
+    except FlowValidationError as exc:
+        return None, "invalid flow: " + "; ".join(str(p) for p in exc.problems)
+    return flow, ""
+
+
+def _job_complete(job: Manifest) -> bool:
+    return any(
+        c.get("type") == "Complete" and c.get("status") == "True"
+        for c in (job.get("status") or {}).get("conditions") or []
+    )
+
+
+def _node_done(ns: NodeStatus) -> bool:
+    return ns.phase in ("Succeeded", "Failed", "Skipped", "Cancelled")
+
+
+def _output_refs(engine: Engine, status: FlowStatus) -> dict[str, str]:
+    """ConfigMap of every completed node's visible output, as downstream pods mount them.
+
+    A node recovered by its fallback shows the fallback's output (as in the engine's context).
+    """
+    refs: dict[str, str] = {}
+    for node, ns in status.nodes.items():
+        if ns.output_ref is not None:
+            refs[node] = ns.output_ref
+    for node, ns in status.nodes.items():
+        if node in refs or ns.phase != "Failed":
+            continue
+        fallback = engine.graph.fallback.get(node)
+        while fallback is not None and fallback not in refs:
+            fallback = engine.graph.fallback.get(fallback)
+        if fallback is not None:
+            refs[node] = refs[fallback]
+    return refs
