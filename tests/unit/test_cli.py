@@ -121,9 +121,10 @@ def test_run_retries_show_in_progress(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["run", str(EXAMPLES / "retry-fallback.yaml")]) == 0
     err = capsys.readouterr().err
     assert (
-        "fetch attempt 1 failed: ConnectionError: upstream unavailable (attempt 1); will retry"
+        "fetch attempt 1 failed: ConnectionError: upstream unavailable (attempt 1); retrying in"
         in (err)
     )
+    assert "fetch started (attempt 3)" in err
     assert "fetch failed after 3 attempts" in err
 
 

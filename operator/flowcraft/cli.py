@@ -1,0 +1,360 @@
+"""The ``flowcraft`` command: run and validate flows locally (cluster commands come later).
+
+Why it is built this way: ``flowcraft run`` should start in a blink, so this module imports only
+argparse at load time and pulls in the model (pydantic, yaml, CEL) and the local driver inside
+the subcommand that needs them. User errors (bad manifest, bad ``--param``, unreadable file)
+print one clear message and exit 2, never a traceback. Exit codes: 0 the flow Succeeded (or is
+valid), 1 it Failed or was Cancelled, 2 invalid input, 130 interrupted twice.
+
+``--param [NODE.]KEY=VALUE`` (repeatable) overrides params before the run: ``KEY=VALUE`` sets
+``params.KEY`` on every node, ``NODE.KEY=VALUE`` on that node only (node ids cannot contain
+dots, so the first dot separates them). VALUE is parsed as JSON when it is valid JSON
+(``3``, ``0.5``, ``true``, ``[1,2]``, ``{"a":1}``) and is a plain string otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from flowcraft.drivers.local import RunResult
+    from flowcraft.model import Flow, FlowStatus
+
+EXIT_OK = 0
+EXIT_FLOW_FAILED = 1
+EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed as ``flowcraft: error: ...`` with exit code 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_INVALID
+    try:
+        code: int = args.handler(args)
+    except UsageError as err:
+        print(f"flowcraft: error: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    from flowcraft import __version__  # noqa: PLC0415 - tiny, but keep the top import-free
+
+    parser = argparse.ArgumentParser(
+        prog="flowcraft",
+        description="Run DAG workflows (flowcraft blueprints) locally or on Kubernetes.",
+    )
+    parser.add_argument("--version", action="version", version=f"flowcraft {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run a flow on this machine (local runner)",
+        description="Run a flow on this machine with the local runner.",
+        epilog="--param [NODE.]KEY=VALUE sets params.KEY on every node (or on NODE only); "
+        "VALUE is JSON when it parses as JSON, else a string. Exit code: 0 Succeeded, "
+        "1 Failed or Cancelled, 2 invalid input.",
+    )
+    _flow_arguments(run)
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="[NODE.]KEY=VALUE",
+        help="override a node param (repeatable)",
+    )
+    run.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text: a summary table (default); json: the final context on stdout",
+    )
+    run.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="keep the run's files (inputs, results, logs) under DIR "
+        "(default: a temporary directory, removed when the flow succeeds)",
+    )
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines and no summary")
+    run.add_argument(
+        "--no-output-limit",
+        action="store_true",
+        help="lift the 4096-byte per-node result limit the cluster enforces",
+    )
+    run.set_defaults(handler=_cmd_run)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check a flow without running it",
+        description="Check a flow without running it. Exit code: 0 valid, 2 invalid.",
+    )
+    _flow_arguments(validate)
+    validate.set_defaults(handler=_cmd_validate)
+    # submit | get | logs | operator arrive with the Kubernetes driver.
+    return parser
+
+
+def _flow_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("flow", type=Path, metavar="FLOW", help="a Flow manifest or blueprint")
+    parser.add_argument(
+        "--functions",
+        type=Path,
+        metavar="FILE",
+        help="functions file (uses key -> script/python/image), needed for blueprint JSON",
+    )
+
+
+def _load(args: argparse.Namespace) -> Flow:
+    from flowcraft.model import FlowValidationError, load_flow  # noqa: PLC0415
+
+    if not args.flow.is_file():
+        raise UsageError(f"flow file {str(args.flow)!r} does not exist")
+    if args.functions is not None and not args.functions.is_file():
+        raise UsageError(f"functions file {str(args.functions)!r} does not exist")
+    try:
+        return load_flow(args.flow, functions=args.functions)
+    except FlowValidationError as err:
+        raise UsageError(str(err)) from None
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    flow = _load(args)
+    nodes, edges = _plural(len(flow.spec.nodes), "node"), _plural(len(flow.spec.edges), "edge")
+    print(f"ok: flow {flow.metadata.name}: {nodes}, {edges}")
+    return EXIT_OK
+
+
+def apply_params(flow: Flow, assignments: Sequence[str]) -> Flow:
+    """The flow with ``--param`` assignments applied to its nodes' params."""
+    import json  # noqa: PLC0415
+
+    node_ids = {node.id for node in flow.spec.nodes}
+    everywhere: dict[str, Any] = {}
+    per_node: dict[str, dict[str, Any]] = {}
+    for item in assignments:
+        target, sep, text = item.partition("=")
+        if not sep or not target:
+            raise UsageError(f"--param {item!r}: expected [NODE.]KEY=VALUE")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        node, dot, key = target.partition(".")
+        if not dot:
+            everywhere[target] = value
+            continue
+        if node not in node_ids:
+            raise UsageError(
+                f"--param {item!r}: flow {flow.metadata.name!r} has no node {node!r} "
+                f"(nodes: {', '.join(sorted(node_ids))})"
+            )
+        if not key:
+            raise UsageError(f"--param {item!r}: missing KEY after {node + '.'!r}")
+        per_node.setdefault(node, {})[key] = value
+    if not everywhere and not per_node:
+        return flow
+    nodes = [
+        node.model_copy(
+            update={"params": {**node.params, **everywhere, **per_node.get(node.id, {})}}
+        )
+        for node in flow.spec.nodes
+    ]
+    return flow.model_copy(update={"spec": flow.spec.model_copy(update={"nodes": nodes})})
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+    import json  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    flow = apply_params(_load(args), args.param)
+    from flowcraft.drivers.local import LocalRunner  # noqa: PLC0415
+
+    name = flow.metadata.name
+    if args.workdir is not None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = args.workdir / f"{name}-{stamp}-{_pid()}"
+        try:
+            run_dir.mkdir(parents=True)
+        except OSError as err:
+            raise UsageError(f"--workdir: cannot create {str(run_dir)!r}: {err.strerror}") from None
+    else:
+        run_dir = Path(tempfile.mkdtemp(prefix=f"flowcraft-{name}-"))
+
+    progress = _Progress(sys.stderr, enabled=not args.quiet)
+    runner = LocalRunner(
+        flow,
+        run_dir,
+        on_status=progress.update,
+        pythonpath=[str(args.flow.resolve().parent)],
+        out_limit=None if args.no_output_limit else 4096,
+    )
+
+    async def supervise() -> RunResult:
+        loop = asyncio.get_running_loop()
+        main_task = asyncio.current_task()
+        interrupts = 0
+
+        def on_interrupt() -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts == 1:
+                progress.note("interrupted: cancelling the flow (Ctrl-C again to abort)")
+                runner.cancel("interrupted by the user (Ctrl-C)")
+            elif main_task is not None:
+                main_task.cancel()
+
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        try:
+            return await runner.run()
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    try:
+        result = asyncio.run(supervise())
+    except asyncio.CancelledError:
+        print(f"flowcraft: aborted; files of this run: {run_dir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+    succeeded = result.status.phase == "Succeeded"
+    if args.output == "json":
+        json.dump(result.context, sys.stdout, indent=2, ensure_ascii=False, default=str)
+        sys.stdout.write("\n")
+        if not args.quiet:
+            progress.summary(result, sys.stderr)
+    elif not args.quiet:
+        progress.summary(result, sys.stdout)
+    if succeeded and args.workdir is None:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    elif not args.quiet:
+        print(f"files of this run (inputs, results, logs): {run_dir}", file=sys.stderr)
+    return EXIT_OK if succeeded else EXIT_FLOW_FAILED
+
+
+def _pid() -> int:
+    import os  # noqa: PLC0415
+
+    return os.getpid()
+
+
+# Node phase -> (progress tag, ANSI colour).
+_MARKS: dict[str, tuple[str, str]] = {
+    "Running": ("start", "36"),
+    "Succeeded": ("ok", "32"),
+    "Retrying": ("retry", "33"),
+    "Failed": ("FAIL", "31"),
+    "Skipped": ("skip", "2"),
+    "Cancelled": ("cancel", "33"),
+}
+
+
+class _Progress:
+    """Turns successive engine statuses into one line per node transition."""
+
+    def __init__(self, stream: TextIO, *, enabled: bool) -> None:
+        self._stream = stream
+        self._enabled = enabled
+        self._color = enabled and stream.isatty()
+        self._seen: dict[str, tuple[str, int]] = {}
+        self._flow_phase = "Pending"
+        self._t0: datetime | None = None
+
+    def note(self, text: str) -> None:
+        if self._enabled:
+            print(text, file=self._stream, flush=True)
+
+    def update(self, status: FlowStatus) -> None:
+        if self._t0 is None:
+            self._t0 = status.started_at or datetime.now(UTC)
+        for node_id, node in status.nodes.items():
+            state = (node.phase, node.attempts)
+            if self._seen.get(node_id, ("Pending", 0)) == state:
+                continue
+            self._seen[node_id] = state
+            if node.phase in _MARKS:
+                self._line(node_id, node.phase, self._describe(node_id, status))
+        if status.phase != self._flow_phase:
+            self._flow_phase = status.phase
+
+    def _describe(self, node_id: str, status: FlowStatus) -> str:
+        node = status.nodes[node_id]
+        if node.phase == "Running":
+            return "started" + (f" (attempt {node.attempts})" if node.attempts > 1 else "")
+        if node.phase == "Succeeded":
+            return f"succeeded in {_duration(node.started_at, node.finished_at)}" + (
+                f" after {node.attempts} attempts" if node.attempts > 1 else ""
+            )
+        if node.phase == "Retrying":
+            text = node.message or f"attempt {node.attempts} failed"
+            if node.retry_at is not None:
+                text += f"; retrying in {_duration(datetime.now(UTC), node.retry_at)}"
+            return text
+        if node.phase == "Failed":
+            return f"failed after {_plural(node.attempts, 'attempt')}: {node.message or '?'}"
+        return node.phase.lower() + (
+            f" ({node.message or node.reason})" if node.message or node.reason else ""
+        )
+
+    def _line(self, node_id: str, phase: str, text: str) -> None:
+        if not self._enabled:
+            return
+        mark, color = _MARKS[phase]
+        tag = f"[{mark:>6}]"
+        if self._color:
+            tag = f"\033[{color}m{tag}\033[0m"
+        elapsed = ""
+        if self._t0 is not None:
+            elapsed = f"{(datetime.now(UTC) - self._t0).total_seconds():6.2f}s "
+        print(f"{elapsed}{tag} {node_id} {text}", file=self._stream, flush=True)
+
+    def summary(self, result: RunResult, stream: TextIO) -> None:
+        status = result.status
+        took = _duration(status.started_at, status.finished_at)
+        rows = [("NODE", "PHASE", "ATTEMPTS", "DURATION", "MESSAGE")]
+        for node in result.flow.spec.nodes:
+            ns = status.nodes.get(node.id)
+            if ns is None:
+                rows.append((node.id, "Pending", "0", "-", ""))
+                continue
+            duration = _duration(ns.started_at, ns.finished_at) if ns.started_at else "-"
+            rows.append((node.id, ns.phase, str(ns.attempts), duration, _one_line(ns.message)))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        print(f"flow {result.flow.metadata.name}: {status.phase} in {took}", file=stream)
+        for row in rows:
+            cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:4])]
+            print("  " + "  ".join([*cells, row[4]]).rstrip(), file=stream)
+        for error in status.errors:
+            print(f"  error: {error}", file=stream)
+        stream.flush()
+
+
+def _duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "-"
+    return f"{(end - start).total_seconds():.2f} s"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _one_line(text: str | None, limit: int = 100) -> str:
+    if not text:
+        return ""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -1,0 +1,520 @@
+"""The local driver: run a Flow on this machine with asyncio subprocesses (and docker).
+
+Why it exists: a new user runs a flow in seconds with no cluster, and the same engine and node
+runtime as the operator decide and execute it, so a flow that works here works on the cluster.
+The driver only acts and reports: the engine decides what to start, retry, skip or cancel; each
+node attempt is a ``python -m flowcraft.runtime`` process (``docker run`` for container
+functions) prepared exactly as a pod would be (see ``flowcraft.runtime``); the driver feeds
+NodeStarted/NodeSucceeded/NodeFailed back the moment they happen (no polling) and wakes the
+engine at its ``wake_at`` for retry backoff and deadlines.
+
+Layout of a run directory (kept for inspection; the CLI removes a temporary one on success)::
+
+    <run>/outputs/<node>.json            the context's output of each completed node
+    <run>/nodes/<node>/<attempt>/in/     function.json, params.json, input.json, outputs/
+    <run>/nodes/<node>/<attempt>/out/result.json   what the runtime wrote ($FLOWCRAFT_OUT)
+    <run>/nodes/<node>/<attempt>/log.txt           the attempt's stdout and stderr
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flowcraft.engine import (
+    CancelFlow,
+    CancelNode,
+    Engine,
+    NodeFailed,
+    NodeStarted,
+    NodeSucceeded,
+    StartNode,
+    Step,
+)
+from flowcraft.model import Flow, FlowStatus, FunctionSpec
+from flowcraft.runtime.contract import (
+    DEFAULT_OUT_LIMIT,
+    ENV_ATTEMPT,
+    ENV_IN,
+    ENV_NODE,
+    ENV_OUT,
+    ENV_OUT_LIMIT,
+    FUNCTION_FILE,
+    INPUT_FILE,
+    OUTPUTS_DIR,
+    PARAMS_FILE,
+    parse_result,
+)
+
+_TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
+_LOG_TAIL_LINES = 5
+_CONTAINER_IN = "/flowcraft/in"
+_CONTAINER_OUT_DIR = "/flowcraft/out"
+_RESULT_FILE = "result.json"
+_DOCKER_CHECK_SECONDS = 15.0
+
+_UNSET = object()
+
+Event = NodeStarted | NodeSucceeded | NodeFailed | CancelFlow
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One finished node attempt, as the driver saw it (for summaries and tests)."""
+
+    node: str
+    attempt: int
+    started_at: datetime
+    finished_at: datetime
+    outcome: str  # "succeeded" | "failed" | "timed-out" | "cancelled"
+    message: str | None
+    log: Path
+
+
+@dataclass
+class RunResult:
+    """The end of a run: the engine's final status, the flowcraft-style context, and records."""
+
+    flow: Flow
+    status: FlowStatus
+    context: dict[str, Any]
+    outputs: dict[str, Any]
+    run_dir: Path
+    attempts: list[AttemptRecord] = field(default_factory=list)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class LocalRunner:
+    """Drive one Flow to a terminal phase on this machine."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        run_dir: Path,
+        *,
+        on_status: Callable[[FlowStatus], None] | None = None,
+        python: str = sys.executable,
+        docker: str = "docker",
+        pythonpath: Sequence[str] = (),
+        out_limit: int | None = DEFAULT_OUT_LIMIT,
+    ) -> None:
+        """``pythonpath`` is prepended for ``python:`` functions (the CLI passes the flow's
+        directory); ``out_limit`` mirrors the cluster's result limit (None: unlimited)."""
+        self.flow = flow
+        self.run_dir = run_dir
+        self._engine = Engine(flow.spec)
+        self._on_status = on_status
+        self._python = python
+        self._docker = docker
+        self._pythonpath = list(pythonpath)
+        self._out_limit = out_limit
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._outputs: dict[str, Any] = {}
+        self._published: dict[str, Any] = {}
+        self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._procs: dict[tuple[str, int], _Proc] = {}
+        self._cancelled: set[tuple[str, int]] = set()
+        self._records: list[AttemptRecord] = []
+        self._docker_ready: asyncio.Task[str | None] | None = None
+
+    def cancel(self, reason: str) -> None:
+        """Ask the engine to cancel the flow (e.g. on Ctrl-C); safe to call from the loop."""
+        self._events.put_nowait(CancelFlow(reason))
+
+    async def run(self) -> RunResult:
+        (self.run_dir / OUTPUTS_DIR).mkdir(parents=True, exist_ok=True)
+        try:
+            step = self._engine.start(utcnow())
+            status = self._apply(step)
+            while True:
+                if status.phase in _TERMINAL:
+                    break
+                events = await self._next_events(step.wake_at)
+                step = self._engine.advance(status, events, utcnow(), self._outputs)
+                status = self._apply(step)
+            # A terminal flow may leave attempts running (e.g. failFast): they no longer matter.
+            for key in list(self._procs):
+                self._cancelled.add(key)
+                await self._procs[key].kill()
+            await self._drain_tasks()
+            self._publish_context(status)
+        finally:
+            await self._shutdown()
+        return RunResult(
+            flow=self.flow,
+            status=status,
+            context=self._engine.context(status, self._outputs),
+            outputs=dict(self._outputs),
+            run_dir=self.run_dir,
+            attempts=sorted(self._records, key=lambda r: (r.started_at, r.node)),
+        )
+
+    async def _next_events(self, wake_at: datetime | None) -> list[Event]:
+        """Block until something happens: an attempt event, a cancel, or the engine's wake_at."""
+        if wake_at is None and not self._tasks and self._events.empty():
+            raise RuntimeError(
+                "the engine is waiting for nothing: no running nodes, no wake-up time "
+                f"(flow {self.flow.metadata.name!r}); this is a bug in the engine"
+            )
+        timeout = None if wake_at is None else max(0.0, (wake_at - utcnow()).total_seconds())
+        try:
+            first = await asyncio.wait_for(self._events.get(), timeout)
+        except TimeoutError:
+            return []
+        events = [first]
+        while not self._events.empty():
+            events.append(self._events.get_nowait())
+        for event in events:
+            if isinstance(event, NodeSucceeded):
+                self._outputs[event.node] = event.output
+        return events
+
+    def _apply(self, step: Step) -> FlowStatus:
+        visible: list[str] | None = None
+        for action in step.actions:
+            key = (action.node, action.attempt)
+            if isinstance(action, StartNode):
+                if visible is None:
+                    visible = self._publish_context(step.status)
+                self._tasks[key] = asyncio.create_task(self._attempt(action, visible))
+            elif isinstance(action, CancelNode):
+                self._cancelled.add(key)
+                proc = self._procs.get(key)
+                if proc is not None:
+                    proc.kill_soon()
+        if self._on_status is not None:
+            self._on_status(step.status)
+        return step.status
+
+    def _publish_context(self, status: FlowStatus) -> list[str]:
+        """Write the context's outputs a starting node may read; return their node ids.
+
+        The engine's context (not the raw outputs) decides what ``<id>`` means, e.g. a node
+        recovered by its fallback shows the fallback's output. Files are replaced atomically,
+        never rewritten, so attempts that hard-linked an older version keep what they saw.
+        """
+        context = self._engine.context(status, self._outputs)
+        visible: list[str] = []
+        for key, value in context.items():
+            if not key.startswith("_outputs."):
+                continue
+            node_id = key.removeprefix("_outputs.")
+            visible.append(node_id)
+            known = self._published.get(node_id, _UNSET)
+            if known is value:
+                continue
+            path = self.run_dir / OUTPUTS_DIR / f"{node_id}.json"
+            partial = path.with_suffix(".tmp")
+            partial.write_text(json.dumps(value, ensure_ascii=False))
+            partial.replace(path)
+            self._published[node_id] = value
+        return visible
+
+    async def _attempt(self, action: StartNode, visible: list[str]) -> None:
+        key = (action.node, action.attempt)
+        try:
+            await self._run_attempt(action, visible)
+        finally:
+            self._tasks.pop(key, None)
+            self._procs.pop(key, None)
+
+    async def _run_attempt(self, action: StartNode, visible: list[str]) -> None:
+        node = self.flow.spec.node(action.node)
+        function = self.flow.spec.functions[node.uses]
+        attempt_dir = self.run_dir / "nodes" / action.node / str(action.attempt)
+        key = (action.node, action.attempt)
+        log_path = attempt_dir / "log.txt"
+        problem: str | None = None
+        proc: _Proc | None = None
+        try:
+            in_dir, out_file = self._prepare(action, node.params, node.uses, function, visible)
+            if function.kind == "container":
+                docker_problem = await self._docker_problem()
+                if docker_problem is not None:
+                    problem = (
+                        f"container function {node.uses!r} needs a docker daemon: {docker_problem}"
+                    )
+                else:
+                    argv = self._docker_argv(action, function, attempt_dir)
+                    proc = await _Proc.spawn(argv, attempt_dir, None, log_path, self._docker)
+            else:
+                env = self._node_env(action, in_dir, out_file)
+                argv = [self._python, "-m", "flowcraft.runtime"]
+                proc = await _Proc.spawn(argv, attempt_dir, env, log_path, None)
+        except OSError as err:
+            problem = f"cannot start node {action.node!r}: {err}"
+        if proc is None:
+            # Report it as an attempt that started and failed, so retries and fallback apply.
+            now = utcnow()
+            message = problem or "node process did not start"
+            self._report(NodeStarted(action.node, action.attempt, now), key)
+            self._finish(action, "failed", message, log=log_path, started=now, finished=now)
+            self._report(NodeFailed(action.node, action.attempt, now, message), key)
+            return
+
+        started = utcnow()
+        self._procs[key] = proc
+        if key in self._cancelled:  # cancelled while spawning
+            await proc.kill()
+        self._report(NodeStarted(action.node, action.attempt, started), key)
+
+        timed_out = False
+        try:
+            code = await asyncio.wait_for(proc.wait(), action.timeout_seconds)
+        except TimeoutError:
+            timed_out = True
+            await proc.kill()
+            code = await proc.wait()
+        finished = utcnow()
+
+        if key in self._cancelled:
+            self._finish(
+                action, "cancelled", None, log=log_path, started=started, finished=finished
+            )
+            return
+        if timed_out:
+            message = f"timed out after {action.timeout_seconds:g} s (attempt killed)"
+            self._finish(
+                action, "timed-out", message, log=log_path, started=started, finished=finished
+            )
+            self._report(
+                NodeFailed(action.node, action.attempt, finished, message, timed_out=True), key
+            )
+            return
+
+        result = parse_result(out_file.read_text() if out_file.is_file() else "")
+        if code == 0 and result.ok:
+            self._finish(
+                action, "succeeded", None, log=log_path, started=started, finished=finished
+            )
+            self._report(
+                NodeSucceeded(
+                    action.node,
+                    action.attempt,
+                    finished,
+                    output=result.output,
+                    action=result.action,
+                    output_ref=str(out_file),
+                ),
+                key,
+            )
+            return
+        message = result.error or _exit_message(code, log_path)
+        self._finish(action, "failed", message, log=log_path, started=started, finished=finished)
+        self._report(NodeFailed(action.node, action.attempt, finished, message), key)
+
+    def _report(self, event: Event, key: tuple[str, int]) -> None:
+        if key not in self._cancelled:
+            self._events.put_nowait(event)
+
+    def _finish(
+        self,
+        action: StartNode,
+        outcome: str,
+        message: str | None,
+        *,
+        log: Path,
+        started: datetime,
+        finished: datetime,
+    ) -> None:
+        self._records.append(
+            AttemptRecord(action.node, action.attempt, started, finished, outcome, message, log)
+        )
+
+    def _prepare(
+        self,
+        action: StartNode,
+        params: Mapping[str, Any],
+        uses: str,
+        function: FunctionSpec,
+        visible: list[str],
+    ) -> tuple[Path, Path]:
+        """Write the attempt's inputs as the runtime contract lays them out."""
+        attempt_dir = self.run_dir / "nodes" / action.node / str(action.attempt)
+        in_dir = attempt_dir / "in"
+        outputs_dir = in_dir / OUTPUTS_DIR
+        outputs_dir.mkdir(parents=True, exist_ok=True)
+        (attempt_dir / "out").mkdir(exist_ok=True)
+        doc: dict[str, str] = {"name": uses}
+        if function.script is not None:
+            doc["script"] = function.script
+        elif function.python is not None:
+            doc["python"] = function.python
+        (in_dir / FUNCTION_FILE).write_text(json.dumps(doc))
+        (in_dir / PARAMS_FILE).write_text(json.dumps(params))
+        (in_dir / INPUT_FILE).write_text(json.dumps(action.input))
+        for node_id in visible:
+            source = self.run_dir / OUTPUTS_DIR / f"{node_id}.json"
+            target = outputs_dir / f"{node_id}.json"
+            # Hard links: free, and unlike symlinks they also resolve inside a docker mount.
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copyfile(source, target)
+        return in_dir, attempt_dir / "out" / _RESULT_FILE
+
+    def _node_env(self, action: StartNode, in_dir: Path, out_file: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop(ENV_OUT_LIMIT, None)
+        env[ENV_NODE] = action.node
+        env[ENV_ATTEMPT] = str(action.attempt)
+        env[ENV_IN] = str(in_dir)
+        env[ENV_OUT] = str(out_file)
+        if self._out_limit is not None:
+            env[ENV_OUT_LIMIT] = str(self._out_limit)
+        paths = [*self._pythonpath, env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        return env
+
+    def _docker_argv(
+        self, action: StartNode, function: FunctionSpec, attempt_dir: Path
+    ) -> list[str]:
+        """``docker run`` with the pod's contract: Kubernetes command/args semantics."""
+        name = f"flowcraft-{self.flow.metadata.name}-{action.node}-{action.attempt}-{os.getpid()}"
+        env = {
+            ENV_NODE: action.node,
+            ENV_ATTEMPT: str(action.attempt),
+            ENV_IN: _CONTAINER_IN,
+            ENV_OUT: f"{_CONTAINER_OUT_DIR}/{_RESULT_FILE}",
+            **({ENV_OUT_LIMIT: str(self._out_limit)} if self._out_limit is not None else {}),
+            **(function.env or {}),
+        }
+        argv = [self._docker, "run", "--rm", "--name", name[:200]]
+        argv += ["-v", f"{attempt_dir / 'in'}:{_CONTAINER_IN}:ro"]
+        argv += ["-v", f"{attempt_dir / 'out'}:{_CONTAINER_OUT_DIR}"]
+        for key, value in env.items():
+            argv += ["-e", f"{key}={value}"]
+        command = list(function.command or [])
+        if command:
+            argv += ["--entrypoint", command[0]]
+        argv.append(function.effective_image(self.flow.spec.runner_image))
+        return argv + command[1:] + list(function.args or [])
+
+    async def _docker_problem(self) -> str | None:
+        """None when a docker daemon answers, else why not (checked once per run)."""
+        if self._docker_ready is None:
+            self._docker_ready = asyncio.create_task(_check_docker(self._docker))
+        return await self._docker_ready
+
+    async def _drain_tasks(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+
+    async def _shutdown(self) -> None:
+        """Never leave a node process behind, whatever ended the run."""
+        for key, proc in list(self._procs.items()):
+            self._cancelled.add(key)
+            await proc.kill()
+        for task in list(self._tasks.values()):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        if self._docker_ready is not None and not self._docker_ready.done():
+            self._docker_ready.cancel()
+
+
+class _Proc:
+    """One node process in its own session, so it (and its children) can be killed as a group."""
+
+    def __init__(
+        self, process: asyncio.subprocess.Process, docker: str | None, container: str | None
+    ) -> None:
+        self._process = process
+        self._docker = docker
+        self._container = container
+
+    @classmethod
+    async def spawn(
+        cls,
+        argv: list[str],
+        cwd: Path,
+        env: Mapping[str, str] | None,
+        log_path: Path,
+        docker: str | None,
+    ) -> _Proc:
+        with log_path.open("wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=cwd,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        container = argv[argv.index("--name") + 1] if docker is not None else None
+        return cls(process, docker, container)
+
+    async def wait(self) -> int:
+        return await self._process.wait()
+
+    def kill_soon(self) -> None:
+        asyncio.get_running_loop().create_task(self.kill())
+
+    async def kill(self) -> None:
+        if self._process.returncode is not None:
+            return
+        if self._docker is not None and self._container is not None:
+            # Killing the docker client would leave the container running.
+            killer = await asyncio.create_subprocess_exec(
+                self._docker,
+                "kill",
+                self._container,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            await killer.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+        await self._process.wait()
+
+
+async def _check_docker(docker: str) -> str | None:
+    if shutil.which(docker) is None:
+        return f"{docker!r} is not installed (not found on PATH)"
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            docker,
+            "info",
+            "--format",
+            "{{.ServerVersion}}",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except OSError as exc:
+        return f"cannot run {docker!r}: {exc}"
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), _DOCKER_CHECK_SECONDS)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return f"'{docker} info' did not answer within {_DOCKER_CHECK_SECONDS:g} s"
+    if proc.returncode != 0:
+        detail = (err or out).decode(errors="replace").strip().splitlines()
+        return f"'{docker} info' failed: {detail[-1] if detail else f'exit {proc.returncode}'}"
+    return None
+
+
+def _exit_message(code: int, log_path: Path) -> str:
+    """Why an attempt failed when it wrote no error result: exit status and the log's tail."""
+    what = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    message = f"node process {what} without a result"
+    with contextlib.suppress(OSError):
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-_LOG_TAIL_LINES:]
+        if tail:
+            message += ": " + " | ".join(tail)
+    return message
