@@ -673,6 +673,20 @@ def test_advance_never_mutates_the_status_passed_in() -> None:
     assert step.status is not snapshot
 
 
+def test_same_snapshot_and_events_give_the_same_step() -> None:
+    spec = make_spec([node("a"), node("b"), node("c")], chain("a", "b"), parallelism=1)
+    run = Run(spec)
+    snapshot = run.status
+    event = NodeSucceeded("a", 1, T0, output=1)
+    first = run.engine.advance(snapshot, [event], T0, {})
+    later = run.engine.advance(first.status, [NodeSucceeded("b", 1, T0)], T0, {"a": 1})
+    again = run.engine.advance(snapshot, [event], T0, {})
+    assert again == first
+    assert later.status.nodes["c"].phase == "Running"
+    reloaded = FlowStatus.model_validate(json.loads(json.dumps(snapshot.to_dict())))
+    assert run.engine.advance(reloaded, [event], T0, {}).actions == first.actions
+
+
 def test_resume_from_a_json_snapshot_mid_flow() -> None:
     spec = make_spec(
         [node("a"), node("b"), node("c"), node("d")],

@@ -181,8 +181,11 @@ def test_random_failures_and_retries_always_terminate_consistently(
             assert len(running) <= parallelism
         if step.status.phase != "Running":
             break
-        # Round-trip the snapshot through JSON every step: the engine must not care.
-        status = FlowStatus.model_validate(json.loads(json.dumps(step.status.to_dict())))
+        # Sometimes round-trip the snapshot through JSON (a restarted driver), sometimes
+        # hand back the same object: the engine must not care.
+        status = step.status
+        if data.draw(st.booleans()):
+            status = FlowStatus.model_validate(json.loads(json.dumps(status.to_dict())))
         if not running:
             assert step.wake_at is not None, "nothing running and nothing to wait for"
             now = max(now, step.wake_at)

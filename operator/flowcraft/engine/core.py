@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from flowcraft.engine.graph import CompiledEdge, Graph
 from flowcraft.engine.types import (
@@ -76,6 +76,11 @@ class Engine:
         except KeyError as exc:
             raise EngineError(f"spec refers to unknown node {exc} (validate it first)") from exc
         self.spec = spec
+        # Derived from the last status this engine returned: (its node map, running count,
+        # Retrying nodes). When a driver hands that same snapshot back, advance() skips a
+        # scan over every node; any other status object (e.g. read back from JSON) is
+        # scanned. Snapshots are values: callers must not mutate them in place.
+        self._index: _Index | None = None
 
     # -- public API -----------------------------------------------------------------------
 
@@ -89,7 +94,7 @@ class Engine:
         )
         run = _Run(self, status, now, {})
         run.ready.update(self.graph.roots)
-        return run.finish()
+        return self._remember(run.finish(), run)
 
     def advance(
         self,
@@ -104,7 +109,7 @@ class Engine:
             return self.start(now)
         if status.phase in TERMINAL_FLOW_PHASES:
             return Step(status=status, actions=(), wake_at=None)
-        run = _Run(self, status, now, outputs)
+        run = _Run(self, status, now, outputs, index=self._index)
         for event in events:
             if run.terminal:
                 break
@@ -113,7 +118,12 @@ class Engine:
             run.check_deadline()
         if not run.terminal:
             run.collect_due_retries()
-        return run.finish()
+        return self._remember(run.finish(), run)
+
+    def _remember(self, step: Step, run: _Run) -> Step:
+        retrying = tuple(n for n in run.retrying if run.nodes[n].phase == "Retrying")
+        self._index = _Index(step.status.nodes, run.running, retrying)
+        return step
 
     def running(self, status: FlowStatus) -> list[tuple[str, int]]:
         """(node, attempt) pairs the snapshot says are running, in spec order."""
@@ -153,6 +163,12 @@ class Engine:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+class _Index(NamedTuple):
+    nodes: dict[str, NodeStatus]
+    running: int
+    retrying: tuple[str, ...]
+
+
 class _Run:
     """Working state of one engine call: a copy-on-write snapshot plus the actions so far."""
 
@@ -164,6 +180,7 @@ class _Run:
         outputs: Mapping[str, Any],
         *,
         copy: bool = True,
+        index: _Index | None = None,
     ) -> None:
         self.graph = engine.graph
         self.spec = engine.spec
@@ -184,7 +201,10 @@ class _Run:
         self.context_memo: dict[int, dict[str, Any]] = {}
         self.running = 0
         self.retrying: list[str] = []
-        if copy:
+        if index is not None and index.nodes is status.nodes:
+            self.running = index.running
+            self.retrying = list(index.retrying)
+        elif copy:
             for node_id, ns in self.nodes.items():
                 if ns.phase == "Running":
                     self.running += 1
@@ -457,7 +477,8 @@ class _Run:
         queue = [] if self.terminal else sorted(self.ready, key=self.graph.order.__getitem__)
         if not self.terminal:
             self.settle(queue)
-        status = FlowStatus(
+        # Every field is already valid: construct without re-validating 1,000 node entries.
+        status = FlowStatus.model_construct(
             phase=self.phase,
             started_at=self.original.started_at,
             finished_at=self.finished_at,
