@@ -773,3 +773,10 @@ def test_routing_is_recorded_not_reevaluated() -> None:
     step = run.engine.advance(run.status, [NodeSucceeded("b", 1, T0)], T0, {"a": 0})
     assert step.status.nodes["a"].taken_edges == [0, 1]
     assert step.status.nodes["b"].phase == "Succeeded"
+
+
+def test_status_from_another_spec_is_rejected_clearly() -> None:
+    run = Run(make_spec([node("a"), node("b")]))
+    other = Engine(make_spec([node("a"), node("c")]))
+    with pytest.raises(EngineError, match=r"missing nodes \['c'\], unknown nodes \['b'\]"):
+        other.advance(run.status, [], T0, {})

@@ -205,6 +205,8 @@ class _Run:
             self.running = index.running
             self.retrying = list(index.retrying)
         elif copy:
+            if self.nodes.keys() != self.graph.order.keys():
+                raise EngineError(_mismatch(self.nodes.keys(), self.graph.order.keys()))
             for node_id, ns in self.nodes.items():
                 if ns.phase == "Running":
                     self.running += 1
@@ -652,6 +654,15 @@ class _Run:
             if edge.source == source and edge.target == target:
                 return edge
         return None
+
+
+def _mismatch(have: Iterable[str], want: Iterable[str]) -> str:
+    missing = sorted(set(want) - set(have))
+    extra = sorted(set(have) - set(want))
+    return (
+        "status does not match the spec (was the spec changed during the run?): "
+        f"missing nodes {missing}, unknown nodes {extra}"
+    )
 
 
 def _lookup(context: Mapping[str, Any], key: str) -> Any:
