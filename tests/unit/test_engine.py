@@ -269,7 +269,10 @@ def test_condition_error_fails_the_node_with_the_expression() -> None:
     status = run.status
     assert status.nodes["a"].phase == "Failed"
     assert status.nodes["a"].reason == "RoutingError"
-    assert "result.output.missing" in (status.nodes["a"].message or "")
+    assert status.nodes["a"].message == (
+        "condition of edge a -> b: evaluation failed: no such key: missing "
+        "in expression 'result.output.missing'"
+    )
     assert status.phase == "Failed"
     assert "node 'a'" in status.errors[0]
 
@@ -287,6 +290,7 @@ def test_transform_error_fails_the_source() -> None:
     run = Run(spec)
     run.ok("a", "text")
     assert run.status.nodes["a"].reason == "RoutingError"
+    assert "transform of edge a -> b" in (run.status.nodes["a"].message or "")
     assert run.phase("b") == "Cancelled"
 
 

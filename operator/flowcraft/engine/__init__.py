@@ -30,8 +30,10 @@ its action edges passes its condition, the edges without an action are candidate
 flowcraft). An edge's `condition` (CEL, must evaluate to a bool) filters; the rest are dead.
 Expression scope: `result` = {"output", "action"} of the node, `input` = that node's input,
 `context` = {"_outputs.<id>": output, "<id>": output} of nodes that had succeeded by then
-(including this one). A failing or non-bool expression fails the node (reason RoutingError;
-no retry, its fallback still applies).
+(including this one). A failing or non-bool condition or transform fails the node (reason
+RoutingError, the message names the edge and the expression; no retry, its fallback still
+applies). Transforms are evaluated at routing time to catch errors early and recomputed,
+identically, when the target starts.
 
 Inputs (a deterministic function of snapshot + outputs; the same after a restart).
 * node with `inputs`: selected from the context as it was when the node first started:
@@ -75,7 +77,10 @@ Cancelled. Later events are ignored.
 
 Idempotence. Events for unknown nodes, for a node that is not Running, or for another attempt
 are ignored; NodeStarted is informational (startedAt is set when StartNode is issued). A
-terminal flow ignores every event. The status passed in is never mutated.
+terminal flow ignores every event. The status passed in is never mutated; treat every
+snapshot as a value (do not edit one in place and hand it back: the engine reuses an index of
+the last snapshot it returned, which is what keeps an event O(edges of the node)). A status
+whose nodes do not match the spec (spec edited mid-run) is rejected with EngineError.
 
 Flow phase. Running from `start`; Succeeded when nothing is left to run and no failure was
 unrecovered; Failed/Cancelled as above; `finishedAt` is set once.

@@ -295,7 +295,12 @@ class _Run:
             edge = self.graph.edges[index]
             if edge.transform is not None:
                 # Evaluate now so a broken transform fails the source, not the target later.
-                self.edge_value(edge, node_id)
+                try:
+                    self.edge_value(edge, node_id)
+                except ExpressionError as exc:
+                    raise ExpressionError(
+                        exc.source, f"transform of edge {edge.label}: {exc.reason}"
+                    ) from exc
         return taken
 
     def _passing(self, node_id: str, ns: NodeStatus, edges: Iterable[CompiledEdge]) -> list[int]:
@@ -304,7 +309,12 @@ class _Run:
             if edge.condition is None:
                 taken.append(edge.index)
                 continue
-            value = edge.condition.evaluate(self.scope(edge.condition.variables, node_id))
+            try:
+                value = edge.condition.evaluate(self.scope(edge.condition.variables, node_id))
+            except ExpressionError as exc:
+                raise ExpressionError(
+                    exc.source, f"condition of edge {edge.label}: {exc.reason}"
+                ) from exc
             if not isinstance(value, bool):
                 raise ExpressionError(
                     edge.condition.source,
