@@ -306,9 +306,11 @@ class _Progress:
             return text
         if node.phase == "Failed":
             return f"failed after {_plural(node.attempts, 'attempt')}: {node.message or '?'}"
-        return node.phase.lower() + (
-            f" ({node.message or node.reason})" if node.message or node.reason else ""
-        )
+        word = node.phase.lower()
+        detail = node.message or node.reason
+        if not detail:
+            return word
+        return detail if detail.startswith(word) else f"{word} ({detail})"
 
     def _line(self, node_id: str, phase: str, text: str) -> None:
         if not self._enabled:

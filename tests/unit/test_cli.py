@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -182,3 +184,55 @@ def test_blueprint_without_functions_is_explained(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "pass a functions file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def node_processes_under(workdir: Path) -> list[int]:
+    """Live processes whose FLOWCRAFT_IN points into ``workdir`` (read from /proc)."""
+    found = []
+    marker = f"FLOWCRAFT_IN={workdir}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def test_ctrl_c_cancels_the_flow_and_kills_its_nodes(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from flowcraft.cli import main; raise SystemExit(main())",
+            "run",
+            PARALLEL,
+            "--workdir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "task-1 started" in line:
+            break
+    # "started" is printed when the engine starts the node; wait for the processes themselves.
+    deadline = time.monotonic() + 30
+    while len(node_processes_under(tmp_path)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(node_processes_under(tmp_path)) == 3, "the three tasks should be running now"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, "".join(seen) + err
+    assert "Traceback" not in err
+    assert "interrupted: cancelling the flow" in err
+    assert "task-1 cancelled: interrupted by the user (Ctrl-C)" in err
+    assert out.startswith("flow parallel: Cancelled in ")
+    assert node_processes_under(tmp_path) == []

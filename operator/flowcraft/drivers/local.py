@@ -146,9 +146,9 @@ class LocalRunner:
                 step = self._engine.advance(status, events, utcnow(), self._outputs)
                 status = self._apply(step)
             # A terminal flow may leave attempts running (e.g. failFast): they no longer matter.
-            for key in list(self._procs):
+            for key, proc in list(self._procs.items()):
                 self._cancelled.add(key)
-                await self._procs[key].kill()
+                await proc.kill()
             await self._drain_tasks()
             self._publish_context(status)
         finally:
