@@ -265,8 +265,10 @@ def test_transform_computes_the_target_input() -> None:
 def test_condition_error_fails_the_node_with_the_expression() -> None:
     spec = make_spec([node("a"), node("b")], [edge("a", "b", condition="result.output.missing")])
     run = Run(spec)
-    run.ok("a", {})
+    run.advance(NodeSucceeded("a", 1, T0, output={}, output_ref="cm/a"))
     status = run.status
+    assert status.nodes["a"].output_ref is None
+    assert run.engine.context(status, run.outputs) == {}
     assert status.nodes["a"].phase == "Failed"
     assert status.nodes["a"].reason == "RoutingError"
     assert status.nodes["a"].message == (

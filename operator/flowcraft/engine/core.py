@@ -265,7 +265,16 @@ class _Run:
             taken = self.route(node_id, ns)
         except ExpressionError as exc:
             # The node ran but its routing cannot be decided: a final failure of the node.
-            self.set(node_id, phase="Failed", seq=None, reason=REASON_ROUTING, message=str(exc))
+            # outputRef is dropped too: a Failed node's output is not part of the context.
+            self.set(
+                node_id,
+                phase="Failed",
+                seq=None,
+                output_ref=None,
+                action=None,
+                reason=REASON_ROUTING,
+                message=str(exc),
+            )
             # Take back the sequence number so no context view includes this output.
             self.seq = seq - 1
             self.context_memo.clear()
