@@ -1,0 +1,318 @@
+"""Flows run for real: the operator (a subprocess) creates Jobs, the kubelet runs the runner
+image, outputs travel through termination messages and ConfigMaps.
+
+Every test applies a manifest with kubectl, exactly as a user would, and reads back what the
+cluster holds (Flow status, Jobs, pods, ConfigMaps, Events). Nothing here mocks the API.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from cluster import ROOT, Cluster
+from operator_harness import (
+    EXAMPLES,
+    OperatorProcess,
+    apply_doc,
+    apply_file,
+    events_for,
+    flow_crd,
+    get_flow,
+    items,
+    jobs_by_node,
+    operator,
+    wait_for,
+    wait_phase,
+)
+
+pytestmark = pytest.mark.e2e
+
+__all__ = ["flow_crd", "operator"]  # fixtures
+
+RUNNER_IMAGE = "flowcraft-runner:0.1.0"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runner_image(cluster: Cluster, load_images: Any) -> str:
+    if not cluster.runs_containers:
+        pytest.fail("e2e tests need a cluster that runs containers (make cluster)", pytrace=False)
+    # Cheap when nothing changed; makes the image match the code under test.
+    subprocess.run(["make", "-s", "image-runner"], cwd=ROOT, check=True, capture_output=True)
+    load_images(RUNNER_IMAGE)
+    return RUNNER_IMAGE
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _output(cluster: Cluster, namespace: str, flow: dict[str, Any], node: str) -> Any:
+    ref = flow["status"]["nodes"][node]["outputRef"]
+    cm = cluster.kubectl_json("get", "configmap", ref, "-n", namespace)
+    return json.loads(cm["data"]["output.json"])
+
+
+def _pod_times(cluster: Cluster, namespace: str, node: str) -> tuple[datetime, datetime]:
+    (pod,) = items(cluster, "pods", namespace, f"flowcraft.io/node={node}")
+    term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    return _ts(term["startedAt"]), _ts(term["finishedAt"])
+
+
+def _flow(name: str, functions: dict[str, Any], nodes: list[Any], edges: list[Any]) -> Any:
+    return {
+        "apiVersion": "flowcraft.io/v1alpha1",
+        "kind": "Flow",
+        "metadata": {"name": name},
+        "spec": {"functions": functions, "nodes": nodes, "edges": edges},
+    }
+
+
+def test_parallel_example_runs_branches_in_parallel_and_gathers(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply_file(cluster, namespace, EXAMPLES / "parallel.yaml")
+    flow = wait_phase(cluster, namespace, "parallel", {"Succeeded", "Failed"})
+    assert flow["status"]["phase"] == "Succeeded", flow["status"]
+    assert flow["status"]["progress"] == "5/5"
+
+    jobs = jobs_by_node(cluster, namespace, "parallel")
+    assert sorted(jobs) == ["gather", "start-parallel", "task-1", "task-2", "task-3"]
+    assert all(len(names) == 1 for names in jobs.values()), jobs
+
+    spans = [_pod_times(cluster, namespace, f"task-{n}") for n in (1, 2, 3)]
+    assert max(start for start, _ in spans) < min(end for _, end in spans), (
+        f"task pods did not overlap: {spans}"
+    )
+
+    assert _output(cluster, namespace, flow, "gather") == {
+        "t1": {"data": "Data from Task 1"},
+        "t2": {"data": "Data from Task 2"},
+        "t3": {"data": "Data from Task 3"},
+    }
+    for node, ns in flow["status"]["nodes"].items():
+        assert ns["phase"] == "Succeeded", node
+        started, finished = _ts(ns["startedAt"]), _ts(ns["finishedAt"])
+        assert started <= finished, node
+        pod_start, pod_end = _pod_times(cluster, namespace, node)
+        assert (started, finished) == (pod_start, pod_end), f"{node}: not the pod's times"
+
+    ends = [e for e in events_for(cluster, namespace, "parallel") if e["reason"] == "FlowSucceeded"]
+    assert len(ends) == 1
+    assert "flowcraft_node_schedule_latency_seconds_count" in operator.metrics()
+
+
+def test_failing_branch_fails_the_flow_with_reason_and_events(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply_file(cluster, namespace, EXAMPLES / "failing-branch.yaml")
+    flow = wait_phase(cluster, namespace, "failing-branch", {"Succeeded", "Failed"})
+    status = flow["status"]
+    assert status["phase"] == "Failed"
+    bad = status["nodes"]["bad"]
+    assert bad["phase"] == "Failed"
+    assert "exit code 1" in bad["message"]
+    assert "this branch is broken on purpose" in bad["message"]
+    assert "bad" in status["message"]
+    # failFast: false: the independent branch ran to its end; below the failure nothing ran.
+    assert status["nodes"]["good-after"]["phase"] == "Succeeded"
+    assert "bad-after" not in jobs_by_node(cluster, namespace, "failing-branch")
+
+    reasons = {e["reason"]: e for e in events_for(cluster, namespace, "failing-branch")}
+    assert reasons["NodeFailed"]["type"] == "Warning"
+    assert "this branch is broken on purpose" in reasons["NodeFailed"]["message"]
+    assert reasons["FlowFailed"]["type"] == "Warning"
+
+
+def test_retries_are_new_jobs_then_the_fallback_runs(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply_file(cluster, namespace, EXAMPLES / "retry-fallback.yaml")
+    flow = wait_phase(cluster, namespace, "retry-fallback", {"Succeeded", "Failed"})
+    assert flow["status"]["phase"] == "Succeeded", flow["status"]
+    jobs = jobs_by_node(cluster, namespace, "retry-fallback")
+    assert jobs["fetch"] == [f"retry-fallback-fetch-{n}" for n in (1, 2, 3)]
+    assert len(jobs["use-cache"]) == 1
+    assert flow["status"]["nodes"]["fetch"]["attempts"] == 3
+    assert _output(cluster, namespace, flow, "publish") == {
+        "published": {"source": "cache", "value": 42}
+    }
+
+
+def test_conditional_routing_skips_the_branch_not_taken(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply_file(cluster, namespace, EXAMPLES / "conditional.yaml")
+    flow = wait_phase(cluster, namespace, "conditional", {"Succeeded", "Failed"})
+    nodes = flow["status"]["nodes"]
+    assert flow["status"]["phase"] == "Succeeded", flow["status"]
+    assert nodes["auto-approve"]["phase"] == "Skipped"
+    assert nodes["manual-review"]["phase"] == "Succeeded"
+    jobs = jobs_by_node(cluster, namespace, "conditional")
+    assert "auto-approve" not in jobs
+    assert len(jobs["report"]) == 1
+    assert _output(cluster, namespace, flow, "report") == {"decided_by": ["manual-review"]}
+
+
+def test_timeout_kills_the_attempt_and_fails_the_node(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    fns = {"slow": {"script": "import time\n\ndef run(ctx):\n    time.sleep(60)\n"}}
+    nodes = [{"id": "slow", "uses": "slow", "config": {"timeout": 1000}}]
+    apply_doc(cluster, namespace, _flow("slow", fns, nodes, []))
+    flow = wait_phase(cluster, namespace, "slow", {"Succeeded", "Failed"})
+    node = flow["status"]["nodes"]["slow"]
+    assert node["phase"] == "Failed"
+    assert node["reason"] == "Timeout"
+    (job,) = items(cluster, "jobs", namespace, "flowcraft.io/flow=slow")
+    assert job["spec"]["activeDeadlineSeconds"] == 1
+
+
+def test_output_over_the_termination_message_limit_fails_naming_it(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    fns = {"big": {"script": "def run(ctx):\n    return 'x' * 5000\n"}}
+    apply_doc(cluster, namespace, _flow("big", fns, [{"id": "big", "uses": "big"}], []))
+    flow = wait_phase(cluster, namespace, "big", {"Succeeded", "Failed"})
+    node = flow["status"]["nodes"]["big"]
+    assert node["phase"] == "Failed"
+    assert "4096" in node["message"]
+
+
+def test_container_function_output_is_its_termination_message(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    writer = (
+        "import json, pathlib; "
+        "params = json.loads(pathlib.Path('/flowcraft/in/params.json').read_text()); "
+        "pathlib.Path('/dev/termination-log').write_text(json.dumps({'twice': params['n'] * 2}))"
+    )
+    fns = {
+        "image": {"image": RUNNER_IMAGE, "command": ["python3", "-c", writer]},
+        "read": {"script": "def run(ctx):\n    return ctx.get('produce')\n"},
+    }
+    nodes = [
+        {"id": "produce", "uses": "image", "params": {"n": 21}},
+        {"id": "read", "uses": "read"},
+    ]
+    doc = _flow("container", fns, nodes, [{"source": "produce", "target": "read"}])
+    apply_doc(cluster, namespace, doc)
+    flow = wait_phase(cluster, namespace, "container", {"Succeeded", "Failed"})
+    assert flow["status"]["phase"] == "Succeeded", flow["status"]
+    assert _output(cluster, namespace, flow, "read") == {"twice": 42}
+
+
+def test_sigkill_at_every_step_completes_with_one_job_per_attempt(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply_file(cluster, namespace, EXAMPLES / "parallel.yaml")
+    seen: tuple[int, int] = (0, 0)
+    kills = 0
+    while True:
+        flow = get_flow(cluster, namespace, "parallel")
+        status = flow.get("status") or {}
+        if status.get("phase") in {"Succeeded", "Failed"}:
+            break
+        done = sum(1 for n in (status.get("nodes") or {}).values() if n["phase"] == "Succeeded")
+        progress = (len(items(cluster, "jobs", namespace)), done)
+        if progress != seen:
+            # Something moved (a Job created, a node recorded): crash right there.
+            seen = progress
+            operator.restart()
+            kills += 1
+        wait_for(lambda: True, what="tick", timeout=1)
+    assert kills >= 3, "the operator should have been killed at several points"
+    assert flow["status"]["phase"] == "Succeeded", flow["status"]
+    jobs = jobs_by_node(cluster, namespace, "parallel")
+    assert {node: len(names) for node, names in jobs.items()} == {
+        "start-parallel": 1,
+        "task-1": 1,
+        "task-2": 1,
+        "task-3": 1,
+        "gather": 1,
+    }
+    assert _output(cluster, namespace, flow, "gather")["t2"] == {"data": "Data from Task 2"}
+
+
+def _suspend(cluster: Cluster, namespace: str, name: str, value: bool) -> None:
+    patch = json.dumps({"spec": {"suspend": value}})
+    cluster.kubectl("patch", "flow", name, "-n", namespace, "--type=merge", "-p", patch)
+
+
+def _running_pods(cluster: Cluster, namespace: str) -> list[Any]:
+    return [p for p in items(cluster, "pods", namespace) if p["status"].get("phase") == "Running"]
+
+
+def test_suspend_stops_running_jobs_and_resume_finishes(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    fns = {
+        "sleep": {"script": "import time\n\ndef run(ctx):\n    time.sleep(3)\n    return 1\n"},
+        "ok": {"script": "def run(ctx):\n    return 2\n"},
+    }
+    nodes = [{"id": "first", "uses": "sleep"}, {"id": "second", "uses": "ok"}]
+    apply_doc(
+        cluster, namespace, _flow("pause", fns, nodes, [{"source": "first", "target": "second"}])
+    )
+    wait_for(
+        lambda: [
+            p
+            for p in items(cluster, "pods", namespace, "flowcraft.io/node=first")
+            if p["status"].get("phase") == "Running"
+        ],
+        what="first node's pod running",
+    )
+    cluster.kubectl(
+        "patch", "flow", "pause", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}'
+    )
+    wait_for(
+        lambda: (
+            all(j["spec"].get("suspend") for j in items(cluster, "jobs", namespace))
+            and not [
+                p
+                for p in items(cluster, "pods", namespace)
+                if p["status"].get("phase") == "Running"
+            ]
+        ),
+        what="running Job suspended and its pod gone",
+    )
+    assert "second" not in jobs_by_node(cluster, namespace, "pause")
+    assert get_flow(cluster, namespace, "pause")["status"]["phase"] == "Running"
+    cluster.kubectl(
+        "patch",
+        "flow",
+        "pause",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"suspend":false}}',
+    )
+    flow = wait_phase(cluster, namespace, "pause", {"Succeeded", "Failed"})
+    assert flow["status"]["phase"] == "Succeeded", flow["status"]
+    assert {n: len(v) for n, v in jobs_by_node(cluster, namespace, "pause").items()} == {
+        "first": 1,
+        "second": 1,
+    }
+
+
+def test_deleting_a_finished_flow_removes_jobs_pods_and_configmaps(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply_file(cluster, namespace, EXAMPLES / "parallel.yaml")
+    wait_phase(cluster, namespace, "parallel", {"Succeeded", "Failed"})
+    assert items(cluster, "configmaps", namespace, "flowcraft.io/flow=parallel")
+    cluster.kubectl("delete", "flow", "parallel", "-n", namespace)
+    wait_for(
+        lambda: (
+            not any(
+                items(cluster, kind, namespace, "flowcraft.io/flow=parallel")
+                for kind in ("jobs", "pods", "configmaps")
+            )
+        ),
+        what="Jobs, pods and ConfigMaps garbage-collected",
+    )
