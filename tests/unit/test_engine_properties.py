@@ -44,13 +44,19 @@ def build(
     n: int,
     edges: list[tuple[int, int]],
     configs: list[dict[str, Any]] | None = None,
+    fallbacks: frozenset[int] = frozenset(),
     **flow: Any,
 ) -> FlowSpec:
+    """Nodes n0..n{n-1}; node i in `fallbacks` gets an extra fallback node f{i}."""
     nodes = []
     for i in range(n):
         data: dict[str, Any] = {"id": f"n{i}", "uses": "task"}
-        if configs is not None and configs[i]:
-            data["config"] = configs[i]
+        config = dict(configs[i]) if configs is not None else {}
+        if i in fallbacks:
+            config["fallback"] = f"f{i}"
+            nodes.append({"id": f"f{i}", "uses": "task"})
+        if config:
+            data["config"] = config
         nodes.append(data)
     return parse_flow(
         {
@@ -156,10 +162,11 @@ def test_random_failures_and_retries_always_terminate_consistently(
 ) -> None:
     n, edges = graph
     configs = [data.draw(node_configs) for _ in range(n)]
+    fallbacks = data.draw(st.frozensets(st.integers(0, n - 1)))
     flow: dict[str, Any] = {"failFast": fail_fast}
     if parallelism is not None:
         flow["parallelism"] = parallelism
-    spec = build(n, edges, configs, **flow)
+    spec = build(n, edges, configs, fallbacks, **flow)
     preds = preds_of(n, edges)
     engine = Engine(spec)
     outputs: dict[str, Any] = {}
@@ -204,15 +211,27 @@ def test_random_failures_and_retries_always_terminate_consistently(
         pytest.fail("the flow did not terminate")
 
     final = step.status
+    nodes = final.nodes
     assert final.phase in ("Succeeded", "Failed")
     assert final.finished_at is not None
     assert not engine.running(final)
-    assert all(
-        ns.phase in ("Succeeded", "Failed", "Skipped", "Cancelled") for ns in final.nodes.values()
-    )
-    failed = [nid for nid, ns in final.nodes.items() if ns.phase == "Failed"]
-    assert (final.phase == "Failed") == bool(failed)
-    assert len(final.errors) == (1 if fail_fast and failed else len(failed))
-    for node_id, ns in final.nodes.items():
-        if ns.phase == "Succeeded":
-            assert all(final.nodes[p].phase == "Succeeded" for p in preds[node_id])
+    assert all(ns.phase in ("Succeeded", "Failed", "Skipped", "Cancelled") for ns in nodes.values())
+
+    def outcome(node_id: str) -> str:
+        """Succeeded (itself or through its fallback chain), or its own phase."""
+        phase = nodes[node_id].phase
+        if phase == "Failed" and node_id[0] == "n" and int(node_id[1:]) in fallbacks:
+            return (
+                outcome(f"f{node_id[1:]}") if nodes[f"f{node_id[1:]}"].phase != "Skipped" else phase
+            )
+        return phase
+
+    unrecovered = [f"n{i}" for i in range(n) if outcome(f"n{i}") == "Failed"]
+    assert (final.phase == "Failed") == bool(unrecovered)
+    assert len(final.errors) == (1 if fail_fast and unrecovered else len(unrecovered))
+    for i in fallbacks:
+        if nodes[f"f{i}"].phase not in ("Skipped", "Cancelled"):
+            assert nodes[f"n{i}"].phase == "Failed", "a fallback runs only after its node failed"
+    for node_id in (f"n{i}" for i in range(n)):
+        if nodes[node_id].phase == "Succeeded":
+            assert all(outcome(p) == "Succeeded" for p in preds[node_id])
