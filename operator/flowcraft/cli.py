@@ -1,4 +1,4 @@
-"""The ``flowcraft`` command: run and validate flows locally (cluster commands come later).
+"""The ``flowcraft`` command: run and validate flows locally, run the operator.
 
 Why it is built this way: ``flowcraft run`` should start in a blink, so this module imports only
 argparse at load time and pulls in the model (pydantic, yaml, CEL) and the local driver inside
@@ -10,6 +10,9 @@ valid), 1 it Failed or was Cancelled, 2 invalid input, 130 interrupted twice.
 ``params.KEY`` on every node, ``NODE.KEY=VALUE`` on that node only (node ids cannot contain
 dots, so the first dot separates them). VALUE is parsed as JSON when it is valid JSON
 (``3``, ``0.5``, ``true``, ``[1,2]``, ``{"a":1}``) and is a plain string otherwise.
+
+``flowcraft operator`` hands over to the Kubernetes driver's entry module (its flags and exit
+codes are documented there); ``submit``, ``get`` and ``logs`` are not implemented yet.
 """
 
 from __future__ import annotations
@@ -103,7 +106,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     _flow_arguments(validate)
     validate.set_defaults(handler=_cmd_validate)
-    # submit | get | logs | operator arrive with the Kubernetes driver.
+    # The operator's flags live with the Kubernetes driver; its entry module imports only
+    # argparse, so building this parser stays cheap. submit | get | logs come later.
+    from flowcraft.drivers.kubernetes import entry as operator_entry  # noqa: PLC0415
+
+    operator = commands.add_parser(
+        "operator",
+        help="run the Kubernetes operator (watches Flows, runs nodes as Jobs)",
+        description="Run the flowcraft operator against the cluster of the current kubeconfig.",
+    )
+    operator_entry.add_arguments(operator)
+    operator.set_defaults(handler=operator_entry.run)
     return parser
 
 

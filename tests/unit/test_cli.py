@@ -236,3 +236,23 @@ def test_ctrl_c_cancels_the_flow_and_kills_its_nodes(tmp_path: Path) -> None:
     assert "task-1 cancelled: interrupted by the user (Ctrl-C)" in err
     assert out.startswith("flow parallel: Cancelled in ")
     assert node_processes_under(tmp_path) == []
+
+
+def test_operator_command_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["operator", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--namespace" in out
+    assert "--kubeconfig" in out
+
+
+def test_cli_import_stays_light() -> None:
+    """Building the parser must not load the model, the runner or the operator's stack."""
+    heavy = "{'pydantic', 'yaml', 'cel', 'kopf', 'kubernetes', 'asyncio'}"
+    code = (
+        "import sys, flowcraft.cli; flowcraft.cli._parser(); "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy}))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
