@@ -281,6 +281,7 @@ class Reconciler:
         state.pending = []
         success_seen: float | None = None
         suspended = bool(status.phase == "Running" and engine.spec.suspend)
+        configmaps: list[Manifest] = []
         for node, attempt in engine.running(status):
             job_name = names.job_name(ref.name, node, attempt)
             job = self._cache.job(key, job_name)
@@ -297,8 +298,7 @@ class Reconciler:
                 state.real_start.setdefault(node, started)
             if isinstance(outcome, outcomes.Succeeded):
                 cm = builders.output_configmap(ref, node, attempt, outcome.output)
-                with contextlib.suppress(AlreadyExists):
-                    await self._client.create_configmap(ref.namespace, cm)
+                configmaps.append(cm)
                 state.outputs[node] = outcome.output
                 events.append(
                     NodeSucceeded(
@@ -317,7 +317,15 @@ class Reconciler:
                 events.append(
                     NodeFailed(node, attempt, outcome.at, outcome.message, outcome.timed_out)
                 )
+        # Outputs are stored before the status points at them (and before downstream pods
+        # mount them); concurrently, since a wide join can finish many nodes in one pass.
+        await asyncio.gather(*(self._store_output(ref, cm) for cm in configmaps))
         return events, success_seen
+
+    async def _store_output(self, ref: builders.FlowRef, cm: Manifest) -> None:
+        async with self._requests:
+            with contextlib.suppress(AlreadyExists):
+                await self._client.create_configmap(ref.namespace, cm)
 
     async def _find_pod(self, ref: builders.FlowRef, job_name: str) -> Manifest | None:
         # The Job finished but its pod never reached the cache (e.g. right after a restart).
