@@ -235,3 +235,6 @@ def test_random_failures_and_retries_always_terminate_consistently(
     for node_id in (f"n{i}" for i in range(n)):
         if nodes[node_id].phase == "Succeeded":
             assert all(outcome(p) == "Succeeded" for p in preds[node_id])
+        if nodes[node_id].phase == "Skipped":
+            # No conditions here: only a failed (or itself skipped) predecessor skips a node.
+            assert any(outcome(p) != "Succeeded" for p in preds[node_id]), node_id
