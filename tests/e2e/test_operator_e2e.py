@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from datetime import datetime
 from typing import Any
 
@@ -224,7 +225,7 @@ def test_sigkill_at_every_step_completes_with_one_job_per_attempt(
             seen = progress
             operator.restart()
             kills += 1
-        wait_for(lambda: True, what="tick", timeout=1)
+        time.sleep(0.2)
     assert kills >= 3, "the operator should have been killed at several points"
     assert flow["status"]["phase"] == "Succeeded", flow["status"]
     jobs = jobs_by_node(cluster, namespace, "parallel")
