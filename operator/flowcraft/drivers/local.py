@@ -347,7 +347,11 @@ class LocalRunner:
         in_dir = attempt_dir / "in"
         outputs_dir = in_dir / OUTPUTS_DIR
         outputs_dir.mkdir(parents=True, exist_ok=True)
-        (attempt_dir / "out").mkdir(exist_ok=True)
+        out_dir = attempt_dir / "out"
+        out_dir.mkdir(exist_ok=True)
+        if function.kind == "container":
+            # Images may run as any user (the runner image is non-root): let it write its result.
+            out_dir.chmod(0o777)
         doc: dict[str, str] = {"name": uses}
         if function.script is not None:
             doc["script"] = function.script
@@ -364,7 +368,7 @@ class LocalRunner:
                 os.link(source, target)
             except OSError:
                 shutil.copyfile(source, target)
-        return in_dir, attempt_dir / "out" / _RESULT_FILE
+        return in_dir, out_dir / _RESULT_FILE
 
     def _node_env(self, action: StartNode, in_dir: Path, out_file: Path) -> dict[str, str]:
         env = dict(os.environ)
