@@ -388,6 +388,11 @@ def test_pydantic_errors_have_camel_case_paths() -> None:
     assert "greater than or equal to 1" in msg
 
 
+def test_bad_inputs_give_one_readable_problem() -> None:
+    msg = only(manifest(nodes=[{"id": "a", "uses": "task", "inputs": 5}]))
+    assert msg.startswith("spec.nodes[0].inputs: inputs must be a context key (string)")
+
+
 def test_unknown_field_is_reported() -> None:
     data = manifest(nodes=[{"id": "a", "uses": "task", "config": {"maxRetry": 3}}])
     msg = only(data)

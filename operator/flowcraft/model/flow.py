@@ -20,6 +20,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
@@ -88,11 +89,27 @@ class NodeConfig(_Model):
         return int(self.retry_delay * 2 ** (failed_attempt - 1))
 
 
+def _check_inputs(value: Any) -> Any:
+    # One readable message instead of one error per member of the union.
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return value
+    raise ValueError(
+        "inputs must be a context key (string) or a mapping of names to context keys, "
+        f"got {value!r}"
+    )
+
+
 class NodeSpec(_Model):
     id: str
     uses: str
     params: dict[str, Any] = Field(default_factory=dict, json_schema_extra=_PRESERVE)
-    inputs: str | dict[str, str] | None = Field(default=None, json_schema_extra=_PRESERVE)
+    inputs: Annotated[str | dict[str, str] | None, BeforeValidator(_check_inputs)] = Field(
+        default=None, json_schema_extra=_PRESERVE
+    )
     config: NodeConfig = Field(default_factory=NodeConfig)
 
 
