@@ -352,6 +352,14 @@ class Reconciler:
                 if success_seen is not None:
                     metrics.observe_dependency_to_create(loop.time() - success_seen)
                 await self._create_job(ctx, action, job)
+            logger.info(
+                "%s/%s: node %s attempt %d -> Job %s",
+                ref.namespace,
+                ref.name,
+                action.node,
+                action.attempt,
+                job["metadata"]["name"],
+            )
             return str(job["metadata"]["name"])
 
         async def cancel(action: CancelNode) -> None:
@@ -479,6 +487,7 @@ class Reconciler:
                     ref, "NodeFailed", f"node {node} failed: {ns.message or ns.reason}", True, now
                 )
         if new.phase in TERMINAL_FLOW_PHASES and old.phase != new.phase:
+            logger.info("%s/%s: %s (%s)", ref.namespace, ref.name, new.phase, new.message)
             await self._event(
                 ref,
                 f"Flow{new.phase}",
