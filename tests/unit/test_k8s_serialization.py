@@ -1,0 +1,95 @@
+"""Decisions for one Flow come from one pass at a time; bursts of triggers coalesce.
+
+This is the design answer to DESIGN.md's join trap, so it is tested directly: the pass itself
+is replaced by a probe that records overlap (no API involved), the worker logic is real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
+from flowcraft.drivers.kubernetes.reconcile import Reconciler
+
+pytestmark = pytest.mark.unit
+
+
+class _Probe:
+    def __init__(self) -> None:
+        self.active: dict[FlowKey, int] = {}
+        self.max_active = 0
+        self.passes: dict[FlowKey, int] = {}
+        self.gate = asyncio.Event()
+
+    async def __call__(self, key: FlowKey, state: Any) -> None:
+        self.active[key] = self.active.get(key, 0) + 1
+        self.max_active = max(self.max_active, self.active[key])
+        self.passes[key] = self.passes.get(key, 0) + 1
+        await self.gate.wait()
+        self.active[key] -= 1
+
+
+def _reconciler(probe: _Probe) -> Reconciler:
+    rec = Reconciler(client=None, cache=ObjectCache(), instance="test")  # type: ignore[arg-type]
+    rec._pass = probe  # type: ignore[method-assign]
+    return rec
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def test_a_burst_of_triggers_runs_one_pass_then_exactly_one_more() -> None:
+    async def scenario() -> _Probe:
+        probe = _Probe()
+        rec = _reconciler(probe)
+        key = FlowKey("ns", "f")
+        rec.trigger(key)
+        await _settle()
+        for _ in range(100):  # e.g. 100 Job completions while the first pass runs
+            rec.trigger(key)
+        await _settle()
+        probe.gate.set()
+        await _settle()
+        await rec.close()
+        return probe
+
+    probe = asyncio.run(scenario())
+    assert probe.max_active == 1
+    assert probe.passes == {FlowKey("ns", "f"): 2}
+
+
+def test_different_flows_run_concurrently() -> None:
+    async def scenario() -> _Probe:
+        probe = _Probe()
+        rec = _reconciler(probe)
+        rec.trigger(FlowKey("ns", "a"))
+        rec.trigger(FlowKey("ns", "b"))
+        await _settle()
+        both = len([k for k, n in probe.active.items() if n])
+        probe.gate.set()
+        await _settle()
+        await rec.close()
+        assert both == 2
+        return probe
+
+    probe = asyncio.run(scenario())
+    assert probe.max_active == 1
+
+
+def test_own_status_write_echo_is_recognised() -> None:
+    async def scenario() -> None:
+        rec = _reconciler(_Probe())
+        key = FlowKey("ns", "f")
+        assert not rec.is_own_write(key, "5")
+        rec.trigger(key)
+        rec._flows[key].written_rv = "5"
+        assert rec.is_own_write(key, "5")
+        assert not rec.is_own_write(key, "6")
+        await rec.close()
+
+    asyncio.run(scenario())
