@@ -16,7 +16,8 @@ Environment
     ``FLOWCRAFT_OUT``        the result file to write (required; on the cluster the container's
                              ``terminationMessagePath``, ``/dev/termination-log``)
     ``FLOWCRAFT_OUT_LIMIT``  optional size limit of the result file in bytes (the cluster sets
-                             4096, the kubelet's termination-message limit)
+                             4096 = ``DEFAULT_OUT_LIMIT``, the kubelet's termination-message
+                             limit; the local runner sets the same by default)
 
 Files in ``$FLOWCRAFT_IN``
     ``function.json``        ``{"script": "<python source defining run(ctx)>"}`` or
@@ -25,12 +26,15 @@ Files in ``$FLOWCRAFT_IN``
     ``params.json``          the node's params, a JSON object (optional, default ``{}``)
     ``input.json``           the node's input, any JSON value (optional, default ``null``)
     ``outputs/<id>.json``    the output value (not the envelope) of each completed node the
-                             function may read; missing files read as "no output yet"
+                             function may read, as the flow's context shows it (a node
+                             recovered by its fallback shows the fallback's output); a
+                             missing file reads as "no output" (``ctx.get`` -> default)
 
 The function is called with one argument, a :class:`NodeContext` (``ctx.params``, ``ctx.input``,
 ``ctx.node_id``, ``ctx.attempt``, ``ctx.get(key, default=None)`` over the flowcraft-style context
-keys ``_outputs.<id>``, ``<id>`` and ``_inputs.<own id>``, and ``ctx.log(...)`` which writes a
-line to stderr). It may be sync or async (an awaitable result is run with ``asyncio.run``).
+keys ``_outputs.<id>``, ``<id>`` and ``_inputs.<own id>`` (other nodes' inputs are not
+provided), and ``ctx.log(...)`` which writes a line to stderr). It may be sync or async (an
+awaitable result is run with ``asyncio.run``).
 
 Result rule: the return value is the node's output, except a dict whose keys are exactly
 ``{"output"}`` or ``{"output", "action"}``: that is an envelope naming the output and the action
@@ -55,6 +59,7 @@ image wrote (nothing → a null output; other JSON → the output; other text �
 """
 
 from flowcraft.runtime.contract import (
+    DEFAULT_OUT_LIMIT,
     ENV_ATTEMPT,
     ENV_IN,
     ENV_NODE,
@@ -73,6 +78,7 @@ from flowcraft.runtime.contract import (
 from flowcraft.runtime.node import NodeContext, main
 
 __all__ = [
+    "DEFAULT_OUT_LIMIT",
     "ENV_ATTEMPT",
     "ENV_IN",
     "ENV_NODE",

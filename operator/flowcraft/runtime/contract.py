@@ -21,6 +21,10 @@ PARAMS_FILE = "params.json"
 INPUT_FILE = "input.json"
 OUTPUTS_DIR = "outputs"
 
+# The kubelet keeps at most 4096 bytes of a container's termination message; the local runner
+# applies the same limit by default so a flow that works locally also fits on the cluster.
+DEFAULT_OUT_LIMIT = 4096
+
 EXIT_OK = 0
 EXIT_FUNCTION_FAILED = 1
 EXIT_SETUP_FAILED = 2
