@@ -13,8 +13,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import cel
-
 _PARSER_DIAGNOSIS = re.compile(r"<input>:(\d+):(\d+): ([^\n]*)")
 
 # The variables an edge expression may read: {context, result, input}.
@@ -56,6 +54,10 @@ class Expression:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        # Imported here: the package's __init__ loads its CLI (~0.1 s), which flows without
+        # expressions, the common case for `flowcraft run`, should not pay for.
+        import cel  # noqa: PLC0415
+
         try:
             self._program = cel.compile(source)
         except ValueError as exc:
