@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from cluster import Cluster
+from cluster import ROOT, Cluster
 from operator_harness import (
     EXAMPLES,
     OperatorProcess,
@@ -193,3 +195,52 @@ def test_deleting_the_flow_removes_its_jobs_and_configmaps(
         what="garbage collection of Jobs, ConfigMaps and pods",
     )
     assert operator.alive()
+
+
+def _operator_role_kubeconfig(cluster: Cluster, namespace: str, tmp_path: Path) -> Path:
+    """A kubeconfig for a ServiceAccount bound (in ``namespace``) to deploy/operator.yaml's
+    ClusterRole: the operator then runs with exactly the rights it ships with."""
+    docs = list(yaml.safe_load_all((ROOT / "deploy" / "operator.yaml").read_text()))
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    role["metadata"]["name"] = f"flowcraft-operator-test-{namespace}"[:63]
+    apply_doc(cluster, namespace, role)
+    cluster.kubectl("create", "serviceaccount", "op", "-n", namespace)
+    cluster.kubectl(
+        "create", "rolebinding", "op", "-n", namespace,
+        f"--clusterrole={role['metadata']['name']}", f"--serviceaccount={namespace}:op",
+    )  # fmt: skip
+    token = cluster.kubectl("create", "token", "op", "-n", namespace).stdout.strip()
+    admin = cluster.kubectl_json("config", "view", "--raw", "--minify")
+    admin["users"] = [{"name": "op", "user": {"token": token}}]
+    admin["contexts"][0]["context"]["user"] = "op"
+    path = tmp_path / "operator-sa.kubeconfig"
+    path.write_text(json.dumps(admin))
+    return path
+
+
+def test_operator_runs_with_only_its_shipped_rbac(
+    cluster: Cluster, namespace: str, flow_crd: None, tmp_path: Path
+) -> None:
+    kubeconfig = _operator_role_kubeconfig(cluster, namespace, tmp_path)
+    restricted = Cluster(kubeconfig=kubeconfig, mode=cluster.mode)
+    denied = restricted.kubectl("get", "secrets", "-n", namespace, check=False)
+    assert denied.returncode != 0, "the operator's role must not read secrets"
+    proc = OperatorProcess(restricted, [namespace], tmp_path / "operator.log")
+    proc.start()
+    try:
+        apply_file(cluster, namespace, EXAMPLES / "parallel.yaml")
+        wait_for(
+            lambda: items(cluster, "jobs", namespace, "flowcraft.io/node=start-parallel"),
+            what="the root's Job, created with the operator's own rights",
+        )
+        status = wait_for(
+            lambda: get_flow(cluster, namespace, "parallel").get("status"),
+            what="status written with the operator's own rights",
+        )
+        assert status["phase"] in {"Running", "Succeeded"}
+        assert "Forbidden" not in proc.log()
+    finally:
+        proc.stop()
+        cluster.kubectl(
+            "delete", "clusterrole", f"flowcraft-operator-test-{namespace}"[:63], check=False
+        )

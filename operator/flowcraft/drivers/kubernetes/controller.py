@@ -98,8 +98,13 @@ def build_registry(
     return registry
 
 
-def _settings() -> kopf.OperatorSettings:
+def _settings(namespaced: bool) -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
+    # Watching named namespaces needs no cluster-scoped rights: without this, kopf lists
+    # namespaces and CRDs cluster-wide (forbidden to a namespaced Role) and stalls for ~1 min.
+    # The CRD must then exist when the operator starts. Cluster-wide mode keeps scanning, so
+    # a CRD installed after the operator is still picked up.
+    settings.scanning.disabled = namespaced
     # kopf posts only its own warnings/errors as Events; ours are posted by the reconciler.
     settings.posting.level = logging.WARNING
     settings.peering.standalone = True
@@ -121,7 +126,7 @@ async def run_operator(options: OperatorOptions) -> None:
         metrics.serve(options.metrics_port)
     await kopf.operator(
         registry=registry,
-        settings=_settings(),
+        settings=_settings(options.namespaces is not None),
         standalone=True,
         clusterwide=options.namespaces is None,
         namespaces=options.namespaces or (),
