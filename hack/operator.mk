@@ -21,6 +21,7 @@ image-runner: ## Build the node runtime image offline (--network none) FROM the 
 	cp images/runner/Dockerfile $(IMAGE_CONTEXT)/runner/
 	cp -r operator/flowcraft $(IMAGE_CONTEXT)/runner/flowcraft
 	find $(IMAGE_CONTEXT)/runner -name __pycache__ -prune -exec rm -rf {} +
+	hack/dockerd.sh start 2>/dev/null
 	eval "$$(hack/dockerd.sh env)" && docker build --network none -q \
 	  --build-arg BASE_IMAGE=$(OPERATOR_BASE_IMAGE) -t $(RUNNER_IMAGE) $(IMAGE_CONTEXT)/runner
 
@@ -28,6 +29,7 @@ image-operator: $(STAMP) ## Build the operator image offline from wheels prepare
 	rm -rf $(IMAGE_CONTEXT)/operator && mkdir -p $(IMAGE_CONTEXT)/operator/wheels
 	cp images/operator/Dockerfile $(IMAGE_CONTEXT)/operator/
 	$(BIN)/pip wheel -q --wheel-dir $(IMAGE_CONTEXT)/operator/wheels . pip
+	hack/dockerd.sh start 2>/dev/null
 	eval "$$(hack/dockerd.sh env)" && docker build --network none -q \
 	  --build-arg BASE_IMAGE=$(OPERATOR_BASE_IMAGE) -t $(OPERATOR_IMAGE) $(IMAGE_CONTEXT)/operator
 
