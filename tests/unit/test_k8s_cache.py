@@ -88,3 +88,11 @@ def test_deleting_a_job_drops_its_pods_and_forget_drops_the_flow() -> None:
     cache.put_job(_job("k"), deleted=False, seen_at=0)
     cache.forget(KEY)
     assert cache.jobs(KEY) == []
+
+
+def test_a_terminated_container_starts_the_clock_before_the_pod_phase_changes() -> None:
+    cache = ObjectCache()
+    pod = _pod("p1", "j", "Running", "t")
+    pod["status"]["containerStatuses"] = [{"name": "node", "state": {"terminated": {}}}]
+    cache.put_pod(pod, deleted=False, seen_at=3.0)
+    assert cache.finished_seen(KEY, "j") == 3.0

@@ -65,7 +65,14 @@ def _job_finished(job: Manifest) -> bool:
 
 
 def _pod_finished(pod: Manifest) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+    # The container's terminated state can arrive before the pod phase changes: the outcome
+    # reader trusts the container state, so the latency clock must start on it as well.
+    status = pod.get("status") or {}
+    if status.get("phase") in ("Succeeded", "Failed"):
+        return True
+    return any(
+        "terminated" in (c.get("state") or {}) for c in status.get("containerStatuses") or []
+    )
 
 
 def pod_job_name(pod: Manifest) -> str | None:
