@@ -2,23 +2,23 @@
 # Build the cluster binaries from the Go module proxy and cache them outside the repo:
 #   $FLOWCRAFT_CACHE/bin/<component>-<version>-<goversion>
 # A second run finds them all cached and takes seconds. Usage: hack/build-bins.sh [component...]
-# Components: kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd kwok helm kind
+# Components: kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
+#             etcd kwok helm crictl kind (kind is built only on request)
 source "$(dirname "$0")/lib.sh"
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-trimpath
 command -v go >/dev/null || die "go not found (Go >= 1.25 is needed)"
 mkdir -p "$CACHE_BIN" "$FLOWCRAFT_CACHE/src"
 
-KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
-ALL=("${KUBE_CMDS[@]}" etcd kwok helm kind)
-want=("$@"); [ ${#want[@]} -eq 0 ] && want=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd kwok helm)
+DEFAULT=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd kwok helm crictl)
+want=("$@"); [ ${#want[@]} -eq 0 ] && want=("${DEFAULT[@]}")
 
 version_of() {
   case $1 in
-    kube-*|kubelet|kubectl) echo "$KUBE_VERSION" ;;
+    kube-*|kubelet|kubectl) echo "$KUBE_VERSION" ;; crictl) echo "$CRICTL_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;; kwok) echo "$KWOK_VERSION" ;;
     helm) echo "$HELM_VERSION" ;; kind) echo "$KIND_VERSION" ;;
-    *) die "unknown component $1 (known: ${ALL[*]})" ;;
+    *) die "unknown component $1 (known: ${DEFAULT[*]} kind)" ;;
   esac
 }
 
@@ -112,6 +112,8 @@ for c in "${want[@]}"; do
     helm) build_goinstall helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
             "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" ;;
     kind) build_goinstall kind sigs.k8s.io/kind "$KIND_VERSION" ;;
+    crictl) build_goinstall crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION" \
+              "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" ;;
   esac
 done
 [ ${#kube_missing[@]} -gt 0 ] && build_kube "${kube_missing[@]}"

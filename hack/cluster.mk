@@ -1,0 +1,42 @@
+# Offline Kubernetes harness (hack/). Versions: hack/versions.env. Cache: $(FLOWCRAFT_CACHE).
+FLOWCRAFT_CACHE ?= /var/cache/flowcraft
+export FLOWCRAFT_CACHE
+CLUSTER_KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
+KIND_CLUSTER ?= flowcraft
+KIND_NODE_IMAGE ?=
+
+.PHONY: cluster-bins cluster-images cluster cluster-kwok cluster-down cluster-status \
+        cluster-test e2e-kind image-load dockerd-start dockerd-stop
+
+cluster-bins: ## Build/cached k8s, etcd, kwok, helm, crictl binaries from the Go module proxy
+	hack/build-bins.sh
+
+cluster-images: ## Build the offline images (debootstrap base, pause, smoke) into the cache
+	hack/images.sh
+
+cluster: ## Start the single-node harness cluster (host processes); KUBECONFIG=.cluster/kubeconfig
+	hack/cluster.sh up real
+
+cluster-kwok: ## Start the control plane with kwok fake nodes instead of kubelet (scale tests)
+	hack/cluster.sh up kwok
+
+cluster-down: ## Stop the harness cluster (its pids only), remove its mounts, network, state
+	hack/cluster.sh down
+
+cluster-status: ## Show the harness cluster's mode, processes and node
+	hack/cluster.sh status
+
+cluster-test: $(STAMP) ## Run the integration + e2e tests against the harness (or KUBECONFIG)
+	$(BIN)/pytest -m "integration or e2e" -q tests/integration tests/e2e
+
+image-load: ## Load IMAGES="name:tag ..." into the harness containerd or the kind cluster
+	hack/image-load.sh $(IMAGES)
+
+dockerd-start: ## Start the private dockerd for offline builds (point docker at it: hack/dockerd.sh env)
+	hack/dockerd.sh start
+
+dockerd-stop: ## Stop the private dockerd (by its pidfile)
+	hack/dockerd.sh stop
+
+e2e-kind: $(STAMP) ## (needs internet) kind cluster, load images, run integration+e2e, delete it
+	hack/e2e-kind.sh
