@@ -350,7 +350,9 @@ class Reconciler:
                 return ""
             async with self._requests:
                 if success_seen is not None:
-                    metrics.observe_dependency_to_create(loop.time() - success_seen)
+                    latency = loop.time() - success_seen
+                    metrics.observe_dependency_to_create(latency)
+                    logger.debug("dependency_to_create %.6f %s", latency, action.node)
                 await self._create_job(ctx, action, job)
             logger.info(
                 "%s/%s: node %s attempt %d -> Job %s",
