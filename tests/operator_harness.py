@@ -43,7 +43,10 @@ def free_port() -> int:
 class OperatorProcess:
     """``python -m flowcraft.drivers.kubernetes`` for some namespaces; controlled by pid."""
 
-    def __init__(self, cluster: Cluster, namespaces: list[str], log_path: Path) -> None:
+    def __init__(
+        self, cluster: Cluster, namespaces: list[str], log_path: Path, *, verbose: bool = False
+    ) -> None:
+        self.verbose = verbose
         self.cluster = cluster
         self.namespaces = namespaces
         self.log_path = log_path
@@ -57,6 +60,8 @@ class OperatorProcess:
         for ns in self.namespaces:
             args += ["--namespace", ns]
         args += ["--metrics-port", str(self.metrics_port)]
+        if self.verbose:
+            args.append("--verbose")
         env = self.cluster.env()
         env["PYTHONPATH"] = str(ROOT / "operator") + os.pathsep + env.get("PYTHONPATH", "")
         with self.log_path.open("ab") as log:

@@ -8,12 +8,15 @@ cluster holds (Flow status, Jobs, pods, ConfigMaps, Events). Nothing here mocks 
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from cluster import ROOT, Cluster
 from operator_harness import (
@@ -316,4 +319,47 @@ def test_deleting_a_finished_flow_removes_jobs_pods_and_configmaps(
             )
         ),
         what="Jobs, pods and ConfigMaps garbage-collected",
+    )
+
+
+# Dependent Job creations per example (edges whose target starts because a source succeeded).
+_DEPENDENT_STARTS = {"parallel": 4, "conditional": 2, "failing-branch": 2, "retry-fallback": 1}
+
+
+def test_dependency_to_create_latency_is_measured_for_every_example(
+    cluster: Cluster, namespace: str, flow_crd: None, tmp_path: Path
+) -> None:
+    """Every dependent start is observed by the histogram; the figures are printed (-s) for
+    the record, never asserted (timing belongs to benchmarks, not to pass/fail)."""
+    proc = OperatorProcess(cluster, [namespace], tmp_path / "operator.log", verbose=True)
+    proc.start()
+    try:
+        rounds = 3
+        for r in range(rounds):
+            for example in _DEPENDENT_STARTS:
+                doc = yaml.safe_load((EXAMPLES / f"{example}.yaml").read_text())
+                doc["metadata"]["name"] = f"{example}-{r}"
+                apply_doc(cluster, namespace, doc)
+                wait_phase(cluster, namespace, f"{example}-{r}", {"Succeeded", "Failed"})
+        text = proc.metrics()
+    finally:
+        proc.stop()
+    count_line = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("flowcraft_node_schedule_latency_seconds_count")
+    )
+    assert 'stage="dependency_to_create"' in count_line
+    expected = rounds * sum(_DEPENDENT_STARTS.values())
+    assert float(count_line.rsplit(" ", 1)[1]) >= expected
+    samples = sorted(
+        float(line.rsplit("dependency_to_create ", 1)[1].split()[0])
+        for line in proc.log().splitlines()
+        if "dependency_to_create " in line
+    )
+    median = statistics.median(samples)
+    p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
+    print(
+        f"\ndependency_to_create over {len(samples)} starts: "
+        f"median {median * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {samples[-1] * 1000:.1f} ms"
     )

@@ -144,12 +144,12 @@ def operator_main(
 ) -> int:
     """Entry point for ``flowcraft operator``: ``namespaces=None`` watches all namespaces."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if not verbose:
-        # kopf logs every handler call at INFO; keep the operator's log about flows.
-        logging.getLogger("kopf").setLevel(logging.WARNING)
+    # kopf logs every handler call at INFO: keep it to warnings unless asked to be verbose.
+    logging.getLogger("kopf").setLevel(logging.INFO if verbose else logging.WARNING)
+    if verbose:
+        logging.getLogger("flowcraft").setLevel(logging.DEBUG)
     options = OperatorOptions(
         namespaces=tuple(namespaces) if namespaces is not None else None,
         kubeconfig=kubeconfig,
