@@ -17,14 +17,14 @@ cluster-images: ## Build the offline images (debootstrap base, pause, smoke) int
 cluster: ## Start the single-node harness cluster (host processes); KUBECONFIG=.cluster/kubeconfig
 	hack/cluster.sh up real
 
-cluster-kwok: ## Start the control plane with kwok fake nodes instead of kubelet (scale tests)
+cluster-kwok: ## Start a kwok cluster (fake nodes, no containers; .cluster/kwok.kubeconfig) for scale tests
 	hack/cluster.sh up kwok
 
-cluster-down: ## Stop the harness cluster (its pids only), remove its mounts, network, state
+cluster-down: ## Stop the harness clusters, real and kwok (their pids only); remove mounts, network, state
 	hack/cluster.sh down
 
 cluster-status: ## Show the harness cluster's mode, processes and node
-	hack/cluster.sh status
+	hack/cluster.sh status real; hack/cluster.sh status kwok
 
 cluster-test: $(STAMP) ## Run the integration + e2e tests against the harness (or KUBECONFIG)
 	$(BIN)/pytest -m "integration or e2e" -q tests/integration tests/e2e
@@ -40,3 +40,6 @@ dockerd-stop: ## Stop the private dockerd (by its pidfile)
 
 e2e-kind: $(STAMP) ## (needs internet) kind cluster, load images, run integration+e2e, delete it
 	hack/e2e-kind.sh
+
+cluster-kwok-down: ## Stop only the kwok cluster
+	hack/cluster.sh down kwok

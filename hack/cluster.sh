@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Single-node Kubernetes as host processes, built and run offline.
 #   hack/cluster.sh up [real|kwok]   start (no-op when the same mode is already healthy)
-#   hack/cluster.sh down             stop exactly the processes it started, clean up
-#   hack/cluster.sh status           print mode, pids and node status; exit 1 when down
+#   hack/cluster.sh down [real|kwok|all]   stop exactly the processes it started, clean up
+#   hack/cluster.sh status [real|kwok]     print pids and node status; exit 1 when down
 #
 # real: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, a dedicated containerd,
 #       kubelet and kube-proxy; bridge CNI on flowcraft0 (pods 10.244.0.0/24, services
 #       10.96.0.0/16); the apiserver listens on the bridge address so pods reach it too.
 # kwok: the same control plane on 127.0.0.1 without kubelet/containerd; kwok simulates the
 #       node(s) (KWOK_NODES, default 1) and moves Job pods to Succeeded with no containers.
-# Both write the admin kubeconfig to .cluster/kubeconfig (.cluster/mode says which mode runs);
-# they share ports and state, so only one runs at a time (up refuses to start the other).
+# The two are separate instances (own ports, pids, certs, state) and may run at the same time:
+#   real -> .cluster/kubeconfig       (apiserver https://10.244.0.1:16443, files in .cluster/)
+#   kwok -> .cluster/kwok.kubeconfig  (apiserver https://127.0.0.1:16444, files in .cluster/kwok/)
 source "$(dirname "$0")/lib.sh"
 
 NODE_NAME=${NODE_NAME:-flowcraft-node}
@@ -18,17 +19,26 @@ POD_CIDR=10.244.0.0/24
 BRIDGE=flowcraft0
 BRIDGE_IP=10.244.0.1
 SERVICE_CIDR=10.96.0.0/16
-API_PORT=16443
-ETCD_PORT=23790
-ETCD_PEER_PORT=23800
-KWOK_NODES=${KWOK_NODES:-1}
-STATE_DIR=/var/lib/flowcraft-cluster   # etcd data, containerd root, kubelet root, CNI state
-RUN_DIR=/run/flowcraft-cluster         # containerd state and socket
+KWOK_NODES=${KWOK_NODES:-1}   # kwok mode: number of fake nodes
+RUN_DIR=/run/flowcraft-cluster         # real mode: containerd state and socket
 CTRD_SOCK=$RUN_DIR/containerd.sock
-PKI=$CLUSTER_DIR/pki
-PIDS=$CLUSTER_DIR/pids
-LOGS=$CLUSTER_DIR/logs
-KUBECONFIG_OUT=$CLUSTER_DIR/kubeconfig
+
+# instance MODE: set the per-instance ports and paths (real and kwok can run side by side)
+instance() {
+  MODE=$1
+  case $MODE in
+    real)
+      INST_DIR=$CLUSTER_DIR; KUBECONFIG_OUT=$CLUSTER_DIR/kubeconfig
+      STATE_DIR=/var/lib/flowcraft-cluster
+      API_PORT=16443; ETCD_PORT=23790; ETCD_PEER_PORT=23800; CM_PORT=10257; SCHED_PORT=10259 ;;
+    kwok)
+      INST_DIR=$CLUSTER_DIR/kwok; KUBECONFIG_OUT=$CLUSTER_DIR/kwok.kubeconfig
+      STATE_DIR=/var/lib/flowcraft-cluster-kwok
+      API_PORT=16444; ETCD_PORT=23791; ETCD_PEER_PORT=23801; CM_PORT=10357; SCHED_PORT=10359 ;;
+    *) die "mode must be real or kwok, not '$MODE'" ;;
+  esac
+  PKI=$INST_DIR/pki; PIDS=$INST_DIR/pids; LOGS=$INST_DIR/logs
+}
 EGRESS_CHAIN=FLOWCRAFT-EGRESS
 IMG_CACHE=$FLOWCRAFT_CACHE/images
 
@@ -70,7 +80,7 @@ have_nodes() { [ -n "$(kc get nodes -o name 2>/dev/null)" ]; }
 
 healthy() {
   local mode=$1 c
-  [ -f "$CLUSTER_DIR/mode" ] && [ "$(cat "$CLUSTER_DIR/mode")" = "$mode" ] || return 1
+  [ -f "$INST_DIR/mode" ] && [ "$(cat "$INST_DIR/mode")" = "$mode" ] || return 1
   for c in $(components_of "$mode"); do alive "$c" || return 1; done
   kc get --raw /readyz >/dev/null 2>&1 || return 1
   kc wait --for=condition=Ready node --all --timeout=5s >/dev/null 2>&1
@@ -114,7 +124,7 @@ start_control_plane() {
     --kubeconfig "$PKI/controller-manager.kubeconfig" \
     --authentication-kubeconfig "$PKI/controller-manager.kubeconfig" \
     --authorization-kubeconfig "$PKI/controller-manager.kubeconfig" \
-    --bind-address 127.0.0.1 --leader-elect=false --use-service-account-credentials=true \
+    --bind-address 127.0.0.1 --secure-port "$CM_PORT" --leader-elect=false --use-service-account-credentials=true \
     --root-ca-file "$PKI/ca.crt" --service-account-private-key-file "$PKI/sa.key" \
     --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
     --service-cluster-ip-range "$SERVICE_CIDR" --controllers '*' --profiling=false
@@ -122,7 +132,7 @@ start_control_plane() {
     --kubeconfig "$PKI/scheduler.kubeconfig" \
     --authentication-kubeconfig "$PKI/scheduler.kubeconfig" \
     --authorization-kubeconfig "$PKI/scheduler.kubeconfig" \
-    --bind-address 127.0.0.1 --leader-elect=false --profiling=false
+    --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false --profiling=false
 }
 
 # "family table chain" for every chain in the filter/nat/mangle tables (IPv4 and IPv6)
@@ -143,7 +153,7 @@ iptables_sweep() {
   new=$(iptables_chains | grep -E ' KUBE-[A-Z0-9-]+$' | grep -vxF -f "$STATE_DIR/iptables.before" || true)
   [ -n "$new" ] || return 0
   while read -r ipt t chain; do          # jumps into the new chains
-    "$ipt" -w -t "$t" -S | grep -E -- "-j $chain( |$)" | sed 's/^-A /-D /' | while read -r rule; do
+    { "$ipt" -w -t "$t" -S | grep -E -- "-j $chain( |$)" || true; } | sed 's/^-A /-D /' | while read -r rule; do
       eval "$ipt -w -t $t $rule" 2>/dev/null || true
     done
   done <<< "$new"
@@ -196,7 +206,7 @@ EOF
 
 start_containerd() {
   mkdir -p "$RUN_DIR" "$STATE_DIR/containerd"
-  cat > "$CLUSTER_DIR/containerd.toml" <<EOF
+  cat > "$INST_DIR/containerd.toml" <<EOF
 version = 2
 root = "$STATE_DIR/containerd"
 state = "$RUN_DIR/containerd"
@@ -222,7 +232,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "/usr/lib/cni"
     conf_dir = "$STATE_DIR/cni/net.d"
 EOF
-  start containerd /usr/bin/containerd --config "$CLUSTER_DIR/containerd.toml"
+  start containerd /usr/bin/containerd --config "$INST_DIR/containerd.toml"
   wait_for containerd 30 ctr -a "$CTRD_SOCK" version
 }
 
@@ -239,7 +249,7 @@ load_images() {
 
 start_node() {
   mkdir -p "$STATE_DIR/kubelet"
-  cat > "$CLUSTER_DIR/kubelet.yaml" <<EOF
+  cat > "$INST_DIR/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 authentication:
@@ -270,10 +280,10 @@ maxPods: 110
 localStorageCapacityIsolation: true
 protectKernelDefaults: false
 EOF
-  start kubelet "$(bin kubelet)" --config "$CLUSTER_DIR/kubelet.yaml" \
+  start kubelet "$(bin kubelet)" --config "$INST_DIR/kubelet.yaml" \
     --kubeconfig "$PKI/kubelet.kubeconfig" --hostname-override "$NODE_NAME" \
     --node-ip "$BRIDGE_IP" --root-dir "$STATE_DIR/kubelet" --cert-dir "$STATE_DIR/kubelet/pki"
-  cat > "$CLUSTER_DIR/kube-proxy.yaml" <<EOF
+  cat > "$INST_DIR/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: "$PKI/kube-proxy.kubeconfig"}
@@ -287,7 +297,7 @@ nodePortAddresses: ["$BRIDGE_IP/32"]
 conntrack: {maxPerCore: 0}
 iptables: {localhostNodePorts: false}
 EOF
-  start kube-proxy "$(bin kube-proxy)" --config "$CLUSTER_DIR/kube-proxy.yaml"
+  start kube-proxy "$(bin kube-proxy)" --config "$INST_DIR/kube-proxy.yaml"
 }
 
 kwok_stages() {
@@ -305,8 +315,8 @@ kwok_stages() {
 }
 
 start_kwok() {
-  kwok_stages > "$CLUSTER_DIR/kwok-stages.yaml"
-  start kwok "$(bin kwok)" --kubeconfig "$PKI/kwok.kubeconfig" -c "$CLUSTER_DIR/kwok-stages.yaml" \
+  kwok_stages > "$INST_DIR/kwok-stages.yaml"
+  start kwok "$(bin kwok)" --kubeconfig "$PKI/kwok.kubeconfig" -c "$INST_DIR/kwok-stages.yaml" \
     --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake --cidr 10.245.0.0/16 \
     --node-lease-duration-seconds 40 --server-address 127.0.0.1:10247
   local i
@@ -326,12 +336,11 @@ EOF
 }
 
 up() {
-  local mode=${1:-real} t0=$SECONDS
-  case $mode in real|kwok) ;; *) die "mode must be real or kwok" ;; esac
+  local mode=$1 t0=$SECONDS
   [ "$(id -u)" = 0 ] || die "run as root (the harness starts containerd, kubelet, iptables rules)"
-  if healthy "$mode"; then log "cluster ($mode) already up: $KUBECONFIG_OUT"; return 0; fi
-  if [ -f "$CLUSTER_DIR/mode" ]; then
-    log "a previous $(cat "$CLUSTER_DIR/mode") cluster is not healthy (or another mode): tearing it down"
+  if healthy "$mode"; then log "cluster ($mode) already up: export KUBECONFIG=$KUBECONFIG_OUT"; return 0; fi
+  if [ -f "$INST_DIR/mode" ]; then
+    log "the previous $mode cluster is not healthy: tearing it down first"
     down
   fi
   if [ "$mode" = real ]; then
@@ -342,7 +351,7 @@ up() {
   ensure_bins "$mode"
   mkdir -p "$PIDS" "$LOGS" "$STATE_DIR"
   rm -f "$LOGS"/*.log
-  echo "$mode" > "$CLUSTER_DIR/mode"
+  echo "$mode" > "$INST_DIR/mode"
   local adv=127.0.0.1
   if [ "$mode" = real ]; then setup_network; adv=$BRIDGE_IP; fi
   "$HACK_DIR/pki.sh" "$PKI" "https://$adv:$API_PORT" "$NODE_NAME" "$BRIDGE_IP"
@@ -363,7 +372,7 @@ stop_pid() {
   pid=$(cat "$PIDS/$name.pid")
   if kill -0 "$pid" 2>/dev/null; then
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    for _ in $(seq 1 80); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
     kill -0 "$pid" 2>/dev/null && { log "$name ($pid) did not stop, SIGKILL"; kill -9 "$pid" 2>/dev/null || true; }
     log "stopped $name ($pid)"
   fi
@@ -379,15 +388,22 @@ unmount_under() {
 }
 
 down() {
+  if [ "$MODE" = kwok ]; then
+    for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_pid "$c"; done
+    rm -rf "$STATE_DIR"
+    rm -f "$INST_DIR/mode" "$KUBECONFIG_OUT" "$INST_DIR"/*.yaml
+    log "cluster (kwok) down (logs kept in $LOGS)"
+    return 0
+  fi
   # Pods first: kubelet off (so it does not recreate them), then remove every sandbox through
   # CRI (runs CNI DEL, frees netns and mounts), then containerd and the control plane.
-  stop_pid kwok
   stop_pid kubelet
   if alive containerd && [ -x "$(bin crictl)" ]; then
     "$(bin crictl)" -r "unix://$CTRD_SOCK" rmp -fa >/dev/null 2>&1 || log "crictl rmp failed (continuing)"
   fi
   stop_pid kube-proxy
-  if [ -x "$(bin kube-proxy)" ] && iptables -w -t nat -S KUBE-SERVICES >/dev/null 2>&1; then
+  if [ -f "$STATE_DIR/iptables.before" ] && [ -x "$(bin kube-proxy)" ] \
+     && iptables -w -t nat -S KUBE-SERVICES >/dev/null 2>&1; then
     "$(bin kube-proxy)" --cleanup >/dev/null 2>&1 || true
   fi
   stop_pid containerd
@@ -400,7 +416,7 @@ down() {
   for c in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_pid "$c"; done
   unmount_under "$STATE_DIR"
   unmount_under "$RUN_DIR"
-  # Network: our egress chain, our bridge, the sysctls as they were.
+  # Network: our egress chain, the chains kubelet/kube-proxy added, our bridge, the sysctls.
   if iptables -w -S "$EGRESS_CHAIN" >/dev/null 2>&1; then
     while iptables -w -D FORWARD -j "$EGRESS_CHAIN" 2>/dev/null; do :; done
     iptables -w -F "$EGRESS_CHAIN"; iptables -w -X "$EGRESS_CHAIN"
@@ -414,24 +430,28 @@ down() {
     [ -n "$v" ] && [ "$v" != none ] && echo "$v" > /proc/sys/net/bridge/bridge-nf-call-iptables
   fi
   rm -rf "$STATE_DIR" "$RUN_DIR"
-  rm -f "$CLUSTER_DIR/mode" "$KUBECONFIG_OUT" "$CLUSTER_DIR"/*.yaml "$CLUSTER_DIR"/containerd.toml
-  log "cluster down (logs kept in $LOGS)"
+  rm -f "$INST_DIR/mode" "$KUBECONFIG_OUT" "$INST_DIR"/*.yaml "$INST_DIR"/containerd.toml
+  log "cluster (real) down (logs kept in $LOGS)"
 }
 
 status() {
-  [ -f "$CLUSTER_DIR/mode" ] || { echo "down"; return 1; }
-  local mode c; mode=$(cat "$CLUSTER_DIR/mode")
-  echo "mode: $mode   kubeconfig: $KUBECONFIG_OUT"
-  for c in $(components_of "$mode"); do
+  [ -f "$INST_DIR/mode" ] || { echo "$MODE: down"; return 1; }
+  local c
+  echo "$MODE: kubeconfig $KUBECONFIG_OUT"
+  for c in $(components_of "$MODE"); do
     if alive "$c"; then echo "  $c: pid $(cat "$PIDS/$c.pid")"; else echo "  $c: NOT RUNNING"; fi
   done
   kc get nodes -o wide 2>&1 | sed 's/^/  /'
-  healthy "$mode"
+  healthy "$MODE"
 }
 
 case ${1:-} in
-  up) up "${2:-real}" ;;
-  down) down ;;
-  status) status ;;
-  *) die "usage: $0 up [real|kwok] | down | status" ;;
+  up) instance "${2:-real}"; up "$MODE" ;;
+  down)
+    case ${2:-all} in
+      all) for m in kwok real; do instance "$m"; [ -f "$INST_DIR/mode" ] || [ -d "$STATE_DIR" ] && down; done; true ;;
+      *) instance "$2"; down ;;
+    esac ;;
+  status) instance "${2:-real}"; status ;;
+  *) die "usage: $0 up [real|kwok] | down [real|kwok|all] | status [real|kwok]" ;;
 esac

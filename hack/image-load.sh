@@ -8,7 +8,7 @@
 #     into the harness containerd;
 #   - a kind cluster (current context kind-NAME): `kind load docker-image --name NAME`
 #     from the machine's usual docker (set FLOWCRAFT_DOCKER=system for builds too);
-#   - kwok mode: nothing to do (no containers run).
+#   - the kwok cluster (.cluster/kwok.kubeconfig): nothing to do (no containers run).
 source "$(dirname "$0")/lib.sh"
 [ $# -gt 0 ] || die "usage: $0 IMAGE... (or docker-archive .tar files)"
 
@@ -17,7 +17,9 @@ CTRD_SOCK=/run/flowcraft-cluster/containerd.sock
 harness_kc=$CLUSTER_DIR/kubeconfig
 target=${FLOWCRAFT_LOAD_TARGET:-}
 if [ -z "$target" ]; then
-  if [ -z "${KUBECONFIG:-}" ] || [ "$(readlink -f "${KUBECONFIG%%:*}")" = "$(readlink -f "$harness_kc")" ]; then
+  if [ -n "${KUBECONFIG:-}" ] && [ "$(readlink -f "${KUBECONFIG%%:*}")" = "$(readlink -f "$CLUSTER_DIR/kwok.kubeconfig")" ]; then
+    target=kwok
+  elif [ -z "${KUBECONFIG:-}" ] || [ "$(readlink -f "${KUBECONFIG%%:*}")" = "$(readlink -f "$harness_kc")" ]; then
     target=$(cat "$CLUSTER_DIR/mode" 2>/dev/null || echo none)
     [ "$target" = real ] && target=harness
   else

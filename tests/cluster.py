@@ -1,7 +1,9 @@
 """Cluster access for the integration and e2e tests.
 
 Which cluster: ``$KUBECONFIG`` when set (a user's kind cluster, anything), otherwise the
-harness cluster's ``.cluster/kubeconfig`` (``make cluster`` / ``make cluster-kwok``).
+harness cluster's ``.cluster/kubeconfig`` (``make cluster``), otherwise the kwok harness's
+``.cluster/kwok.kubeconfig`` (``make cluster-kwok``; select it explicitly with
+``KUBECONFIG=.cluster/kwok.kubeconfig`` when both run).
 Without either, the ``cluster`` fixture FAILS (never skips) and says how to start one.
 
 Fixtures (import them into a conftest with ``from cluster import *``):
@@ -33,11 +35,12 @@ from kubernetes import client, config
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_DIR = ROOT / ".cluster"
 HARNESS_KUBECONFIG = CLUSTER_DIR / "kubeconfig"
+KWOK_KUBECONFIG = CLUSTER_DIR / "kwok.kubeconfig"
 HACK = ROOT / "hack"
 
 NO_CLUSTER_MESSAGE = f"""no Kubernetes cluster for the integration/e2e tests.
 Start the offline harness cluster:   make cluster        (real pods)
-  or the kwok one (no containers):   make cluster-kwok   (both write {HARNESS_KUBECONFIG})
+  or the kwok one (no containers):   make cluster-kwok   (writes {KWOK_KUBECONFIG})
   or point KUBECONFIG at a cluster:  KUBECONFIG=~/.kube/config pytest -m 'integration or e2e'
 Select only unit tests with:          pytest -m unit"""
 
@@ -59,17 +62,16 @@ def versions() -> dict[str, str]:
 
 def find_kubeconfig() -> tuple[Path, str]:
     """Return (kubeconfig, mode); mode is 'real' or 'kwok' for the harness, else 'external'."""
+    harness = {HARNESS_KUBECONFIG.resolve(): "real", KWOK_KUBECONFIG.resolve(): "kwok"}
     env = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
     if env:
         path = Path(env).expanduser()
         if not path.is_file():
             raise ClusterUnavailable(f"KUBECONFIG={env} does not exist.\n{NO_CLUSTER_MESSAGE}")
-        if path.resolve() != HARNESS_KUBECONFIG.resolve():
-            return path, "external"
-    if HARNESS_KUBECONFIG.is_file():
-        mode_file = CLUSTER_DIR / "mode"
-        mode = mode_file.read_text().strip() if mode_file.is_file() else "real"
-        return HARNESS_KUBECONFIG, mode
+        return path, harness.get(path.resolve(), "external")
+    for path in (HARNESS_KUBECONFIG, KWOK_KUBECONFIG):
+        if path.is_file():
+            return path, harness[path.resolve()]
     raise ClusterUnavailable(NO_CLUSTER_MESSAGE)
 
 
@@ -165,7 +167,7 @@ class Cluster:
         """Make local images available to pods (harness containerd import / kind load)."""
         if not images or not self.runs_containers:
             return
-        target = {"real": "harness"}.get(self.mode)
+        target = {"real": "harness", "kwok": "kwok"}.get(self.mode)
         env = self.env()
         if target:
             env["FLOWCRAFT_LOAD_TARGET"] = target

@@ -46,3 +46,16 @@ def test_python_client_lists_nodes(cluster: Cluster, k8s_api: object) -> None:
         if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
     ]
     assert ready, f"no Ready node among {[n.metadata.name for n in nodes]}"
+
+
+def test_job_runs_to_completion(cluster: Cluster, namespace: str, smoke_image: str) -> None:
+    """The Job controller, scheduler and node (kubelet, or kwok's stages) complete a Job."""
+    cluster.kubectl(
+        "create", "job", "quick", "-n", namespace, f"--image={smoke_image}",
+    )  # fmt: skip
+    cluster.kubectl(
+        "wait", "-n", namespace, "job/quick", "--for=condition=Complete", "--timeout=120s",
+        timeout=150,
+    )  # fmt: skip
+    pods = cluster.kubectl_json("get", "pods", "-n", namespace, "-l", "job-name=quick")
+    assert [p["status"]["phase"] for p in pods["items"]] == ["Succeeded"]
