@@ -5,6 +5,8 @@
 #   flowcraft-smoke : FROM flowcraft-base, writes a termination message
 # Nothing is pulled: every `docker build` runs with --network none and FROM local images only.
 # Usage: hack/images.sh [base|pause|smoke]...   (default: all). Prints nothing on stdout.
+# When the private dockerd runs (or FLOWCRAFT_DOCKER=system), `hack/images.sh base` also makes
+# sure flowcraft-base is present there, for Dockerfiles that build FROM it.
 # Outputs $FLOWCRAFT_CACHE/images/<name>_<tag>.tar, rebuilt only when its inputs change.
 source "$(dirname "$0")/lib.sh"
 
@@ -13,7 +15,7 @@ mkdir -p "$IMG_CACHE"
 targets=("$@"); [ ${#targets[@]} -eq 0 ] && targets=(base pause smoke)
 
 tar_of() { local n=${1%%:*} t=${1#*:}; echo "$IMG_CACHE/${n}_${t}.tar"; }
-inputs_hash() { (cd "$ROOT_DIR" && cat "$@" hack/versions.env hack/images.sh | sha256sum | cut -c1-16); }
+inputs_hash() { (cd "$ROOT_DIR" && cat "$@" hack/versions.env | sha256sum | cut -c1-16); }
 fresh() { [ -f "$(tar_of "$1")" ] && [ "$(cat "$(tar_of "$1").key" 2>/dev/null)" = "$2" ]; }
 
 started_dockerd=0
@@ -36,7 +38,25 @@ debian_mirror() {
   echo "${DEBIAN_MIRROR:-${m:-http://deb.debian.org/debian}}"
 }
 
+# Machines with internet but without debootstrap (e2e-kind elsewhere) may set
+# FLOWCRAFT_BASE_FROM=python:3.11-slim-bookworm: pulled and tagged as the base image.
+build_base_from_registry() {
+  docker_up
+  docker pull "$FLOWCRAFT_BASE_FROM" >/dev/null && docker tag "$FLOWCRAFT_BASE_FROM" "$BASE_IMAGE"
+  save "$BASE_IMAGE" "from:$FLOWCRAFT_BASE_FROM"
+}
+
+# A cached archive is enough for the cluster; docker builds FROM the base need it in docker.
+ensure_base_in_docker() {
+  if [ "${FLOWCRAFT_DOCKER:-}" = system ] || "$HACK_DIR/dockerd.sh" status >/dev/null 2>&1; then
+    docker_up
+    docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 || { log "docker load $BASE_IMAGE"; docker load -q -i "$(tar_of "$BASE_IMAGE")" >/dev/null; }
+  fi
+  return 0
+}
+
 build_base() {
+  if [ -n "${FLOWCRAFT_BASE_FROM:-}" ]; then build_base_from_registry; return; fi
   local rootfs_tar=$IMG_CACHE/rootfs-$BASE_SUITE-minbase-python3-r$BASE_IMAGE_REV.tar key
   if [ ! -f "$rootfs_tar" ]; then
     apt_install debootstrap
@@ -49,7 +69,7 @@ build_base() {
     rm -rf "$dir"
   fi
   key=$(inputs_hash; sha256sum "$rootfs_tar" | cut -c1-16)
-  fresh "$BASE_IMAGE" "$key" && { log "cached: $BASE_IMAGE"; return 0; }
+  fresh "$BASE_IMAGE" "$key" && { log "cached: $BASE_IMAGE"; ensure_base_in_docker; return 0; }
   docker_up
   log "docker import $BASE_IMAGE"
   docker import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \

@@ -200,7 +200,8 @@ def cluster() -> Cluster:
     try:
         return connect()
     except ClusterUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+        message = str(exc)
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture(scope="session")
