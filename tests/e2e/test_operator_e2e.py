@@ -363,3 +363,48 @@ def test_dependency_to_create_latency_is_measured_for_every_example(
         f"\ndependency_to_create over {len(samples)} starts: "
         f"median {median * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {samples[-1] * 1000:.1f} ms"
     )
+
+
+def test_operator_image_runs_in_cluster_with_its_rbac(
+    cluster: Cluster, namespace: str, flow_crd: None, load_images: Any
+) -> None:
+    """The shipped image, ServiceAccount, role and Deployment (deploy/operator.yaml), scoped
+    to this test's namespace so it cannot meet other tests' flows, run the reference flow."""
+    subprocess.run(["make", "-s", "image-operator"], cwd=ROOT, check=True, capture_output=True)
+    load_images("flowcraft-operator:0.1.0")
+    docs = list(yaml.safe_load_all((ROOT / "deploy" / "operator.yaml").read_text()))
+    by_kind = {d["kind"]: d for d in docs}
+    role = by_kind["ClusterRole"]
+    role_name = f"flowcraft-operator-e2e-{namespace}"[:63]
+    role["metadata"]["name"] = role_name
+    account = by_kind["ServiceAccount"]
+    account["metadata"]["namespace"] = namespace
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "flowcraft-operator", "namespace": namespace},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": role_name,
+        },
+        "subjects": [
+            {"kind": "ServiceAccount", "name": "flowcraft-operator", "namespace": namespace}
+        ],
+    }
+    deployment = by_kind["Deployment"]
+    deployment["metadata"]["namespace"] = namespace
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["args"] = ["--namespace", namespace, "--metrics-port", "8080"]
+    try:
+        for doc in (role, account, binding, deployment):
+            apply_doc(cluster, namespace, doc)
+        cluster.kubectl(
+            "rollout", "status", "deployment/flowcraft-operator", "-n", namespace, "--timeout=120s"
+        )
+        apply_file(cluster, namespace, EXAMPLES / "parallel.yaml")
+        flow = wait_phase(cluster, namespace, "parallel", {"Succeeded", "Failed"})
+        assert flow["status"]["phase"] == "Succeeded", flow["status"]
+        assert _output(cluster, namespace, flow, "gather")["t1"] == {"data": "Data from Task 1"}
+    finally:
+        cluster.kubectl("delete", "clusterrole", role_name, "--ignore-not-found", check=False)

@@ -128,6 +128,8 @@ async def run_operator(options: OperatorOptions) -> None:
         registry=registry,
         settings=_settings(options.namespaces is not None),
         standalone=True,
+        # An explicit identity: kopf would otherwise look the uid up in /etc/passwd.
+        identity=f"flowcraft-operator@{socket.gethostname()}",  # type: ignore[arg-type]
         clusterwide=options.namespaces is None,
         namespaces=options.namespaces or (),
     )
