@@ -127,12 +127,14 @@ start_control_plane() {
     --bind-address 127.0.0.1 --secure-port "$CM_PORT" --leader-elect=false --use-service-account-credentials=true \
     --root-ca-file "$PKI/ca.crt" --service-account-private-key-file "$PKI/sa.key" \
     --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
-    --service-cluster-ip-range "$SERVICE_CIDR" --controllers '*' --profiling=false
+    --service-cluster-ip-range "$SERVICE_CIDR" --controllers '*' --profiling=false \
+    --kube-api-qps 200 --kube-api-burst 400
   start kube-scheduler "$(bin kube-scheduler)" \
     --kubeconfig "$PKI/scheduler.kubeconfig" \
     --authentication-kubeconfig "$PKI/scheduler.kubeconfig" \
     --authorization-kubeconfig "$PKI/scheduler.kubeconfig" \
-    --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false --profiling=false
+    --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false --profiling=false \
+    --kube-api-qps 200 --kube-api-burst 400
 }
 
 # "family table chain" for every chain in the filter/nat/mangle tables (IPv4 and IPv6)
@@ -335,11 +337,28 @@ EOF
   done
 }
 
+# The host-wide state (ports, /var/lib, bridge) may belong to a harness started from another
+# checkout (e.g. CI's fresh clone while a developer's cluster still runs). Stop it (by that
+# checkout's pidfiles) only when asked to: CI=true or FLOWCRAFT_CLUSTER_TAKEOVER=1.
+take_over_foreign() {
+  [ -f "$STATE_DIR/owner" ] || return 0
+  local other_dir other_kc
+  read -r other_dir other_kc < "$STATE_DIR/owner"
+  [ "$other_dir" = "$INST_DIR" ] && return 0
+  if [ "${CI:-}" != true ] && [ -z "${FLOWCRAFT_CLUSTER_TAKEOVER:-}" ]; then
+    die "a $MODE harness cluster from $other_dir holds $STATE_DIR: stop it there (make cluster-down) or set FLOWCRAFT_CLUSTER_TAKEOVER=1"
+  fi
+  log "taking over from $other_dir: stopping its $MODE cluster"
+  ( INST_DIR=$other_dir; PIDS=$other_dir/pids; LOGS=$other_dir/logs; PKI=$other_dir/pki
+    KUBECONFIG_OUT=$other_kc; down )
+}
+
 up() {
   local mode=$1 t0=$SECONDS
   [ "$(id -u)" = 0 ] || die "run as root (the harness starts containerd, kubelet, iptables rules)"
   if healthy "$mode"; then log "cluster ($mode) already up: export KUBECONFIG=$KUBECONFIG_OUT"; return 0; fi
-  if [ -f "$INST_DIR/mode" ]; then
+  take_over_foreign
+  if [ -f "$INST_DIR/mode" ] || [ -d "$STATE_DIR" ]; then
     log "the previous $mode cluster is not healthy: tearing it down first"
     down
   fi
@@ -350,6 +369,7 @@ up() {
   fi
   ensure_bins "$mode"
   mkdir -p "$PIDS" "$LOGS" "$STATE_DIR"
+  echo "$INST_DIR $KUBECONFIG_OUT" > "$STATE_DIR/owner"
   rm -f "$LOGS"/*.log
   echo "$mode" > "$INST_DIR/mode"
   local adv=127.0.0.1
