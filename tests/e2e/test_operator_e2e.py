@@ -89,7 +89,8 @@ def test_parallel_example_runs_branches_in_parallel_and_gathers(
     assert all(len(names) == 1 for names in jobs.values()), jobs
 
     spans = [_pod_times(cluster, namespace, f"task-{n}") for n in (1, 2, 3)]
-    assert max(start for start, _ in spans) < min(end for _, end in spans), (
+    # Container times have second resolution: equal stamps still mean they ran side by side.
+    assert max(start for start, _ in spans) <= min(end for _, end in spans), (
         f"task pods did not overlap: {spans}"
     )
 
