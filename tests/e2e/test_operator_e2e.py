@@ -409,3 +409,30 @@ def test_operator_image_runs_in_cluster_with_its_rbac(
         assert _output(cluster, namespace, flow, "gather")["t1"] == {"data": "Data from Task 1"}
     finally:
         cluster.kubectl("delete", "clusterrole", role_name, "--ignore-not-found", check=False)
+
+
+def test_a_wide_join_whose_branches_finish_together_starts_once(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """DESIGN.md's join trap: many predecessors finishing at the same moment must start the
+    join exactly once, with every predecessor's output visible to it."""
+    width = 12
+    fns = {
+        "branch": {"script": "def run(ctx):\n    return ctx.node_id\n"},
+        "join": {
+            "script": "def run(ctx):\n"
+            f"    return sorted(ctx.get(f'b{{i}}') for i in range({width}))\n"
+        },
+    }
+    nodes = [{"id": "start", "uses": "branch"}, {"id": "join", "uses": "join"}]
+    edges = []
+    for i in range(width):
+        nodes.append({"id": f"b{i}", "uses": "branch"})
+        edges += [{"source": "start", "target": f"b{i}"}, {"source": f"b{i}", "target": "join"}]
+    apply_doc(cluster, namespace, _flow("wide", fns, nodes, edges))
+    flow = wait_phase(cluster, namespace, "wide", {"Succeeded", "Failed"}, timeout=300)
+    assert flow["status"]["phase"] == "Succeeded", flow["status"]
+    jobs = jobs_by_node(cluster, namespace, "wide")
+    assert len(jobs) == width + 2
+    assert all(len(names) == 1 for names in jobs.values()), jobs
+    assert _output(cluster, namespace, flow, "join") == sorted(f"b{i}" for i in range(width))
