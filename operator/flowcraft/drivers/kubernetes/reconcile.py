@@ -29,9 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from flowcraft.drivers.kubernetes import builders, metrics, names, outcomes
+from flowcraft.drivers.kubernetes import status as flow_status
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
 from flowcraft.drivers.kubernetes.client import (
     AlreadyExists,
@@ -54,12 +53,7 @@ from flowcraft.model import (
     TERMINAL_FLOW_PHASES,
     Flow,
     FlowStatus,
-    FlowValidationError,
-    NodeStatus,
-    format_timestamp,
-    validate_flow,
 )
-from flowcraft.model.errors import problems_from_pydantic
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +194,7 @@ class Reconciler:
         if raw_status.get("phase") in TERMINAL_FLOW_PHASES:
             return
 
-        flow, problem = _parse(body)
+        flow, problem = flow_status.parse_flow(body)
         if flow is None:
             await self._fail_invalid(ref, body, raw_status, problem)
             return
@@ -221,7 +215,7 @@ class Reconciler:
         await self._ensure_running(ctx, step, created)
         await self._apply_suspend(ctx, step)
 
-        new_status = self._render_status(state, step.status, len(flow.spec.nodes))
+        new_status = flow_status.render_status(step.status, state.real_start, len(flow.spec.nodes))
         if new_status != raw_status:
             body["status"] = new_status
             written = await self._client.replace_flow_status(key.namespace, key.name, body)
@@ -341,7 +335,7 @@ class Reconciler:
         ref = ctx.ref
         starts = [a for a in step.actions if isinstance(a, StartNode)]
         cancels = [a for a in step.actions if isinstance(a, CancelNode)]
-        outputs = _output_refs(ctx.engine, step.status)
+        outputs = flow_status.output_refs(step.status, ctx.engine.graph.fallback)
         loop = asyncio.get_running_loop()
 
         async def start(action: StartNode) -> str:
@@ -425,7 +419,7 @@ class Reconciler:
         ]
         if not missing:
             return
-        outputs = _output_refs(engine, step.status)
+        outputs = flow_status.output_refs(step.status, engine.graph.fallback)
         for node, _attempt in missing:
             try:
                 action = engine.start_action(step.status, node, state.outputs)
@@ -463,40 +457,13 @@ class Reconciler:
 
     # -- record ---------------------------------------------------------------------------
 
-    def _render_status(self, state: _FlowState, status: FlowStatus, total: int) -> Manifest:
-        nodes = dict(status.nodes)
-        for node, started in state.real_start.items():
-            ns = nodes.get(node)
-            if ns is not None and ns.started_at != started:
-                # The pod's real start, not the moment the Job was requested.
-                nodes[node] = ns.model_copy(update={"started_at": started})
-        status = status.model_copy(update={"nodes": nodes})
-        out = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-        done = sum(1 for ns in nodes.values() if _node_done(ns))
-        out["progress"] = f"{done}/{total}"
-        if status.started_at is not None and status.finished_at is not None:
-            seconds = (status.finished_at - status.started_at).total_seconds()
-            out["duration"] = f"{seconds:.1f}s"
-        return out
-
     async def _post_events(
         self, ref: builders.FlowRef, old: FlowStatus, new: FlowStatus, now: datetime
     ) -> None:
-        for node, ns in new.nodes.items():
-            before = old.nodes.get(node)
-            if ns.phase == "Failed" and (before is None or before.phase != "Failed"):
-                await self._event(
-                    ref, "NodeFailed", f"node {node} failed: {ns.message or ns.reason}", True, now
-                )
         if new.phase in TERMINAL_FLOW_PHASES and old.phase != new.phase:
             logger.info("%s/%s: %s (%s)", ref.namespace, ref.name, new.phase, new.message)
-            await self._event(
-                ref,
-                f"Flow{new.phase}",
-                new.message or new.phase,
-                new.phase != "Succeeded",
-                now,
-            )
+        for note in flow_status.notes(old, new):
+            await self._event(ref, note.reason, note.message, note.warning, now)
 
     async def _event(
         self, ref: builders.FlowRef, reason: str, message: str, warning: bool, now: datetime
@@ -514,13 +481,7 @@ class Reconciler:
         self, ref: builders.FlowRef, body: Manifest, raw_status: Manifest, problem: str
     ) -> None:
         now = datetime.now(UTC)
-        body["status"] = {
-            "phase": "Failed",
-            "message": problem,
-            "errors": [problem],
-            "startedAt": raw_status.get("startedAt") or format_timestamp(now),
-            "finishedAt": format_timestamp(now),
-        }
+        body["status"] = flow_status.invalid_status(raw_status, problem, now)
         await self._client.replace_flow_status(ref.namespace, ref.name, body)
         await self._event(ref, "InvalidFlow", problem, True, now)
 
@@ -533,45 +494,8 @@ class Reconciler:
         await self._event(ref, "FlowFailed", why, True, now)
 
 
-def _parse(body: Manifest) -> tuple[Flow | None, str]:
-    """The validated Flow, or None and every problem as one readable message."""
-    try:
-        flow = Flow.model_validate(body)
-        validate_flow(flow)
-    except ValidationError as exc:
-        problems = problems_from_pydantic(exc)
-        return None, "invalid flow: " + "; ".join(str(p) for p in problems)
-    except FlowValidationError as exc:
-        return None, "invalid flow: " + "; ".join(str(p) for p in exc.problems)
-    return flow, ""
-
-
 def _job_complete(job: Manifest) -> bool:
     return any(
         c.get("type") == "Complete" and c.get("status") == "True"
         for c in (job.get("status") or {}).get("conditions") or []
     )
-
-
-def _node_done(ns: NodeStatus) -> bool:
-    return ns.phase in ("Succeeded", "Failed", "Skipped", "Cancelled")
-
-
-def _output_refs(engine: Engine, status: FlowStatus) -> dict[str, str]:
-    """ConfigMap of every completed node's visible output, as downstream pods mount them.
-
-    A node recovered by its fallback shows the fallback's output (as in the engine's context).
-    """
-    refs: dict[str, str] = {}
-    for node, ns in status.nodes.items():
-        if ns.output_ref is not None:
-            refs[node] = ns.output_ref
-    for node, ns in status.nodes.items():
-        if node in refs or ns.phase != "Failed":
-            continue
-        fallback = engine.graph.fallback.get(node)
-        while fallback is not None and fallback not in refs:
-            fallback = engine.graph.fallback.get(fallback)
-        if fallback is not None:
-            refs[node] = refs[fallback]
-    return refs

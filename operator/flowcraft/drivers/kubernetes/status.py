@@ -1,0 +1,118 @@
+"""What the operator records about a Flow, computed without I/O (pure).
+
+Why separate from the reconcile loop: these are the decisions users *see* (the status
+`kubectl get flow` prints, which Events appear, the reason an invalid Flow failed, which
+outputs a node's pod mounts), so they are unit-tested directly; the reconcile only sends them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from flowcraft.model import (
+    TERMINAL_FLOW_PHASES,
+    TERMINAL_NODE_PHASES,
+    Flow,
+    FlowStatus,
+    FlowValidationError,
+    format_timestamp,
+    validate_flow,
+)
+from flowcraft.model.errors import problems_from_pydantic
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Note:
+    """One Kubernetes Event to post on the Flow."""
+
+    reason: str
+    message: str
+    warning: bool
+
+
+def parse_flow(body: Manifest) -> tuple[Flow | None, str]:
+    """The validated Flow, or None and every problem as one readable message."""
+    try:
+        flow = Flow.model_validate(body)
+        validate_flow(flow)
+    except ValidationError as exc:
+        problems = problems_from_pydantic(exc)
+        return None, "invalid flow: " + "; ".join(str(p) for p in problems)
+    except FlowValidationError as exc:
+        return None, "invalid flow: " + "; ".join(str(p) for p in exc.problems)
+    return flow, ""
+
+
+def invalid_status(previous: Mapping[str, Any], problem: str, now: datetime) -> Manifest:
+    """The status of a Flow the operator refuses to run."""
+    return {
+        "phase": "Failed",
+        "message": problem,
+        "errors": [problem],
+        "startedAt": previous.get("startedAt") or format_timestamp(now),
+        "finishedAt": format_timestamp(now),
+    }
+
+
+def render_status(status: FlowStatus, real_start: Mapping[str, datetime], total: int) -> Manifest:
+    """The engine snapshot as written to ``.status``, plus the operator's own fields.
+
+    ``real_start`` holds the pods' real start times of first attempts: they replace the
+    moment the engine asked for the Job. ``progress`` and ``duration`` feed the printer columns.
+    """
+    nodes = dict(status.nodes)
+    for node, started in real_start.items():
+        ns = nodes.get(node)
+        if ns is not None and ns.started_at != started:
+            nodes[node] = ns.model_copy(update={"started_at": started})
+    status = status.model_copy(update={"nodes": nodes})
+    out = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    done = sum(1 for ns in nodes.values() if ns.phase in TERMINAL_NODE_PHASES)
+    out["progress"] = f"{done}/{total}"
+    if status.started_at is not None and status.finished_at is not None:
+        seconds = (status.finished_at - status.started_at).total_seconds()
+        out["duration"] = f"{seconds:.1f}s"
+    return out
+
+
+def notes(old: FlowStatus, new: FlowStatus) -> list[Note]:
+    """Events for the transitions from ``old`` to ``new``: final node failures and the end.
+
+    Only transitions produce Events, so re-running a pass never repeats one, and retries or
+    routine starts never flood ``kubectl describe``.
+    """
+    out: list[Note] = []
+    for node, ns in new.nodes.items():
+        before = old.nodes.get(node)
+        if ns.phase == "Failed" and (before is None or before.phase != "Failed"):
+            out.append(Note("NodeFailed", f"node {node} failed: {ns.message or ns.reason}", True))
+    if new.phase in TERMINAL_FLOW_PHASES and old.phase != new.phase:
+        out.append(Note(f"Flow{new.phase}", new.message or new.phase, new.phase != "Succeeded"))
+    return out
+
+
+def output_refs(status: FlowStatus, fallbacks: Mapping[str, str]) -> dict[str, str]:
+    """Node id -> output ConfigMap of every completed node, as downstream pods mount them.
+
+    ``fallbacks`` maps a node to its fallback: a node recovered by its fallback shows the
+    fallback's output, as in the engine's context.
+    """
+    refs: dict[str, str] = {
+        node: ns.output_ref for node, ns in status.nodes.items() if ns.output_ref is not None
+    }
+    for node, ns in status.nodes.items():
+        if node in refs or ns.phase != "Failed":
+            continue
+        fallback = fallbacks.get(node)
+        while fallback is not None and fallback not in refs:
+            fallback = fallbacks.get(fallback)
+        if fallback is not None:
+            refs[node] = refs[fallback]
+    return refs
