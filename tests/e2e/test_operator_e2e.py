@@ -436,3 +436,22 @@ def test_a_wide_join_whose_branches_finish_together_starts_once(
     assert len(jobs) == width + 2
     assert all(len(names) == 1 for names in jobs.values()), jobs
     assert _output(cluster, namespace, flow, "join") == sorted(f"b{i}" for i in range(width))
+
+
+def test_flow_deadline_fires_from_the_timer_and_cancels_running_jobs(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """No pod event arrives while the node sleeps: only the operator's own timer (the engine's
+    wake_at) can end the flow, and the still-running Job must be deleted."""
+    fns = {"sleep": {"script": "import time\n\ndef run(ctx):\n    time.sleep(120)\n"}}
+    doc = _flow("deadline", fns, [{"id": "sleep", "uses": "sleep"}], [])
+    doc["spec"]["activeDeadlineSeconds"] = 3
+    apply_doc(cluster, namespace, doc)
+    flow = wait_phase(cluster, namespace, "deadline", {"Succeeded", "Failed"}, timeout=120)
+    assert flow["status"]["phase"] == "Failed"
+    assert "activeDeadlineSeconds" in flow["status"]["message"]
+    assert flow["status"]["nodes"]["sleep"]["phase"] == "Cancelled"
+    wait_for(
+        lambda: not items(cluster, "jobs", namespace, "flowcraft.io/flow=deadline"),
+        what="the running Job deleted",
+    )
