@@ -455,3 +455,18 @@ def test_flow_deadline_fires_from_the_timer_and_cancels_running_jobs(
         lambda: not items(cluster, "jobs", namespace, "flowcraft.io/flow=deadline"),
         what="the running Job deleted",
     )
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_node_instead_of_hanging(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    fns = {"missing": {"image": "flowcraft-no-such-image:0.0.0", "command": ["true"]}}
+    apply_doc(cluster, namespace, _flow("noimage", fns, [{"id": "n", "uses": "missing"}], []))
+    flow = wait_phase(cluster, namespace, "noimage", {"Succeeded", "Failed"}, timeout=180)
+    node = flow["status"]["nodes"]["n"]
+    assert node["phase"] == "Failed"
+    assert "container cannot start" in node["message"]
+    wait_for(
+        lambda: not items(cluster, "jobs", namespace, "flowcraft.io/flow=noimage"),
+        what="the stuck Job deleted",
+    )

@@ -67,6 +67,7 @@ def test_failure_names_exit_code_reason_and_runtime_error() -> None:
     assert out.message.startswith("exit code 1 (Error): RuntimeError: boom")
     assert "line 3" in out.message
     assert not out.timed_out
+    assert not out.stuck
 
 
 def test_failure_without_envelope_keeps_the_tail_of_the_message() -> None:
@@ -110,3 +111,17 @@ def test_job_deadline_is_a_timeout() -> None:
     assert out.timed_out
     assert "DeadlineExceeded" in out.message
     assert out.at == datetime(2026, 1, 1, 11, 59, 30, tzinfo=UTC)
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_attempt() -> None:
+    waiting = {"waiting": {"reason": "ErrImageNeverPull", "message": "image not present"}}
+    out = outcomes.observe({"status": {}}, _pod(waiting, "Pending"), NOW)
+    assert isinstance(out, outcomes.Failed)
+    assert "ErrImageNeverPull" in out.message
+    assert "image not present" in out.message
+    assert out.stuck
+
+
+def test_ordinary_waiting_is_not_a_failure() -> None:
+    waiting = {"waiting": {"reason": "ContainerCreating"}}
+    assert outcomes.observe({"status": {}}, _pod(waiting, "Pending"), NOW) is None

@@ -22,6 +22,20 @@ from flowcraft.runtime import parse_result
 
 # The kubelet keeps at most this many bytes of a container's termination message.
 TERMINATION_MESSAGE_LIMIT = 4096
+
+# Waiting reasons after which the container will not start without a change to the pod:
+# failing the attempt beats a flow that hangs on a typo in an image name. (A retry, if the
+# node has any, gets a fresh Job and pull.)
+STUCK_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "ErrImageNeverPull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    }
+)
 _TAIL = 400
 
 Manifest = dict[str, Any]
@@ -46,6 +60,8 @@ class Failed:
     at: datetime
     message: str
     timed_out: bool = False
+    # The container never started and never will: its Job must be deleted by the caller.
+    stuck: bool = False
 
 
 Outcome = Started | Succeeded | Failed
@@ -127,6 +143,15 @@ def observe(job: Manifest | None, pod: Manifest | None, now: datetime) -> Outcom
             timed_out=reason == "DeadlineExceeded",
         )
     if pod is not None:
+        waiting = _main_container_state(pod).get("waiting")
+        if isinstance(waiting, dict) and waiting.get("reason") in STUCK_REASONS:
+            detail = str(waiting.get("message") or "")
+            return Failed(
+                None,
+                now,
+                f"container cannot start ({waiting['reason']})" + (f": {detail}" if detail else ""),
+                stuck=True,
+            )
         running = _main_container_state(pod).get("running")
         if isinstance(running, dict):
             began = parse_time(running.get("startedAt"))

@@ -276,6 +276,7 @@ class Reconciler:
         success_seen: float | None = None
         suspended = bool(status.phase == "Running" and engine.spec.suspend)
         configmaps: list[Manifest] = []
+        stuck: list[str] = []
         for node, attempt in engine.running(status):
             job_name = names.job_name(ref.name, node, attempt)
             job = self._cache.job(key, job_name)
@@ -311,10 +312,18 @@ class Reconciler:
                 events.append(
                     NodeFailed(node, attempt, outcome.at, outcome.message, outcome.timed_out)
                 )
+                if outcome.stuck and job is not None and not _job_terminal(job):
+                    stuck.append(job_name)  # e.g. an image that cannot be pulled
         # Outputs are stored before the status points at them (and before downstream pods
         # mount them); concurrently, since a wide join can finish many nodes in one pass.
         await asyncio.gather(*(self._store_output(ref, cm) for cm in configmaps))
+        await asyncio.gather(*(self._delete_job(ref, name) for name in stuck))
         return events, success_seen
+
+    async def _delete_job(self, ref: builders.FlowRef, name: str) -> None:
+        async with self._requests:
+            with contextlib.suppress(NotFound):
+                await self._client.delete_job(ref.namespace, name)
 
     async def _store_output(self, ref: builders.FlowRef, cm: Manifest) -> None:
         async with self._requests:
@@ -359,10 +368,7 @@ class Reconciler:
             return str(job["metadata"]["name"])
 
         async def cancel(action: CancelNode) -> None:
-            name = names.job_name(ref.name, action.node, action.attempt)
-            async with self._requests:
-                with contextlib.suppress(NotFound):
-                    await self._client.delete_job(ref.namespace, name)
+            await self._delete_job(ref, names.job_name(ref.name, action.node, action.attempt))
 
         created = await asyncio.gather(*(start(a) for a in starts))
         await asyncio.gather(*(cancel(a) for a in cancels))
@@ -492,6 +498,13 @@ class Reconciler:
         body["status"] = failed.model_dump(mode="json", by_alias=True, exclude_none=True)
         await self._client.replace_flow_status(ref.namespace, ref.name, body)
         await self._event(ref, "FlowFailed", why, True, now)
+
+
+def _job_terminal(job: Manifest) -> bool:
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in (job.get("status") or {}).get("conditions") or []
+    )
 
 
 def _job_complete(job: Manifest) -> bool:
