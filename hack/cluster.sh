@@ -76,6 +76,9 @@ components_of() {
   esac
 }
 
+etcd_up() { alive etcd && curl -sf "http://127.0.0.1:$ETCD_PORT/health"; }
+apiserver_up() { alive kube-apiserver && kc get --raw /readyz; }
+
 have_nodes() { [ -n "$(kc get nodes -o name 2>/dev/null)" ]; }
 
 healthy() {
@@ -105,7 +108,7 @@ start_control_plane() {
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster "flowcraft=http://127.0.0.1:$ETCD_PEER_PORT" --listen-metrics-urls "" \
     --unsafe-no-fsync --quota-backend-bytes 4294967296 --log-level warn
-  wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+  wait_for etcd 30 etcd_up
 
   start kube-apiserver "$(bin kube-apiserver)" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
@@ -118,7 +121,7 @@ start_control_plane() {
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-cluster-ip-range "$SERVICE_CIDR" --allow-privileged=true --profiling=false \
     --cert-dir "$STATE_DIR/apiserver-certs"
-  wait_for kube-apiserver 90 kc get --raw /readyz
+  wait_for kube-apiserver 90 apiserver_up
 
   start kube-controller-manager "$(bin kube-controller-manager)" \
     --kubeconfig "$PKI/controller-manager.kubeconfig" \
@@ -166,6 +169,7 @@ iptables_sweep() {
 
 setup_network() {
   [ -f "$STATE_DIR/iptables.before" ] || iptables_chains > "$STATE_DIR/iptables.before"
+  [ -f "$STATE_DIR/netns.before" ] || ls /run/netns 2>/dev/null > "$STATE_DIR/netns.before" || true
   # Bridge owned by us; the CNI bridge plugin reuses it. Record sysctls we change.
   [ -f "$STATE_DIR/sysctl.orig" ] || {
     echo "ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)"
@@ -337,11 +341,23 @@ EOF
   done
 }
 
+ports_free() {
+  local p busy=()
+  for p in "$ETCD_PORT" "$ETCD_PEER_PORT" "$API_PORT" "$CM_PORT" "$SCHED_PORT"; do
+    ss -Hltn "sport = :$p" 2>/dev/null | grep -q . && busy+=("$p")
+  done
+  [ ${#busy[@]} -eq 0 ] || die "ports ${busy[*]} are in use: another cluster runs here (hack/cluster.sh status $MODE; ss -ltnp)"
+}
+
 # The host-wide state (ports, /var/lib, bridge) may belong to a harness started from another
 # checkout (e.g. CI's fresh clone while a developer's cluster still runs). Stop it (by that
 # checkout's pidfiles) only when asked to: CI=true or FLOWCRAFT_CLUSTER_TAKEOVER=1.
 take_over_foreign() {
-  [ -f "$STATE_DIR/owner" ] || return 0
+  [ -d "$STATE_DIR" ] || return 0
+  if [ ! -f "$STATE_DIR/owner" ]; then
+    [ -f "$INST_DIR/mode" ] && return 0   # ours, from before owner files existed
+    die "$STATE_DIR exists but no checkout owns it: another harness may be running. Stop it, then remove $STATE_DIR"
+  fi
   local other_dir other_kc
   read -r other_dir other_kc < "$STATE_DIR/owner"
   [ "$other_dir" = "$INST_DIR" ] && return 0
@@ -363,11 +379,12 @@ up() {
     down
   fi
   if [ "$mode" = real ]; then
-    apt_install containerd runc containernetworking-plugins iptables conntrack curl gcc libc6-dev debootstrap docker.io
+    apt_install containerd runc containernetworking-plugins iptables iproute2 conntrack curl gcc libc6-dev debootstrap docker.io
   else
-    apt_install curl
+    apt_install curl iproute2
   fi
   ensure_bins "$mode"
+  ports_free
   mkdir -p "$PIDS" "$LOGS" "$STATE_DIR"
   echo "$INST_DIR $KUBECONFIG_OUT" > "$STATE_DIR/owner"
   rm -f "$LOGS"/*.log
@@ -436,6 +453,14 @@ down() {
   for c in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_pid "$c"; done
   unmount_under "$STATE_DIR"
   unmount_under "$RUN_DIR"
+  # Pod network namespaces our containerd created and did not release (cni-*, new since up).
+  if [ -f "$STATE_DIR/netns.before" ]; then
+    local ns
+    for ns in $(ls /run/netns 2>/dev/null | grep '^cni-' | grep -vxF -f "$STATE_DIR/netns.before" || true); do
+      umount "/run/netns/$ns" 2>/dev/null || umount -l "/run/netns/$ns" 2>/dev/null || true
+      rm -f "/run/netns/$ns"; log "removed leftover netns $ns"
+    done
+  fi
   # Network: our egress chain, the chains kubelet/kube-proxy added, our bridge, the sysctls.
   if iptables -w -S "$EGRESS_CHAIN" >/dev/null 2>&1; then
     while iptables -w -D FORWARD -j "$EGRESS_CHAIN" 2>/dev/null; do :; done
