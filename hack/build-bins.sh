@@ -3,19 +3,19 @@
 #   $FLOWCRAFT_CACHE/bin/<component>-<version>-<goversion>
 # A second run finds them all cached and takes seconds. Usage: hack/build-bins.sh [component...]
 # Components: kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
-#             etcd kwok helm crictl kind (kind is built only on request)
+#             etcd kwok helm crictl coredns kind (kind is built only on request)
 source "$(dirname "$0")/lib.sh"
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-trimpath
 command -v go >/dev/null || die "go not found (Go >= 1.25 is needed)"
 mkdir -p "$CACHE_BIN" "$FLOWCRAFT_CACHE/src"
 
-DEFAULT=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd kwok helm crictl)
+DEFAULT=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd kwok helm crictl coredns)
 want=("$@"); [ ${#want[@]} -eq 0 ] && want=("${DEFAULT[@]}")
 
 version_of() {
   case $1 in
-    kube-*|kubelet|kubectl) echo "$KUBE_VERSION" ;; crictl) echo "$CRICTL_VERSION" ;;
+    kube-*|kubelet|kubectl) echo "$KUBE_VERSION" ;; crictl) echo "$CRICTL_VERSION" ;; coredns) echo "$COREDNS_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;; kwok) echo "$KWOK_VERSION" ;;
     helm) echo "$HELM_VERSION" ;; kind) echo "$KIND_VERSION" ;;
     *) die "unknown component $1 (known: ${DEFAULT[*]} kind)" ;;
@@ -112,6 +112,7 @@ for c in "${want[@]}"; do
     helm) build_goinstall helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
             "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" ;;
     kind) build_goinstall kind sigs.k8s.io/kind "$KIND_VERSION" ;;
+    coredns) build_goinstall coredns github.com/coredns/coredns "$COREDNS_VERSION" ;;
     crictl) build_goinstall crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION" \
               "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" ;;
   esac

@@ -5,7 +5,7 @@
 #   hack/cluster.sh status [real|kwok]     print pids and node status; exit 1 when down
 #
 # real: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, a dedicated containerd,
-#       kubelet and kube-proxy; bridge CNI on flowcraft0 (pods 10.244.0.0/24, services
+#       kubelet, kube-proxy and CoreDNS (cluster.local only, no upstream); bridge CNI on flowcraft0 (pods 10.244.0.0/24, services
 #       10.96.0.0/16); the apiserver listens on the bridge address so pods reach it too.
 # kwok: the same control plane on 127.0.0.1 without kubelet/containerd; kwok simulates the
 #       node(s) (KWOK_NODES, default 1) and moves Job pods to Succeeded with no containers.
@@ -43,6 +43,7 @@ EGRESS_CHAIN=FLOWCRAFT-EGRESS
 IMG_CACHE=$FLOWCRAFT_CACHE/images
 
 bin() { cached_bin "$1" "$(case $1 in etcd) echo "$ETCD_VERSION" ;; kwok) echo "$KWOK_VERSION" ;;
+  coredns) echo "$COREDNS_VERSION" ;;
   helm) echo "$HELM_VERSION" ;; crictl) echo "$CRICTL_VERSION" ;; *) echo "$KUBE_VERSION" ;; esac)"; }
 kc() { "$(bin kubectl)" --kubeconfig "$KUBECONFIG_OUT" "$@"; }
 alive() { [ -f "$PIDS/$1.pid" ] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
@@ -71,7 +72,7 @@ wait_for() {
 
 components_of() {
   case $1 in
-    real) echo "etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy" ;;
+    real) echo "etcd kube-apiserver kube-controller-manager kube-scheduler containerd coredns kubelet kube-proxy" ;;
     kwok) echo "etcd kube-apiserver kube-controller-manager kube-scheduler kwok" ;;
   esac
 }
@@ -91,7 +92,7 @@ healthy() {
 
 ensure_bins() {
   local need=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd helm) c missing=()
-  if [ "$1" = real ]; then need+=(kubelet kube-proxy crictl); else need+=(kwok); fi
+  if [ "$1" = real ]; then need+=(kubelet kube-proxy crictl coredns); else need+=(kwok); fi
   for c in "${need[@]}"; do [ -x "$(bin "$c")" ] || missing+=("$c"); done
   [ ${#missing[@]} -eq 0 ] || "$HACK_DIR/build-bins.sh" "${missing[@]}"
   mkdir -p "$CLUSTER_DIR/bin"
@@ -253,6 +254,41 @@ load_images() {
   done
 }
 
+# CoreDNS as a host process on the bridge address: cluster.local (and reverse zones) from the
+# API, nothing else. No forward plugin: other names get REFUSED, nothing leaves the machine.
+start_coredns() {
+  kc apply -f - >/dev/null <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:coredns"}
+rules:
+- {apiGroups: [""], resources: [endpoints, services, pods, namespaces], verbs: [list, watch]}
+- {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:coredns"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:coredns"}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:coredns"}
+EOF
+  cat > "$INST_DIR/Corefile" <<EOF
+cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {
+    bind $BRIDGE_IP
+    errors
+    health 127.0.0.1:18080
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig $PKI/coredns.kubeconfig flowcraft
+        pods insecure
+        ttl 5
+    }
+    cache 5
+}
+EOF
+  start coredns "$(bin coredns)" -conf "$INST_DIR/Corefile"
+  wait_for coredns 30 curl -sf http://127.0.0.1:18080/health
+}
+
 start_node() {
   mkdir -p "$STATE_DIR/kubelet"
   cat > "$INST_DIR/kubelet.yaml" <<EOF
@@ -274,6 +310,7 @@ failCgroupV1: false
 failSwapOn: false
 podCIDR: "$POD_CIDR"
 clusterDomain: cluster.local
+clusterDNS: ["$BRIDGE_IP"]
 resolvConf: /etc/resolv.conf
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
@@ -395,7 +432,7 @@ up() {
   cp "$PKI/admin.kubeconfig" "$KUBECONFIG_OUT"
   if [ "$mode" = real ]; then start_containerd; load_images; fi
   start_control_plane "$adv"
-  if [ "$mode" = real ]; then start_node; else start_kwok; fi
+  if [ "$mode" = real ]; then start_coredns; start_node; else start_kwok; fi
   wait_for "node registration" 90 have_nodes
   local n; n=$(kc get nodes -o name | head -1)
   wait_for "node Ready" 120 kc wait --for=condition=Ready node --all --timeout=5s
@@ -439,6 +476,7 @@ down() {
     "$(bin crictl)" -r "unix://$CTRD_SOCK" rmp -fa >/dev/null 2>&1 || log "crictl rmp failed (continuing)"
   fi
   stop_pid kube-proxy
+  stop_pid coredns
   if [ -f "$STATE_DIR/iptables.before" ] && [ -x "$(bin kube-proxy)" ] \
      && iptables -w -t nat -S KUBE-SERVICES >/dev/null 2>&1; then
     "$(bin kube-proxy)" --cleanup >/dev/null 2>&1 || true
@@ -475,7 +513,7 @@ down() {
     [ -n "$v" ] && [ "$v" != none ] && echo "$v" > /proc/sys/net/bridge/bridge-nf-call-iptables
   fi
   rm -rf "$STATE_DIR" "$RUN_DIR"
-  rm -f "$INST_DIR/mode" "$KUBECONFIG_OUT" "$INST_DIR"/*.yaml "$INST_DIR"/containerd.toml
+  rm -f "$INST_DIR/mode" "$KUBECONFIG_OUT" "$INST_DIR"/*.yaml "$INST_DIR"/containerd.toml "$INST_DIR/Corefile"
   log "cluster (real) down (logs kept in $LOGS)"
 }
 

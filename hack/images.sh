@@ -15,7 +15,7 @@ mkdir -p "$IMG_CACHE"
 targets=("$@"); [ ${#targets[@]} -eq 0 ] && targets=(base pause smoke)
 
 tar_of() { local n=${1%%:*} t=${1#*:}; echo "$IMG_CACHE/${n}_${t}.tar"; }
-inputs_hash() { (cd "$ROOT_DIR" && cat "$@" hack/versions.env | sha256sum | cut -c1-16); }
+inputs_hash() { (cd "$ROOT_DIR" && { cat "$@"; grep -E '^(BASE_|PAUSE_|SMOKE_)' hack/versions.env; } | sha256sum | cut -c1-16); }
 fresh() { [ -f "$(tar_of "$1")" ] && [ "$(cat "$(tar_of "$1").key" 2>/dev/null)" = "$2" ]; }
 
 started_dockerd=0

@@ -35,6 +35,7 @@ cert controller-manager "/CN=system:kube-controller-manager" client
 cert scheduler "/CN=system:kube-scheduler" client
 cert kube-proxy "/CN=system:kube-proxy" client
 cert kwok "/O=system:masters/CN=kwok-controller" client
+cert coredns "/CN=system:coredns" client
 cert kubelet-client "/O=system:nodes/CN=system:node:$NODE" client
 cert kubelet "/CN=$NODE" server "DNS:$NODE,DNS:localhost,IP:127.0.0.1,IP:$NODE_IP"
 
@@ -66,3 +67,4 @@ kubeconfig scheduler.kubeconfig system:kube-scheduler scheduler
 kubeconfig kube-proxy.kubeconfig system:kube-proxy kube-proxy
 kubeconfig kubelet.kubeconfig "system:node:$NODE" kubelet-client
 kubeconfig kwok.kubeconfig kwok-controller kwok
+kubeconfig coredns.kubeconfig system:coredns coredns

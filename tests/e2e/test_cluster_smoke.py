@@ -107,3 +107,19 @@ def test_pod_reaches_apiserver_through_kubernetes_service(
     status_line = pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
     # Anonymous access to /readyz is allowed (200) or refused (401/403): either proves routing.
     assert status_line.startswith("HTTP/1."), status_line
+
+
+def test_pod_resolves_service_names(cluster: Cluster, namespace: str, smoke_image: str) -> None:
+    """Cluster DNS answers for Services (the harness runs CoreDNS without upstream forwarding)."""
+    require_containers(cluster)
+    expected = cluster.kubectl(
+        "get", "service", "kubernetes", "-n", "default", "-o", "jsonpath={.spec.clusterIP}"
+    ).stdout
+    probe = (
+        "import socket\n"
+        "ip = socket.gethostbyname('kubernetes.default.svc.cluster.local')\n"
+        "open('/dev/termination-log', 'w').write(ip)\n"
+    )
+    cluster.apply(job("dns", smoke_image, command=["python3", "-c", probe]), namespace)
+    pod = finished_pod(cluster, namespace, "dns")
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"] == expected
