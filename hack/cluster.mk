@@ -8,7 +8,7 @@ KIND_NODE_IMAGE ?=
 .PHONY: cluster-bins cluster-images cluster cluster-kwok cluster-down cluster-status \
         cluster-test e2e-kind image-load dockerd-start dockerd-stop
 
-cluster-bins: ## Build/cached k8s, etcd, kwok, helm, crictl binaries from the Go module proxy
+cluster-bins: ## Build (or find cached) k8s, etcd, kwok, helm, crictl, coredns binaries from the Go module proxy
 	hack/build-bins.sh
 
 cluster-images: ## Build the offline images (debootstrap base, pause, smoke) into the cache
@@ -23,7 +23,7 @@ cluster-kwok: ## Start a kwok cluster (fake nodes, no containers; .cluster/kwok.
 cluster-down: ## Stop the harness clusters, real and kwok (their pids only); remove mounts, network, state
 	hack/cluster.sh down
 
-cluster-status: ## Show the harness cluster's mode, processes and node
+cluster-status: ## Show both harness clusters (real, kwok): processes and nodes
 	hack/cluster.sh status real; hack/cluster.sh status kwok
 
 cluster-test: $(STAMP) ## Run the integration + e2e tests against the harness (or KUBECONFIG)
