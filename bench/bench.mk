@@ -1,0 +1,26 @@
+# Cluster benchmarks (issue 6): bench/kube_bench.py; method and figures in bench/README.md.
+# Included by the root Makefile (-include bench/*.mk) after hack/*.mk ($(RUNNER_IMAGE)).
+.PHONY: bench-quick bench bench-kwok bench-pods bench-profile bench-real-up
+
+BENCH_PY := $(BIN)/python bench/kube_bench.py
+
+# The real-pod scenario needs the single-node cluster and the runner image in its containerd.
+bench-real-up:
+	hack/cluster.sh up real
+	$(MAKE) --no-print-directory image-runner
+	hack/image-load.sh $(RUNNER_IMAGE)
+
+bench-quick: $(STAMP) cluster-kwok bench-real-up ## Benchmarks, a few minutes: kwok latency + throughput + 1->1000->1, real-pod parallel example; writes bench/results/latest.json
+	$(BENCH_PY) --preset quick --out bench/results/latest.json
+
+bench: $(STAMP) cluster-kwok bench-real-up ## Full benchmarks (adds 200x10 throughput and 1000 active flows); writes bench/results/latest.json
+	$(BENCH_PY) --preset full --out bench/results/latest.json
+
+bench-kwok: $(STAMP) cluster-kwok ## kwok-only benchmarks (latency, throughput, fan-out); writes bench/results/kwok.json
+	$(BENCH_PY) --only latency,throughput,fanout --out bench/results/kwok.json
+
+bench-pods: $(STAMP) bench-real-up ## Real pods: examples/parallel.yaml wall time / 2.0 s with a per-step breakdown; bench/results/pods.json
+	$(BENCH_PY) --only pods --out bench/results/pods.json
+
+bench-profile: $(STAMP) cluster-kwok ## py-spy profile of the operator during the kwok throughput run (build/bench/*/profile.txt)
+	$(BENCH_PY) --only throughput --profile --out bench/results/profile-run.json
