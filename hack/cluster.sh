@@ -446,7 +446,7 @@ stop_pid() {
   pid=$(cat "$PIDS/$name.pid")
   if kill -0 "$pid" 2>/dev/null; then
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 80); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
     kill -0 "$pid" 2>/dev/null && { log "$name ($pid) did not stop, SIGKILL"; kill -9 "$pid" 2>/dev/null || true; }
     log "stopped $name ($pid)"
   fi
