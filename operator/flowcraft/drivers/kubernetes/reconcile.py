@@ -192,6 +192,7 @@ class Reconciler:
             state.pending, state.real_start = [], {}
         raw_status: Manifest = dict(body.get("status") or {})
         if raw_status.get("phase") in TERMINAL_FLOW_PHASES:
+            self._retire(key, state)
             return
 
         flow, problem = flow_status.parse_flow(body)
@@ -229,6 +230,15 @@ class Reconciler:
             state.timer = None
         if state.pending:
             state.dirty = True
+
+    def _retire(self, key: FlowKey, state: _FlowState) -> None:
+        """A finished Flow needs nothing in memory: drop its Jobs, pods, outputs and engine."""
+        self._cache.forget(key)
+        state.engine, state.engine_generation = None, None
+        state.outputs, state.real_start, state.pending = {}, {}, []
+        if state.timer is not None:
+            state.timer.cancel()
+            state.timer = None
 
     def _engine(self, state: _FlowState, flow: Flow, meta: Mapping[str, Any]) -> Engine:
         generation = meta.get("generation")
