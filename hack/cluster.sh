@@ -379,11 +379,16 @@ EOF
 }
 
 ports_free() {
-  local p busy=()
-  for p in "$ETCD_PORT" "$ETCD_PEER_PORT" "$API_PORT" "$CM_PORT" "$SCHED_PORT"; do
-    ss -Hltn "sport = :$p" 2>/dev/null | grep -q . && busy+=("$p")
+  local p busy=() try
+  for try in $(seq 1 20); do   # a just-stopped cluster may need a moment to close its sockets
+    busy=()
+    for p in "$ETCD_PORT" "$ETCD_PEER_PORT" "$API_PORT" "$CM_PORT" "$SCHED_PORT"; do
+      ss -Hltn "sport = :$p" 2>/dev/null | grep -q . && busy+=("$p")
+    done
+    [ ${#busy[@]} -eq 0 ] && return 0
+    sleep 0.5
   done
-  [ ${#busy[@]} -eq 0 ] || die "ports ${busy[*]} are in use: another cluster runs here (hack/cluster.sh status $MODE; ss -ltnp)"
+  die "ports ${busy[*]} are in use: another cluster runs here (hack/cluster.sh status $MODE; ss -ltnp)"
 }
 
 # The host-wide state (ports, /var/lib, bridge) may belong to a harness started from another
@@ -462,6 +467,16 @@ unmount_under() {
 }
 
 down() {
+  # State that another checkout's harness owns is not ours to clean (see take_over_foreign).
+  local owner=""
+  [ -f "$STATE_DIR/owner" ] && read -r owner _ < "$STATE_DIR/owner"
+  if [ -n "$owner" ] && [ "$owner" != "$INST_DIR" ]; then
+    local c
+    for c in $(components_of "$MODE"); do stop_pid "$c"; done
+    rm -f "$INST_DIR/mode" "$KUBECONFIG_OUT"
+    log "cluster ($MODE): $STATE_DIR belongs to $owner, left alone"
+    return 0
+  fi
   if [ "$MODE" = kwok ]; then
     for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_pid "$c"; done
     rm -rf "$STATE_DIR"
@@ -532,7 +547,7 @@ case ${1:-} in
   up) instance "${2:-real}"; up "$MODE" ;;
   down)
     case ${2:-all} in
-      all) for m in kwok real; do instance "$m"; [ -f "$INST_DIR/mode" ] || [ -d "$STATE_DIR" ] && down; done; true ;;
+      all) for m in kwok real; do instance "$m"; [ -f "$INST_DIR/mode" ] && down; done; true ;;
       *) instance "$2"; down ;;
     esac ;;
   status) instance "${2:-real}"; status ;;
