@@ -379,8 +379,8 @@ EOF
 }
 
 ports_free() {
-  local p busy=() try
-  for try in $(seq 1 20); do   # a just-stopped cluster may need a moment to close its sockets
+  local p busy=()
+  for _ in $(seq 1 20); do   # a just-stopped cluster may need a moment to close its sockets
     busy=()
     for p in "$ETCD_PORT" "$ETCD_PEER_PORT" "$API_PORT" "$CM_PORT" "$SCHED_PORT"; do
       ss -Hltn "sport = :$p" 2>/dev/null | grep -q . && busy+=("$p")
@@ -508,10 +508,13 @@ down() {
   unmount_under "$RUN_DIR"
   # Pod network namespaces our containerd created and did not release (cni-*, new since up).
   if [ -f "$STATE_DIR/netns.before" ]; then
-    local ns
-    for ns in $(ls /run/netns 2>/dev/null | grep '^cni-' | grep -vxF -f "$STATE_DIR/netns.before" || true); do
+    local f ns
+    for f in /run/netns/cni-*; do
+      [ -e "$f" ] || continue
+      ns=${f##*/}
+      grep -qxF "$ns" "$STATE_DIR/netns.before" && continue
       umount "/run/netns/$ns" 2>/dev/null || umount -l "/run/netns/$ns" 2>/dev/null || true
-      rm -f "/run/netns/$ns"; log "removed leftover netns $ns"
+      rm -f "/run/netns/$ns" 2>/dev/null && log "removed leftover netns $ns" || log "could not remove netns $ns"
     done
   fi
   # Network: our egress chain, the chains kubelet/kube-proxy added, our bridge, the sysctls.

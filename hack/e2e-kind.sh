@@ -27,5 +27,5 @@ export KUBECONFIG=$KC
 # The operator's images (hack/operator.mk), when that target exists.
 if make -C "$ROOT_DIR" -n images >/dev/null 2>&1; then make -C "$ROOT_DIR" images; fi
 
-cd "$ROOT_DIR"
+cd "$ROOT_DIR" || exit 1
 "$ROOT_DIR/.venv/bin/pytest" -m "integration or e2e" tests/integration tests/e2e "$@"

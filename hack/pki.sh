@@ -3,7 +3,7 @@
 #   hack/pki.sh PKI_DIR SERVER_URL NODE_NAME NODE_IP
 source "$(dirname "$0")/lib.sh"
 PKI=$1 SERVER=$2 NODE=$3 NODE_IP=$4
-mkdir -p "$PKI"; cd "$PKI"
+mkdir -p "$PKI"; cd "$PKI" || exit 1
 umask 077
 
 [ -f ca.key ] || openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
