@@ -245,7 +245,6 @@ EOF
 
 load_images() {
   # Harness images (pause first: the sandbox image) from the cached docker archives.
-  "$HACK_DIR/images.sh" base pause smoke
   local img tar
   for img in "$PAUSE_IMAGE" "$BASE_IMAGE" "$SMOKE_IMAGE"; do
     tar=$IMG_CACHE/${img%%:*}_${img#*:}.tar
@@ -415,17 +414,19 @@ up() {
   local mode=$1 t0=$SECONDS
   [ "$(id -u)" = 0 ] || die "run as root (the harness starts containerd, kubelet, iptables rules)"
   if healthy "$mode"; then log "cluster ($mode) already up: export KUBECONFIG=$KUBECONFIG_OUT"; return 0; fi
-  take_over_foreign
-  if [ -f "$INST_DIR/mode" ] || [ -d "$STATE_DIR" ]; then
-    log "the previous $mode cluster is not healthy: tearing it down first"
-    down
-  fi
+  # Slow preparations first (packages, binaries, images), while any old cluster still serves.
   if [ "$mode" = real ]; then
     apt_install containerd runc containernetworking-plugins iptables iproute2 conntrack curl gcc libc6-dev debootstrap docker.io
   else
     apt_install curl iproute2
   fi
   ensure_bins "$mode"
+  [ "$mode" = real ] && "$HACK_DIR/images.sh" base pause smoke
+  take_over_foreign
+  if [ -f "$INST_DIR/mode" ] || [ -d "$STATE_DIR" ]; then
+    log "the previous $mode cluster is not healthy: tearing it down first"
+    down
+  fi
   ports_free
   mkdir -p "$PIDS" "$LOGS" "$STATE_DIR"
   echo "$INST_DIR $KUBECONFIG_OUT" > "$STATE_DIR/owner"
