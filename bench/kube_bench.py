@@ -314,7 +314,8 @@ def stages(outcome: Outcome) -> dict[str, Any]:
     parts: dict[str, list[float]] = {}
     for t in outcome.recorder.nodes.values():
         for key, a, b in (
-            ("job_added_to_pod_scheduled", t.job_added, t.pod_scheduled),
+            ("job_added_to_pod_added", t.job_added, t.pod_added),
+            ("pod_added_to_scheduled", t.pod_added, t.pod_scheduled),
             ("pod_scheduled_to_running", t.pod_scheduled, t.pod_running),
             ("pod_running_to_terminated", t.pod_running, t.pod_terminated),
             ("pod_terminated_to_job_complete", t.pod_terminated, t.job_complete),

@@ -193,6 +193,7 @@ class NodeTimes:
     job: str = ""
     job_added: float | None = None
     job_complete: float | None = None
+    pod_added: float | None = None
     pod_scheduled: float | None = None
     pod_running: float | None = None
     pod_terminated: float | None = None
@@ -253,6 +254,8 @@ class Recorder:
         if times is None or kind == "DELETED":
             return
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        if times.pod_added is None:
+            times.pod_added = now
         if times.pod_scheduled is None and spec.get("nodeName"):
             times.pod_scheduled = now
         for cs in status.get("containerStatuses") or []:
@@ -390,9 +393,13 @@ def free_port() -> int:
 
 
 # The reconcile logger alone at DEBUG: one line per latency sample, no kopf chatter.
+# $BENCH_OPERATOR_PRELUDE (a Python file) runs first when set: for experiments (instrumenting
+# or patching the operator in the bench only), never used by the make targets.
 _OPERATOR_CODE = (
-    "import logging, sys; "
+    "import logging, os, sys; "
     "logging.getLogger('flowcraft.drivers.kubernetes.reconcile').setLevel(logging.DEBUG); "
+    "p = os.environ.get('BENCH_OPERATOR_PRELUDE'); "
+    "p and exec(compile(open(p).read(), p, 'exec')); "
     "from flowcraft.drivers.kubernetes.__main__ import main; sys.exit(main())"
 )
 _SAMPLE = re.compile(
