@@ -1,0 +1,74 @@
+{{/* Names and labels shared by every template. */}}
+
+{{- define "flowcraft.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "flowcraft.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels: stable across upgrades (a Deployment's selector is immutable). */}}
+{{- define "flowcraft.selectorLabels" -}}
+app.kubernetes.io/name: flowcraft
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "flowcraft.labels" -}}
+{{ include "flowcraft.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: flowcraft
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ include "flowcraft.chart" . }}
+{{- end -}}
+
+{{- define "flowcraft.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "flowcraft.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "flowcraft.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* The namespaces a namespaced install watches (one per line). */}}
+{{- define "flowcraft.watchNamespaces" -}}
+{{- $namespaces := .Values.watchNamespaces | default (list .Release.Namespace) -}}
+{{- range $namespaces }}
+{{ . }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+What the operator may do: mirrors deploy/operator.yaml. Flows are read and only their status
+is written; Jobs are the unit of work; pods are only read (their container state carries the
+result); output ConfigMaps are created once. Node pods get no RBAC at all.
+*/}}
+{{- define "flowcraft.rules" -}}
+- apiGroups: ["flowcraft.io"]
+  resources: ["flows"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["flowcraft.io"]
+  resources: ["flows/status"]
+  verbs: ["get", "update", "patch"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "create"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
