@@ -1,0 +1,245 @@
+"""The Helm chart renders to what we promise, and the real API server accepts it.
+
+Why in the integration tier: rendering needs the helm binary, which the harness provides
+(.cluster/bin/helm), and the decisive check is a server-side dry run (admission, schema and
+RBAC validation by the real apiserver), which needs a cluster. The assertions on rendered
+manifests sit here too so they run wherever helm is guaranteed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cluster import CLUSTER_DIR, ROOT, Cluster
+
+pytestmark = pytest.mark.integration
+
+CHART = ROOT / "charts" / "flowcraft"
+
+
+def helm_binary() -> str:
+    """The project's helm (.cluster/bin/helm), else $FLOWCRAFT_HELM, else PATH; fails if none."""
+    override = os.environ.get("FLOWCRAFT_HELM")
+    if override:
+        return override
+    local = CLUSTER_DIR / "bin" / "helm"
+    if local.exists():
+        return str(local)
+    found = shutil.which("helm")
+    if found is None:
+        pytest.fail("helm not found: run `make cluster-bins` or install helm", pytrace=False)
+    return found
+
+
+def render(*sets: str, namespace: str = "flowcraft-system", crds: bool = False) -> str:
+    args = [helm_binary(), "template", "flowcraft", str(CHART), "--namespace", namespace]
+    if crds:
+        args.append("--include-crds")
+    for item in sets:
+        args += ["--set", item]
+    proc = subprocess.run(args, capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def docs(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def by_kind(text: str) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for doc in docs(text):
+        out.setdefault(doc["kind"], []).append(doc)
+    return out
+
+
+def _container(rendered: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    (deployment,) = rendered["Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def _shipped_rules() -> list[dict[str, Any]]:
+    """The operator's rules as deploy/operator.yaml grants them: the chart must not widen them."""
+    shipped = [d for d in yaml.safe_load_all((ROOT / "deploy" / "operator.yaml").read_text())]
+    (role,) = [d for d in shipped if d and d["kind"] == "ClusterRole"]
+    return list(role["rules"])
+
+
+# ------------------------------------------------------------------ rendered manifests
+
+
+def test_chart_crds_are_the_generated_ones() -> None:
+    for path in (ROOT / "crds").glob("*.yaml"):
+        assert (CHART / "crds" / path.name).read_text() == path.read_text(), (
+            f"charts/flowcraft/crds/{path.name} drifted: run make chart-crds"
+        )
+
+
+def test_helm_lint_is_clean() -> None:
+    for sets in ([], ["rbac.scope=namespaced", "dashboard.enabled=true"]):
+        args = [helm_binary(), "lint", "--strict", str(CHART)]
+        for item in sets:
+            args += ["--set", item]
+        proc = subprocess.run(args, capture_output=True, text=True, check=False, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_defaults_one_recreated_replica_secure_and_probed() -> None:
+    rendered = by_kind(render())
+    assert sorted(rendered) == [
+        "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount",
+    ]  # fmt: skip
+    (deployment,) = rendered["Deployment"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = _container(rendered)
+    assert container["image"] == "flowcraft-operator:0.1.0"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert "--all-namespaces" in container["args"]
+    assert "--liveness-port=8081" in container["args"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["port"] == "health"
+    assert not any(a.startswith("--metrics-flow-label") for a in container["args"])
+
+
+def test_every_object_carries_the_standard_labels() -> None:
+    for doc in docs(render("dashboard.enabled=true", "metrics.serviceMonitor.enabled=true")):
+        labels = doc["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "flowcraft", doc["kind"]
+        assert labels["app.kubernetes.io/instance"] == "flowcraft", doc["kind"]
+        assert labels["app.kubernetes.io/managed-by"] == "Helm", doc["kind"]
+        assert labels["app.kubernetes.io/version"] == "0.1.0", doc["kind"]
+
+
+def test_metrics_service_selects_the_operator_pod_on_a_port_named_metrics() -> None:
+    rendered = by_kind(render())
+    (service,) = rendered["Service"]
+    (deployment,) = rendered["Deployment"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["metadata"]["labels"]["app.kubernetes.io/name"] == "flowcraft"
+    assert all(pod_labels[k] == v for k, v in service["spec"]["selector"].items())
+    (port,) = service["spec"]["ports"]
+    assert port["name"] == "metrics"
+    assert port["targetPort"] == "metrics"
+    assert {"name": "metrics", "containerPort": 8080} in _container(rendered)["ports"]
+
+
+def test_cluster_rbac_mirrors_the_shipped_rules() -> None:
+    (role,) = by_kind(render())["ClusterRole"]
+    assert role["rules"] == _shipped_rules()
+
+
+def test_namespaced_rbac_is_a_role_per_watched_namespace_without_cluster_rights() -> None:
+    rendered = by_kind(render("rbac.scope=namespaced", "watchNamespaces={team-a,team-b}"))
+    assert "ClusterRole" not in rendered and "ClusterRoleBinding" not in rendered
+    roles = {r["metadata"]["namespace"]: r for r in rendered["Role"]}
+    assert sorted(roles) == ["team-a", "team-b"]
+    cluster_scoped = [r for r in _shipped_rules() if "apiextensions.k8s.io" in r["apiGroups"]]
+    namespaced = [r for r in _shipped_rules() if r not in cluster_scoped]
+    for role in roles.values():
+        assert role["rules"] == namespaced
+    bindings = {b["metadata"]["namespace"]: b for b in rendered["RoleBinding"]}
+    assert sorted(bindings) == ["team-a", "team-b"]
+    for binding in bindings.values():
+        assert binding["subjects"][0]["namespace"] == "flowcraft-system"
+    args = _container(rendered)["args"]
+    assert "--namespace=team-a" in args and "--namespace=team-b" in args
+    assert "--all-namespaces" not in args
+
+
+def test_namespaced_mode_defaults_to_the_release_namespace() -> None:
+    rendered = by_kind(render("rbac.scope=namespaced", namespace="ops"))
+    assert [r["metadata"]["namespace"] for r in rendered["Role"]] == ["ops"]
+    assert "--namespace=ops" in _container(rendered)["args"]
+
+
+def test_metric_values_become_operator_flags() -> None:
+    args = _container(
+        by_kind(
+            render(
+                "metrics.flowLabel=true",
+                "metrics.buckets.nodeDuration={0.5,1,2.5}",
+                "metrics.buckets.scheduleLatency={0.01,0.1}",
+                "metrics.buckets.flowDuration={10,60}",
+            )
+        )
+    )["args"]
+    assert "--metrics-flow-label" in args
+    assert "--node-duration-buckets=0.5,1,2.5" in args
+    assert "--schedule-latency-buckets=0.01,0.1" in args
+    assert "--flow-duration-buckets=10,60" in args
+
+
+def test_dashboard_configmap_holds_valid_json_for_the_sidecar() -> None:
+    (cm,) = by_kind(render("dashboard.enabled=true"))["ConfigMap"]
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(cm["data"]["flowcraft.json"])
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for metric in (
+        "flowcraft_node_duration_seconds_bucket",
+        "flowcraft_node_schedule_latency_seconds_bucket",
+        "flowcraft_flow_duration_seconds_bucket",
+        "flowcraft_flows_total",
+        "flowcraft_nodes_total",
+        "flowcraft_nodes_running",
+    ):
+        assert metric in exprs
+
+
+def test_optional_objects_are_off_by_default() -> None:
+    rendered = by_kind(render())
+    assert "ServiceMonitor" not in rendered and "ConfigMap" not in rendered
+    (monitor,) = by_kind(render("metrics.serviceMonitor.enabled=true"))["ServiceMonitor"]
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+def test_schema_rejects_unknown_values_and_scopes() -> None:
+    for bad in ("rbac.scope=everything", "no.such=value", "metrics.buckets.nodeDuration={-1}"):
+        proc = subprocess.run(
+            [helm_binary(), "template", "x", str(CHART), "--set", bad],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode != 0, bad
+        assert "schema" in proc.stderr, proc.stderr
+
+
+# ------------------------------------------------------------------ the real apiserver
+
+
+def _dry_run(cluster: Cluster, manifests: str) -> str:
+    proc = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=manifests)
+    return proc.stdout
+
+
+@pytest.mark.parametrize("scope", ["cluster", "namespaced"])
+def test_rendered_chart_passes_a_server_side_dry_run(
+    cluster: Cluster, namespace: str, scope: str, tmp_path: Path
+) -> None:
+    sets = [f"rbac.scope={scope}", "dashboard.enabled=true"]
+    if scope == "namespaced":
+        sets.append(f"watchNamespaces={{{namespace}}}")
+    # Release objects are dry-run in the test namespace; the CRD (cluster-scoped) too.
+    out = _dry_run(cluster, render(*sets, namespace=namespace, crds=True))
+    expected = ["deployment.apps", "serviceaccount", "service", "configmap"]
+    expected += (
+        ["clusterrole.", "clusterrolebinding."] if scope == "cluster" else ["role.", "rolebinding."]
+    )
+    for kind in expected:
+        assert kind in out, out
+    assert "customresourcedefinition.apiextensions.k8s.io/flows.flowcraft.io" in out
