@@ -69,7 +69,7 @@ def _container(rendered: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 def _shipped_rules() -> list[dict[str, Any]]:
     """The operator's rules as deploy/operator.yaml grants them: the chart must not widen them."""
-    shipped = [d for d in yaml.safe_load_all((ROOT / "deploy" / "operator.yaml").read_text())]
+    shipped = list(yaml.safe_load_all((ROOT / "deploy" / "operator.yaml").read_text()))
     (role,) = [d for d in shipped if d and d["kind"] == "ClusterRole"]
     return list(role["rules"])
 
@@ -147,7 +147,8 @@ def test_cluster_rbac_mirrors_the_shipped_rules() -> None:
 
 def test_namespaced_rbac_is_a_role_per_watched_namespace_without_cluster_rights() -> None:
     rendered = by_kind(render("rbac.scope=namespaced", "watchNamespaces={team-a,team-b}"))
-    assert "ClusterRole" not in rendered and "ClusterRoleBinding" not in rendered
+    assert "ClusterRole" not in rendered
+    assert "ClusterRoleBinding" not in rendered
     roles = {r["metadata"]["namespace"]: r for r in rendered["Role"]}
     assert sorted(roles) == ["team-a", "team-b"]
     cluster_scoped = [r for r in _shipped_rules() if "apiextensions.k8s.io" in r["apiGroups"]]
@@ -159,7 +160,8 @@ def test_namespaced_rbac_is_a_role_per_watched_namespace_without_cluster_rights(
     for binding in bindings.values():
         assert binding["subjects"][0]["namespace"] == "flowcraft-system"
     args = _container(rendered)["args"]
-    assert "--namespace=team-a" in args and "--namespace=team-b" in args
+    assert "--namespace=team-a" in args
+    assert "--namespace=team-b" in args
     assert "--all-namespaces" not in args
 
 
@@ -204,7 +206,8 @@ def test_dashboard_configmap_holds_valid_json_for_the_sidecar() -> None:
 
 def test_optional_objects_are_off_by_default() -> None:
     rendered = by_kind(render())
-    assert "ServiceMonitor" not in rendered and "ConfigMap" not in rendered
+    assert "ServiceMonitor" not in rendered
+    assert "ConfigMap" not in rendered
     (monitor,) = by_kind(render("metrics.serviceMonitor.enabled=true"))["ServiceMonitor"]
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
 
