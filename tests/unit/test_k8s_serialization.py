@@ -93,3 +93,27 @@ def test_own_status_write_echo_is_recognised() -> None:
         await rec.close()
 
     asyncio.run(scenario())
+
+
+def test_a_crashing_pass_is_logged_and_retried(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[int] = []
+
+    async def flaky(key: FlowKey, state: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("bug in a pass")
+
+    async def scenario() -> None:
+        rec = Reconciler(client=None, cache=ObjectCache(), instance="t")  # type: ignore[arg-type]
+        rec._pass = flaky  # type: ignore[method-assign]
+        rec.trigger(FlowKey("ns", "f"))
+        for _ in range(100):  # the retry comes from the backoff timer
+            await asyncio.sleep(0.05)
+            if len(calls) >= 2:
+                break
+        await rec.close()
+
+    asyncio.run(scenario())
+    assert len(calls) == 2
+    assert "crashed" in caplog.text
+    assert "bug in a pass" in caplog.text

@@ -123,6 +123,7 @@ class Reconciler:
             state.worker = asyncio.get_running_loop().create_task(
                 self._work(key, state), name=f"reconcile {key.namespace}/{key.name}"
             )
+            state.worker.add_done_callback(lambda task: self._worker_done(key, state, task))
 
     def is_own_write(self, key: FlowKey, resource_version: str | None) -> bool:
         """True for the watch echo of the status this operator just wrote (no new facts)."""
@@ -147,6 +148,23 @@ class Reconciler:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _worker_done(self, key: FlowKey, state: _FlowState, task: asyncio.Task[None]) -> None:
+        """A pass that died of an unexpected error (a bug) is logged loudly and retried later,
+        so one bad Flow neither hangs silently nor takes the operator down."""
+        if task.cancelled() or task.exception() is None:
+            return
+        delay = _ERROR_BACKOFF[min(state.errors, len(_ERROR_BACKOFF) - 1)]
+        state.errors += 1
+        logger.error(
+            "reconcile of %s/%s crashed; retrying in %.1fs",
+            key.namespace,
+            key.name,
+            delay,
+            exc_info=task.exception(),
+        )
+        if self._flows.get(key) is state:
+            self._schedule(key, state, delay)
 
     def _schedule(self, key: FlowKey, state: _FlowState, delay: float) -> None:
         if state.timer is not None:
@@ -199,9 +217,13 @@ class Reconciler:
         if flow is None:
             await self._fail_invalid(ref, body, raw_status, problem)
             return
-        engine = self._engine(state, flow, meta)
         status = flow.status or FlowStatus()
         now = datetime.now(UTC)
+        try:
+            engine = self._engine(state, flow, meta)
+        except EngineError as exc:
+            await self._fail_engine(ref, body, status, now, str(exc))
+            return
 
         ctx = _Pass(key, ref, state, flow, engine)
         await self._load_outputs(ref, state, status)
