@@ -114,8 +114,38 @@ class Connection:
         return (scheme.capitalize(), token) if token else ("Bearer", scheme)
 
 
+class ConfigError(Exception):
+    """No usable cluster configuration (missing or broken kubeconfig, no in-cluster account)."""
+
+
+def load_user_connection(kubeconfig: str | None = None, context: str | None = None) -> Connection:
+    """For commands a person runs: their kubeconfig first, the in-cluster account only when
+    there is no kubeconfig at all. Raises :class:`ConfigError` with a readable message."""
+    if kubeconfig is None:
+        env = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+        default = os.path.expanduser("~/.kube/config")
+        if env:
+            kubeconfig = env
+        elif os.path.exists(default):
+            kubeconfig = default
+        elif "KUBERNETES_SERVICE_HOST" not in os.environ:
+            raise ConfigError("no kubeconfig: set KUBECONFIG or pass --kubeconfig")
+    return load_connection(kubeconfig, context)
+
+
 def load_connection(kubeconfig: str | None = None, context: str | None = None) -> Connection:
-    """Kubeconfig when given (or $KUBECONFIG / ~/.kube/config), else the in-cluster account."""
+    """Kubeconfig when given (or $KUBECONFIG / ~/.kube/config), else the in-cluster account.
+
+    Raises :class:`ConfigError` when the configuration cannot be loaded.
+    """
+    try:
+        return _load_connection(kubeconfig, context)
+    except (_kube_config.ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
+        where = kubeconfig or os.environ.get("KUBECONFIG") or "the default kubeconfig"
+        raise ConfigError(f"cannot load the cluster configuration from {where}: {exc}") from exc
+
+
+def _load_connection(kubeconfig: str | None, context: str | None) -> Connection:
     config = _kube_client.Configuration()
     in_cluster = kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ
     default_namespace: str | None = None
@@ -200,10 +230,27 @@ class Client:
         content_type: str = "application/json",
     ) -> Manifest:
         """One API call; raises a typed :class:`ApiError` (cause chained) on failure."""
+        text = await self._send(method, path, body=body, query=query, content_type=content_type)
+        try:
+            doc = json.loads(text) if text else {}
+        except ValueError as exc:
+            raise ServerError(0, "BadResponse", f"{method} {path}: not JSON") from exc
+        return doc if isinstance(doc, dict) else {"items": doc}
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Manifest | None = None,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+    ) -> str:
         url = self.connection.server.rstrip("/") + path
         if query:
             url += "?" + urlencode(query)
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         auth = self.connection.authorization()
         if auth is not None:
             headers["Authorization"] = auth
@@ -218,17 +265,17 @@ class Client:
                 reason_phrase = resp.reason or ""
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ServerError(0, "ConnectionError", f"{method} {path}: {exc}") from exc
-        try:
-            doc = json.loads(text) if text else {}
-        except ValueError:
-            doc = {"message": text}
-        if not isinstance(doc, dict):
-            doc = {"items": doc}
         if status >= 400:
+            try:
+                doc = json.loads(text) if text else {}
+            except ValueError:
+                doc = {}
+            if not isinstance(doc, dict):
+                doc = {}
             reason = str(doc.get("reason") or reason_phrase)
             message = str(doc.get("message") or text)
             raise _error_for(status, reason, message)
-        return doc
+        return text
 
     # --- Flows -----------------------------------------------------------------------------
 
@@ -250,6 +297,10 @@ class Client:
             self._flow_path(namespace, name),
             body={"propagationPolicy": "Background"},
         )
+
+    async def replace_flow(self, namespace: str, name: str, body: Manifest) -> Manifest:
+        """PUT the whole Flow; ``body`` carries metadata.resourceVersion (→ Conflict)."""
+        return await self.request("PUT", self._flow_path(namespace, name), body=body)
 
     async def patch_flow(self, namespace: str, name: str, patch: Manifest) -> Manifest:
         return await self.request(
@@ -298,6 +349,27 @@ class Client:
 
     async def list_pods(self, namespace: str, selector: str) -> list[Manifest]:
         return await self._list(f"/api/v1/namespaces/{_q(namespace)}/pods", selector)
+
+    async def read_pod_log(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str | None = None,
+        tail_lines: int | None = None,
+    ) -> str:
+        """The pod's container log as text (the CLI's ``flowcraft logs``; not the operator)."""
+        query: dict[str, str] = {}
+        if container is not None:
+            query["container"] = container
+        if tail_lines is not None:
+            query["tailLines"] = str(tail_lines)
+        return await self._send(
+            "GET",
+            f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}/log",
+            query=query or None,
+            accept="text/plain",
+        )
 
     # --- ConfigMaps ------------------------------------------------------------------------
 

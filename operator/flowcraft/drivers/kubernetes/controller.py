@@ -21,7 +21,7 @@ import kopf
 from flowcraft.drivers.kubernetes import crd, metrics
 from flowcraft.drivers.kubernetes.builders import LABEL_MANAGED_BY, MANAGED_BY
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
-from flowcraft.drivers.kubernetes.client import Client, Connection, load_connection
+from flowcraft.drivers.kubernetes.client import Client, ConfigError, Connection, load_connection
 from flowcraft.drivers.kubernetes.reconcile import Reconciler
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class OperatorOptions:
     kubeconfig: str | None = None
     context: str | None = None
     metrics_port: int | None = None
+    liveness_port: int | None = None
     runner_image: str | None = None  # overrides the default runner image (not spec.image)
     verbose: bool = False
 
@@ -131,6 +132,11 @@ async def run_operator(options: OperatorOptions) -> None:
         # An explicit identity: kopf would otherwise look the uid up in /etc/passwd.
         identity=f"flowcraft-operator@{socket.gethostname()}",  # type: ignore[arg-type]
         clusterwide=options.namespaces is None,
+        liveness_endpoint=(
+            f"http://0.0.0.0:{options.liveness_port}/healthz"
+            if options.liveness_port is not None
+            else None
+        ),
         namespaces=options.namespaces or (),
     )
 
@@ -141,6 +147,7 @@ def operator_main(
     kubeconfig: str | None = None,
     context: str | None = None,
     metrics_port: int | None = None,
+    liveness_port: int | None = None,
     runner_image: str | None = None,
     verbose: bool = False,
 ) -> int:
@@ -157,8 +164,13 @@ def operator_main(
         kubeconfig=kubeconfig,
         context=context,
         metrics_port=metrics_port,
+        liveness_port=liveness_port,
         runner_image=runner_image,
         verbose=verbose,
     )
-    asyncio.run(run_operator(options))
+    try:
+        asyncio.run(run_operator(options))
+    except ConfigError as exc:
+        logger.error("%s", exc)
+        return 2
     return 0

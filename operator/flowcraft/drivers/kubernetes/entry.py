@@ -29,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on PORT"
     )
     parser.add_argument(
+        "--liveness-port",
+        type=int,
+        metavar="PORT",
+        help="serve kopf's liveness probe on http://0.0.0.0:PORT/healthz",
+    )
+    parser.add_argument(
         "--runner-image",
         metavar="IMAGE",
         help="image for script/python nodes of flows without spec.image "
@@ -46,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         context=args.context,
         metrics_port=args.metrics_port,
+        liveness_port=args.liveness_port,
         runner_image=args.runner_image,
         verbose=args.verbose,
     )
