@@ -12,7 +12,9 @@ dots, so the first dot separates them). VALUE is parsed as JSON when it is valid
 (``3``, ``0.5``, ``true``, ``[1,2]``, ``{"a":1}``) and is a plain string otherwise.
 
 ``flowcraft operator`` hands over to the Kubernetes driver's entry module (its flags and exit
-codes are documented there); ``submit``, ``get`` and ``logs`` are not implemented yet.
+codes are documented there). ``submit``, ``get`` and ``logs`` talk to the cluster of the current
+kubeconfig (``--kubeconfig``/``$KUBECONFIG``) through :mod:`flowcraft.clustercli`; when the
+cluster cannot be reached or the Flow does not exist they print one line and exit 3.
 """
 
 from __future__ import annotations
@@ -31,11 +33,16 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FLOW_FAILED = 1
 EXIT_INVALID = 2
+EXIT_CLUSTER = 3
 EXIT_INTERRUPTED = 130
 
 
 class UsageError(Exception):
     """Bad command-line input; printed as ``flowcraft: error: ...`` with exit code 2."""
+
+
+class ClusterError(Exception):
+    """The cluster could not be reached, refused a request, or lacks the Flow (exit code 3)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"flowcraft: error: {err}", file=sys.stderr)
         return EXIT_INVALID
+    except ClusterError as err:
+        print(f"flowcraft: error: {err}", file=sys.stderr)
+        return EXIT_CLUSTER
     return code
 
 
@@ -106,8 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     _flow_arguments(validate)
     validate.set_defaults(handler=_cmd_validate)
+    _cluster_commands(commands)
     # The operator's flags live with the Kubernetes driver; its entry module imports only
-    # argparse, so building this parser stays cheap. submit | get | logs come later.
+    # argparse, so building this parser stays cheap.
     from flowcraft.drivers.kubernetes import entry as operator_entry  # noqa: PLC0415
 
     operator = commands.add_parser(
@@ -373,3 +384,147 @@ def _one_line(text: str | None, limit: int = 100) -> str:
         return ""
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+# ----------------------------------------------------------------- submit | get | logs
+
+
+def _cluster_commands(commands: Any) -> None:
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--namespace",
+            "-n",
+            metavar="NS",
+            help="namespace (default: the manifest's, else the kubeconfig context's, else default)",
+        )
+        parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG)")
+        parser.add_argument("--context", help="kubeconfig context")
+
+    submit = commands.add_parser(
+        "submit",
+        help="create or update a Flow on the cluster (optionally follow it)",
+        description="Validate FLOW, then create it on the cluster or replace the spec of the "
+        "existing Flow. Exit code with --watch: 0 Succeeded, 1 Failed or Cancelled; "
+        "2 invalid input, 3 cluster unreachable or request refused.",
+    )
+    _flow_arguments(submit)
+    common(submit)
+    submit.add_argument(
+        "--watch", "-w", action="store_true", help="follow the run node by node until it ends"
+    )
+    submit.set_defaults(handler=_cmd_submit)
+
+    get = commands.add_parser(
+        "get",
+        help="show a Flow on the cluster as a tree with phase and duration per node",
+        description="Show a Flow's DAG as a tree with each node's phase and duration.",
+    )
+    get.add_argument("name", metavar="FLOW", help="name of the Flow")
+    common(get)
+    get.add_argument(
+        "--output", "-o", choices=("tree", "json"), default="tree", help="tree (default) or json"
+    )
+    get.set_defaults(handler=_cmd_get)
+
+    logs = commands.add_parser(
+        "logs",
+        help="print the pod logs of a Flow's nodes (latest attempt)",
+        description="Print the pod log of NODE's latest attempt, or of every node that ran.",
+    )
+    logs.add_argument("name", metavar="FLOW", help="name of the Flow")
+    logs.add_argument("node", metavar="NODE", nargs="?", help="one node (default: all)")
+    common(logs)
+    logs.set_defaults(handler=_cmd_logs)
+
+
+def _on_cluster(args: argparse.Namespace, work: Any) -> Any:
+    """Run ``work(client, default_namespace)`` against the cluster; API trouble → ClusterError."""
+    import asyncio  # noqa: PLC0415
+
+    from flowcraft import clustercli  # noqa: PLC0415
+    from flowcraft.drivers.kubernetes import client as k8s  # noqa: PLC0415
+
+    try:
+        conn = k8s.load_user_connection(args.kubeconfig, args.context)
+    except k8s.ConfigError as err:
+        raise ClusterError(str(err)) from None
+
+    async def session() -> Any:
+        api = k8s.Client(conn)
+        try:
+            return await work(api, conn.default_namespace or "default")
+        finally:
+            await api.close()
+
+    try:
+        return asyncio.run(session())
+    except clustercli.FlowNotFound as err:
+        raise ClusterError(str(err)) from None
+    except k8s.ServerError as err:
+        raise ClusterError(f"cannot reach the cluster at {conn.server}: {err.message}") from None
+    except k8s.ApiError as err:
+        raise ClusterError(f"the cluster refused the request: {err}") from None
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from flowcraft import clustercli  # noqa: PLC0415
+    from flowcraft.model import FlowStatus  # noqa: PLC0415
+
+    flow = _load(args)
+    doc = flow.to_dict()
+    progress = _Progress(sys.stderr, enabled=args.watch)
+
+    def on_status(status: dict[str, Any]) -> None:
+        progress.update(FlowStatus.model_validate(status))
+
+    async def work(api: Any, default_ns: str) -> int:
+        namespace = args.namespace or flow.metadata.namespace or default_ns
+        body = clustercli.flow_manifest(doc, namespace)
+        verb, obj = await clustercli.submit(api, body)
+        print(f"flow.flowcraft.io/{flow.metadata.name} {verb} (namespace {namespace})")
+        phase = (obj.get("status") or {}).get("phase")
+        if verb == "configured" and phase in clustercli.TERMINAL:
+            print(f"note: this flow already finished ({phase}); delete it to run it again")
+        if not args.watch:
+            return EXIT_OK
+        final = await clustercli.follow(api, namespace, flow.metadata.name, on_status)
+        print(clustercli.render_flow(final))
+        return EXIT_OK if final["status"]["phase"] == "Succeeded" else EXIT_FLOW_FAILED
+
+    code: int = _on_cluster(args, work)
+    return code
+
+
+def _cmd_get(args: argparse.Namespace) -> int:
+    import json  # noqa: PLC0415
+
+    from flowcraft import clustercli  # noqa: PLC0415
+
+    async def work(api: Any, default_ns: str) -> Any:
+        return await clustercli.get_flow(api, args.namespace or default_ns, args.name)
+
+    flow = _on_cluster(args, work)
+    if args.output == "json":
+        json.dump(flow, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(clustercli.render_flow(flow))
+    return EXIT_OK
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from flowcraft import clustercli  # noqa: PLC0415
+
+    async def work(api: Any, default_ns: str) -> Any:
+        return await clustercli.node_logs(api, args.namespace or default_ns, args.name, args.node)
+
+    entries = _on_cluster(args, work)
+    for entry in entries:
+        if args.node is None:
+            print(f"==> {entry.node} ({entry.pod or 'no pod'}) <==")
+        elif entry.pod is None:
+            print(f"node {entry.node} has no pod (not started, or already cleaned up)")
+        sys.stdout.write(
+            entry.text if entry.text.endswith("\n") or not entry.text else entry.text + "\n"
+        )
+    return EXIT_OK
