@@ -117,3 +117,20 @@ def test_a_crashing_pass_is_logged_and_retried(caplog: pytest.LogCaptureFixture)
     assert len(calls) == 2
     assert "crashed" in caplog.text
     assert "bug in a pass" in caplog.text
+
+
+def test_only_foreign_flow_events_invalidate_the_cached_flow() -> None:
+    async def scenario() -> None:
+        rec = _reconciler(_Probe())
+        key = FlowKey("ns", "f")
+        rec.trigger(key)
+        state = rec._flows[key]
+        state.written_rv, state.latest = "7", {"metadata": {"resourceVersion": "7"}}
+        rec.flow_changed(key, "7")  # the echo of our own status write
+        assert state.latest is not None
+        rec.flow_changed(key, "8")  # e.g. the user set spec.suspend
+        assert state.latest is None
+        assert state.foreign_events == 1
+        await rec.close()
+
+    asyncio.run(scenario())

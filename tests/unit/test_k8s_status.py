@@ -115,3 +115,13 @@ def test_output_refs_follow_fallbacks_for_recovered_nodes() -> None:
     )
     refs = fs.output_refs(status, {"fetch": "cache"})
     assert refs == {"cache": "f-cache-1-out", "fetch": "f-cache-1-out"}
+
+
+def test_a_start_time_refinement_alone_is_not_worth_a_write() -> None:
+    old = {"phase": "Running", "nodes": {"a": {"phase": "Running", "startedAt": "t0"}}}
+    refined = {"phase": "Running", "nodes": {"a": {"phase": "Running", "startedAt": "t1"}}}
+    done = {"phase": "Running", "nodes": {"a": {"phase": "Succeeded", "startedAt": "t1"}}}
+    assert not fs.material_change(old, old)
+    assert not fs.material_change(old, refined)
+    assert fs.material_change(old, done)
+    assert fs.material_change({}, old)

@@ -74,8 +74,7 @@ def build_registry(
             reconciler.forget(key)
             return
         rv = (_raw(event).get("metadata") or {}).get("resourceVersion")
-        if not reconciler.is_own_write(key, rv):
-            reconciler.trigger(key)
+        reconciler.flow_changed(key, rv)
 
     @kopf.on.event("batch", "v1", "jobs", labels=managed, registry=registry)
     async def job_event(event: Any, **_: Any) -> None:

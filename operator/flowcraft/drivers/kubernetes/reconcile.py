@@ -77,6 +77,10 @@ class _FlowState:
     engine_generation: int | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
     written_rv: str | None = None
+    # The Flow as our own last status write returned it: the freshest copy there is until a
+    # watch event says someone else changed it. Saves a GET of a large object per pass.
+    latest: Manifest | None = None
+    foreign_events: int = 0  # Flow events not caused by our writes, to invalidate ``latest``
     # Failures found while acting (Job rejected by the API server): fed to the next pass.
     pending: list[Event] = field(default_factory=list)
     real_start: dict[str, datetime] = field(default_factory=dict)
@@ -124,6 +128,17 @@ class Reconciler:
                 self._work(key, state), name=f"reconcile {key.namespace}/{key.name}"
             )
             state.worker.add_done_callback(lambda task: self._worker_done(key, state, task))
+
+    def flow_changed(self, key: FlowKey, resource_version: str | None) -> None:
+        """A watch event for the Flow: unless it is the echo of our own write, forget our copy
+        (the next pass reads it fresh) and ask for a pass."""
+        if self.is_own_write(key, resource_version):
+            return
+        state = self._flows.get(key)
+        if state is not None:
+            state.latest = None
+            state.foreign_events += 1
+        self.trigger(key)
 
     def is_own_write(self, key: FlowKey, resource_version: str | None) -> bool:
         """True for the watch echo of the status this operator just wrote (no new facts)."""
@@ -197,11 +212,15 @@ class Reconciler:
     # -- one pass -------------------------------------------------------------------------
 
     async def _pass(self, key: FlowKey, state: _FlowState) -> None:
-        try:
-            body = await self._client.get_flow(key.namespace, key.name)
-        except NotFound:
-            self.forget(key)
-            return
+        # Taken, not peeked: if this pass fails half-way, the next one reads the Flow afresh.
+        body, state.latest = state.latest, None
+        foreign_events = state.foreign_events
+        if body is None:
+            try:
+                body = await self._client.get_flow(key.namespace, key.name)
+            except NotFound:
+                self.forget(key)
+                return
         meta = body.get("metadata") or {}
         ref = builders.FlowRef(name=key.name, namespace=key.namespace, uid=str(meta.get("uid")))
         if state.uid != ref.uid:
@@ -239,11 +258,14 @@ class Reconciler:
         await self._apply_suspend(ctx, step)
 
         new_status = flow_status.render_status(step.status, state.real_start, len(flow.spec.nodes))
-        if new_status != raw_status:
+        if flow_status.material_change(raw_status, new_status):
             body["status"] = new_status
             written = await self._client.replace_flow_status(key.namespace, key.name, body)
             state.written_rv = (written.get("metadata") or {}).get("resourceVersion")
             await self._post_events(ref, status, step.status, now)
+            body = written
+        if state.foreign_events == foreign_events:
+            state.latest = body  # else someone changed the Flow meanwhile: read it next time
 
         if step.wake_at is not None and step.status.phase not in TERMINAL_FLOW_PHASES:
             self._schedule(key, state, (step.wake_at - datetime.now(UTC)).total_seconds())

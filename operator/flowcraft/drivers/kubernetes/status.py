@@ -82,6 +82,29 @@ def render_status(status: FlowStatus, real_start: Mapping[str, datetime], total:
     return out
 
 
+def material_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether ``new`` is worth a status write over ``old``.
+
+    A pod's real start time alone is not: with 1000 pods starting, writing a large status per
+    start would load the API server for no decision. Start times ride along with the next
+    write that matters (at the latest, the node's own end).
+    """
+    if old == new:
+        return False
+    return _without_starts(old) != _without_starts(new)
+
+
+def _without_starts(status: Mapping[str, Any]) -> dict[str, Any]:
+    nodes = status.get("nodes")
+    if not isinstance(nodes, dict):
+        return dict(status)
+    stripped = {
+        node: {k: v for k, v in ns.items() if k != "startedAt"} if isinstance(ns, dict) else ns
+        for node, ns in nodes.items()
+    }
+    return {**status, "nodes": stripped}
+
+
 def notes(old: FlowStatus, new: FlowStatus) -> list[Note]:
     """Events for the transitions from ``old`` to ``new``: final node failures and the end.
 
