@@ -533,6 +533,8 @@ class Operator:
             "POST", f"/apis/flowcraft.io/v1alpha1/namespaces/{namespace}/flows", chain("warmup", 2)
         )
         while time.monotonic() < deadline:
+            if not self.alive():
+                raise BenchError(f"the operator exited; see {self.log_path}")
             flow = api.request(
                 "GET", f"/apis/flowcraft.io/v1alpha1/namespaces/{namespace}/flows/warmup"
             )
