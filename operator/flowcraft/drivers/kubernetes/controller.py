@@ -98,8 +98,27 @@ def build_registry(
     return registry
 
 
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """kopf's diff base, switched off: only ``on.event`` handlers are registered here.
+
+    kopf deep-copies every watched object (and clears its progress fields) on every event to
+    compute a diff that only create/update handlers use. Profiled at the throughput limit,
+    that was a quarter of the operator's CPU; without a base, kopf skips the copies.
+    """
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return None
+
+    def fetch(self, *, body: Any) -> Any:
+        return None
+
+    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
+        return None
+
+
 def _settings(namespaced: bool) -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
+    settings.persistence.diffbase_storage = _NoDiffBase()
     # Watching named namespaces needs no cluster-scoped rights: without this, kopf lists
     # namespaces and CRDs cluster-wide (forbidden to a namespaced Role) and stalls for ~1 min.
     # The CRD must then exist when the operator starts. Cluster-wide mode keeps scanning, so
