@@ -61,6 +61,7 @@ from kube_harness import (
     cluster_pids,
     cpu_snapshot,
     install_crd,
+    job_controller_queue,
 )
 
 RESULTS = ROOT / "bench" / "results"
@@ -158,6 +159,7 @@ def run_flows(
         op_cpu_before = operator.cpu_seconds()
         cluster_before = cpu_snapshot(pids)
         load_before = load_avg()
+        queue_before = job_controller_queue(kubeconfig)
         recorder = Recorder()
         watches = Watches(api, ns, recorder)
         watches.start()
@@ -205,6 +207,7 @@ def run_flows(
             },
             "loadavg_before": load_before,
             "loadavg_after": load_avg(),
+            "job_controller": job_queue_delta(job_controller_queue(kubeconfig), queue_before),
             "watch_errors": watches.errors[:5],
             "operator_errors": operator.errors()[:5],
         }
@@ -232,6 +235,18 @@ def run_flows(
         operator.stop()
         if not api.delete_namespace(ns, wait=300):
             print(f"  (namespace {ns} still terminating)", file=sys.stderr)
+
+
+def job_queue_delta(after: dict[str, float], before: dict[str, float]) -> dict[str, Any]:
+    d = hist_delta(after, before)
+    syncs = d.get("workqueue_queue_duration_seconds_count", 0)
+    if not syncs:
+        return {}
+    return {
+        "syncs": int(syncs),
+        "mean_queue_wait_ms": round(d["workqueue_queue_duration_seconds_sum"] / syncs * 1000, 1),
+        "mean_sync_ms": round(d.get("workqueue_work_duration_seconds_sum", 0) / syncs * 1000, 1),
+    }
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -619,11 +634,14 @@ def table(results: dict[str, Any]) -> str:
             lines.append(f"{name}: ERROR {fig['error']}")
             continue
         cpu = fig.get("cluster_cpu_s") or {}
+        jc = fig.get("job_controller") or {}
         lines.append(
             f"{name}: {fig.get('flows')} flows / {fig.get('nodes')} nodes in "
             f"{fig.get('elapsed_s')} s; operator CPU {fig.get('operator_cpu_s')} s "
             f"({fig.get('operator_cpu_share')} cores), RSS {fig.get('operator_peak_rss_mib')} "
-            f"MiB; cluster CPU s: {', '.join(f'{k} {v}' for k, v in cpu.items())}"
+            f"MiB; cluster CPU s: {', '.join(f'{k} {v}' for k, v in cpu.items())}; "
+            f"Job controller queue wait {jc.get('mean_queue_wait_ms')} ms, "
+            f"sync {jc.get('mean_sync_ms')} ms (mean); load {fig.get('loadavg_after')}"
         )
     return "\n".join(lines)
 

@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -383,6 +384,39 @@ def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
     for name, pid in pids.items():
         with contextlib.suppress(OSError, BenchError):
             out[name] = proc_cpu_seconds(pid)
+    return out
+
+
+def job_controller_queue(kubeconfig: Path) -> dict[str, float]:
+    """The kube-controller-manager's Job workqueue counters (wait and work time), or {}.
+
+    Read from its /metrics with the harness admin certificate: whether Jobs wait in the Job
+    controller's queue (default 5 workers) is what decides the cluster's Job throughput here.
+    """
+    kwok = kubeconfig == KWOK_KUBECONFIG
+    pki = (CLUSTER_DIR / "kwok" if kwok else CLUSTER_DIR) / "pki"
+    if not (pki / "admin.crt").exists():
+        return {}
+    http = urllib3.PoolManager(
+        cert_reqs="CERT_NONE", cert_file=str(pki / "admin.crt"), key_file=str(pki / "admin.key")
+    )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            resp = http.request(
+                "GET", f"https://127.0.0.1:{10357 if kwok else 10257}/metrics", timeout=5
+            )
+    except urllib3.exceptions.HTTPError:
+        return {}
+    out: dict[str, float] = {}
+    for line in resp.data.decode(errors="replace").splitlines():
+        for metric in (
+            "workqueue_queue_duration_seconds_sum",
+            "workqueue_queue_duration_seconds_count",
+            "workqueue_work_duration_seconds_sum",
+        ):
+            if line.startswith(metric + '{name="job"}'):
+                out[metric] = float(line.rsplit(" ", 1)[1])
     return out
 
 
