@@ -42,7 +42,13 @@ case $target in
     done ;;
   harness)
     ctr -a "$CTRD_SOCK" version >/dev/null 2>&1 || die "harness containerd not running (make cluster)"
-    started=0
+    started=0 tmp=""
+    cleanup() {
+      [ -n "$tmp" ] && rm -f "$tmp"
+      [ $started = 1 ] && [ -z "${KEEP_DOCKERD:-}" ] && "$HACK_DIR/dockerd.sh" stop
+      return 0
+    }
+    trap cleanup EXIT
     for img in "$@"; do
       if [ -f "$img" ]; then
         log "import $img"; ctr -a "$CTRD_SOCK" -n k8s.io images import "$img" >/dev/null; continue
@@ -61,10 +67,11 @@ case $target in
       docker image inspect "$img" >/dev/null 2>&1 || die "image $img not found in docker ($DOCKER_HOST) nor in $IMG_CACHE"
       log "import $img (docker save | ctr import)"
       tmp=$(mktemp /var/tmp/flowcraft-image.XXXXXX.tar)
-      docker save -o "$tmp" "$img" && ctr -a "$CTRD_SOCK" -n k8s.io images import "$tmp" >/dev/null
-      rm -f "$tmp"
+      if ! { docker save -o "$tmp" "$img" && ctr -a "$CTRD_SOCK" -n k8s.io images import "$tmp" >/dev/null; }; then
+        die "loading $img failed"
+      fi
+      rm -f "$tmp"; tmp=""
     done
-    [ $started = 1 ] && [ -z "${KEEP_DOCKERD:-}" ] && "$HACK_DIR/dockerd.sh" stop
     exit 0 ;;
   none) die "no cluster: start one with 'make cluster' (or set KUBECONFIG to a kind cluster)" ;;
   *) die "don't know how to load images into context '${target#unknown:}' (set FLOWCRAFT_LOAD_TARGET=harness|kind)" ;;
