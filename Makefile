@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run lint fmt typecheck unit test check
+.PHONY: help venv run lint fmt typecheck unit test test-fast test-cluster check
 
 help: ## List the documented targets
 	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
@@ -38,9 +38,14 @@ typecheck: $(STAMP) ## mypy --strict on the package
 unit: $(STAMP) ## Unit tests (pure code: model, engine, runtime, builders, local runner)
 	$(BIN)/pytest -m unit -q
 
-check: lint typecheck ## Static checks (lint, format, types)
+check: lint typecheck verify chart-verify ## Static checks (lint, format, types, generated files)
 
-test: check unit ## The full test command CI runs (see README)
+test-fast: check unit ## Static checks + unit tests (no cluster needed)
+
+test-cluster: $(STAMP) ## Integration + e2e tests on KUBECONFIG, else the offline harness (started if needed)
+	hack/test-cluster.sh
+
+test: test-fast test-cluster ## The full test command CI runs: checks, unit, then the cluster tiers
 
 -include hack/*.mk
 -include bench/*.mk

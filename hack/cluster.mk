@@ -6,7 +6,7 @@ KIND_CLUSTER ?= flowcraft
 KIND_NODE_IMAGE ?=
 
 .PHONY: cluster-bins cluster-images cluster cluster-kwok cluster-down cluster-status \
-        cluster-test e2e-kind image-load dockerd-start dockerd-stop
+        e2e-kind image-load dockerd-start dockerd-stop
 
 cluster-bins: ## Build (or find cached) k8s, etcd, kwok, helm, crictl, coredns binaries from the Go module proxy
 	hack/build-bins.sh
@@ -25,9 +25,6 @@ cluster-down: ## Stop the harness clusters, real and kwok (their pids only); rem
 
 cluster-status: ## Show both harness clusters (real, kwok): processes and nodes
 	hack/cluster.sh status real; hack/cluster.sh status kwok
-
-cluster-test: $(STAMP) ## Run the integration + e2e tests against the harness (or KUBECONFIG)
-	$(BIN)/pytest -m "integration or e2e" -q tests/integration tests/e2e
 
 image-load: ## Load IMAGES="name:tag ..." into the harness containerd or the kind cluster
 	hack/image-load.sh $(IMAGES)
