@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -33,6 +33,7 @@ class OperatorOptions:
     kubeconfig: str | None = None
     context: str | None = None
     metrics_port: int | None = None
+    metrics_config: metrics.MetricsConfig = field(default_factory=metrics.MetricsConfig)
     liveness_port: int | None = None
     runner_image: str | None = None  # overrides the default runner image (not spec.image)
     verbose: bool = False
@@ -141,6 +142,7 @@ async def run_operator(options: OperatorOptions) -> None:
         client, cache, instance=socket.gethostname(), runner_image=options.runner_image
     )
     registry = build_registry(conn, cache, reconciler, client)
+    metrics.configure(options.metrics_config)
     if options.metrics_port is not None:
         metrics.serve(options.metrics_port)
     await kopf.operator(
@@ -165,6 +167,7 @@ def operator_main(
     kubeconfig: str | None = None,
     context: str | None = None,
     metrics_port: int | None = None,
+    metrics_config: metrics.MetricsConfig | None = None,
     liveness_port: int | None = None,
     runner_image: str | None = None,
     verbose: bool = False,
@@ -182,6 +185,7 @@ def operator_main(
         kubeconfig=kubeconfig,
         context=context,
         metrics_port=metrics_port,
+        metrics_config=metrics_config or metrics.MetricsConfig(),
         liveness_port=liveness_port,
         runner_image=runner_image,
         verbose=verbose,

@@ -29,6 +29,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on PORT"
     )
     parser.add_argument(
+        "--metrics-flow-label",
+        action="store_true",
+        help="add the Flow's name as a `flow` label to node and flow metrics "
+        "(one series per flow name: opt in knowingly)",
+    )
+    for name, what in (
+        ("node-duration", "node attempt run time"),
+        ("schedule-latency", "node schedule latency"),
+        ("flow-duration", "flow duration"),
+    ):
+        parser.add_argument(
+            f"--{name}-buckets",
+            type=_buckets,
+            metavar="S,S,...",
+            help=f"histogram bucket bounds of the {what}, in seconds, increasing",
+        )
+    parser.add_argument(
         "--liveness-port",
         type=int,
         metavar="PORT",
@@ -43,15 +60,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
 
+def _buckets(text: str) -> tuple[float, ...]:
+    from flowcraft.drivers.kubernetes.metrics import parse_buckets  # noqa: PLC0415
+
+    try:
+        return parse_buckets(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the operator until SIGINT/SIGTERM; returns the exit code."""
     from flowcraft.drivers.kubernetes.controller import operator_main  # noqa: PLC0415
+    from flowcraft.drivers.kubernetes.metrics import MetricsConfig  # noqa: PLC0415
+
+    defaults = MetricsConfig()
+    metrics_config = MetricsConfig(
+        flow_label=args.metrics_flow_label,
+        node_duration_buckets=args.node_duration_buckets or defaults.node_duration_buckets,
+        schedule_latency_buckets=args.schedule_latency_buckets or defaults.schedule_latency_buckets,
+        flow_duration_buckets=args.flow_duration_buckets or defaults.flow_duration_buckets,
+    )
 
     return operator_main(
         None if args.all_namespaces or not args.namespaces else list(args.namespaces),
         kubeconfig=args.kubeconfig,
         context=args.context,
         metrics_port=args.metrics_port,
+        metrics_config=metrics_config,
         liveness_port=args.liveness_port,
         runner_image=args.runner_image,
         verbose=args.verbose,

@@ -100,6 +100,12 @@ class _Pass:
     state: _FlowState
     spec: FlowSpec
     engine: Engine
+    # Attempts this pass saw end (for the duration histogram once the status is written).
+    finished: list[metrics.Attempt] = field(default_factory=list)
+
+    @property
+    def flow_id(self) -> metrics.FlowId:
+        return metrics.FlowId(self.key.namespace, self.key.name)
 
 
 class Reconciler:
@@ -159,6 +165,7 @@ class Reconciler:
         if state is not None and state.timer is not None:
             state.timer.cancel()
         self._cache.forget(key)
+        metrics.current().forget(metrics.FlowId(key.namespace, key.name))
 
     async def close(self) -> None:
         tasks = [s.worker for s in self._flows.values() if s.worker is not None]
@@ -262,6 +269,7 @@ class Reconciler:
             body["status"] = new_status
             written = await self._client.replace_flow_status(key.namespace, key.name, body)
             state.written_rv = (written.get("metadata") or {}).get("resourceVersion")
+            metrics.current().status_written(ctx.flow_id, status, step.status, ctx.finished)
             await self._post_events(ref, status, step.status, now)
             body = written
         if state.foreign_events == foreign_events:
@@ -278,6 +286,7 @@ class Reconciler:
     def _retire(self, key: FlowKey, state: _FlowState) -> None:
         """A finished Flow needs nothing in memory: drop its Jobs, pods, outputs and engine."""
         self._cache.forget(key)
+        metrics.current().forget(metrics.FlowId(key.namespace, key.name))
         state.engine, state.engine_generation = None, None
         state.outputs, state.real_start, state.pending, state.parsed = {}, {}, [], None
         if state.timer is not None:
@@ -375,6 +384,7 @@ class Reconciler:
             outcome = outcomes.observe(job, pod, now)
             if outcome is None:
                 continue
+            self._count(ctx, node, job_name, outcome, now)
             started = outcome.at if isinstance(outcome, outcomes.Started) else outcome.started_at
             if started is not None and attempt == 1:
                 state.real_start.setdefault(node, started)
@@ -406,6 +416,18 @@ class Reconciler:
         await asyncio.gather(*(self._store_output(ref, cm) for cm in configmaps))
         await asyncio.gather(*(self._delete_job(ref, name) for name in stuck))
         return events, success_seen
+
+    def _count(
+        self, ctx: _Pass, node: str, job_name: str, outcome: outcomes.Outcome, now: datetime
+    ) -> None:
+        """Feed the running gauge, create→running latency and the attempt's run time."""
+        if isinstance(outcome, outcomes.Started):
+            metrics.current().pod_running(ctx.flow_id, job_name, now)
+            return
+        metrics.current().pod_finished(ctx.flow_id, job_name, outcome.started_at)
+        if outcome.started_at is not None:  # a pod that never started has no run time
+            succeeded = isinstance(outcome, outcomes.Succeeded)
+            ctx.finished.append(metrics.Attempt(node, outcome.started_at, outcome.at, succeeded))
 
     async def _delete_job(self, ref: builders.FlowRef, name: str) -> None:
         async with self._requests:
@@ -496,6 +518,7 @@ class Reconciler:
             # node fails with the server's reason instead of the flow hanging.
             self._fail_later(ctx.state, action, f"the API server rejected the Job: {exc.message}")
             return
+        metrics.current().job_created(ctx.flow_id, job["metadata"]["name"], datetime.now(UTC))
         self._cache.remember_job(ctx.key, created)
 
     def _fail_later(self, state: _FlowState, action: StartNode, message: str) -> None:
