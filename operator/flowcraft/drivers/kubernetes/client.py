@@ -368,7 +368,7 @@ class Client:
             "GET",
             f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}/log",
             query=query or None,
-            accept="text/plain",
+            accept="application/json, */*",  # the apiserver refuses a bare text/plain
         )
 
     # --- ConfigMaps ------------------------------------------------------------------------

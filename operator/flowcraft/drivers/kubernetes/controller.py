@@ -178,6 +178,8 @@ def operator_main(
     )
     # kopf logs every handler call at INFO: keep it to warnings unless asked to be verbose.
     logging.getLogger("kopf").setLevel(logging.INFO if verbose else logging.WARNING)
+    # kopf's probe server logs every kubelet probe of /healthz through aiohttp.access.
+    logging.getLogger("aiohttp.access").setLevel(logging.INFO if verbose else logging.WARNING)
     if verbose:
         logging.getLogger("flowcraft").setLevel(logging.DEBUG)
     options = OperatorOptions(
