@@ -8,7 +8,7 @@ OPERATOR_KUBECONFIG ?= $(if $(KUBECONFIG),$(KUBECONFIG),$(CURDIR)/.cluster/kubec
 OPERATOR_ARGS ?= --all-namespaces --metrics-port 8080
 IMAGE_CONTEXT := build/images
 
-.PHONY: generate verify images image-runner image-operator operator-run crd-install deploy undeploy
+.PHONY: generate verify images image-runner image-operator operator-run crd-install deploy undeploy deploy-manifest
 
 generate: $(STAMP) ## Regenerate crds/flow.yaml from the pydantic model (never hand-edit it)
 	$(BIN)/python -m flowcraft.drivers.kubernetes.crd crds/flow.yaml
@@ -42,8 +42,15 @@ crd-install: ## Apply crds/flow.yaml to the cluster (OPERATOR_KUBECONFIG, defaul
 operator-run: $(STAMP) crd-install ## Run the operator on this machine against the cluster (metrics on :8080)
 	$(BIN)/python -m flowcraft.drivers.kubernetes --kubeconfig $(OPERATOR_KUBECONFIG) $(OPERATOR_ARGS)
 
-deploy: crd-install ## Install RBAC + the operator Deployment (deploy/operator.yaml) in flowcraft-system
-	kubectl --kubeconfig $(OPERATOR_KUBECONFIG) apply -f deploy/operator.yaml
+deploy: images crd-install ## Build + load the images, apply the CRD, helm upgrade --install the chart (idempotent; HELM_RELEASE, HELM_NAMESPACE, HELM_ARGS)
+	$(HELM) --kubeconfig $(OPERATOR_KUBECONFIG) upgrade --install $(HELM_RELEASE) $(CHART_DIR) \
+	  --namespace $(HELM_NAMESPACE) --create-namespace --wait --timeout 3m \
+	  --set image.repository=$(firstword $(subst :, ,$(OPERATOR_IMAGE))) \
+	  --set image.tag=$(lastword $(subst :, ,$(OPERATOR_IMAGE))) $(HELM_ARGS)
 
-undeploy: ## Remove the in-cluster operator (Flows and the CRD stay)
-	kubectl --kubeconfig $(OPERATOR_KUBECONFIG) delete --ignore-not-found -f deploy/operator.yaml
+undeploy: ## helm uninstall the operator (Flows and the CRD stay, by Helm convention)
+	$(HELM) --kubeconfig $(OPERATOR_KUBECONFIG) uninstall $(HELM_RELEASE) --namespace $(HELM_NAMESPACE) \
+	  --ignore-not-found --wait
+
+deploy-manifest: crd-install ## Without helm: apply RBAC + the Deployment from deploy/operator.yaml
+	kubectl --kubeconfig $(OPERATOR_KUBECONFIG) apply -f deploy/operator.yaml
