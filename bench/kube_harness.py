@@ -515,7 +515,9 @@ class Operator:
         """Buckets (le -> cumulative count), ``count`` and ``sum`` of the latency histogram."""
         out: dict[str, float] = {}
         for line in self.metrics().splitlines():
-            if not line.startswith("flowcraft_node_schedule_latency_seconds"):
+            if not line.startswith("flowcraft_node_schedule_latency_seconds") or (
+                'stage="dependency_to_create"' not in line
+            ):
                 continue
             name, _, value = line.rpartition(" ")
             if "_bucket{" in name:
