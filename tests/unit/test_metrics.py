@@ -177,3 +177,15 @@ def test_parse_buckets(text: str, expected: tuple[float, ...]) -> None:
 def test_parse_buckets_rejects_bad_bounds(text: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         parse_buckets(text)
+
+
+def test_a_flow_failed_before_it_ran_counts_without_a_duration() -> None:
+    m, registry = _metrics()
+    m.flow_ended(FLOW, "Failed", None)
+    assert _value(registry, "flowcraft_flows_total", namespace="team-a", result="failed") == 1
+    assert (
+        _value(
+            registry, "flowcraft_flow_duration_seconds_count", namespace="team-a", result="failed"
+        )
+        is None
+    )

@@ -222,12 +222,17 @@ class Metrics:
             if ns.phase in TERMINAL_NODE_PHASES and (before is None or before.phase != ns.phase):
                 self.nodes.labels(**scope, result=_result(ns.phase)).inc()
         if new.phase in TERMINAL_FLOW_PHASES and old.phase != new.phase:
-            self.flows.labels(**scope, result=_result(new.phase)).inc()
+            took = None
             if new.started_at is not None and new.finished_at is not None:
-                seconds = (new.finished_at - new.started_at).total_seconds()
-                self.flow_duration.labels(**scope, result=_result(new.phase)).observe(
-                    max(0.0, seconds)
-                )
+                took = (new.finished_at - new.started_at).total_seconds()
+            self.flow_ended(flow, new.phase, took)
+
+    def flow_ended(self, flow: FlowId, phase: str, seconds: float | None) -> None:
+        """One Flow reached ``phase`` (also for Flows failed before they ran: invalid spec)."""
+        scope = self._scope(flow)
+        self.flows.labels(**scope, result=_result(phase)).inc()
+        if seconds is not None:
+            self.flow_duration.labels(**scope, result=_result(phase)).observe(max(0.0, seconds))
 
 
 _current: Metrics | None = None

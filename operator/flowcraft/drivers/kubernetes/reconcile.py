@@ -601,6 +601,7 @@ class Reconciler:
         now = datetime.now(UTC)
         body["status"] = flow_status.invalid_status(raw_status, problem, now)
         await self._client.replace_flow_status(ref.namespace, ref.name, body)
+        metrics.current().flow_ended(metrics.FlowId(ref.namespace, ref.name), "Failed", None)
         await self._event(ref, "InvalidFlow", problem, True, now)
 
     async def _fail_engine(
@@ -609,6 +610,9 @@ class Reconciler:
         failed = status.model_copy(update={"phase": "Failed", "message": why, "finished_at": now})
         body["status"] = failed.model_dump(mode="json", by_alias=True, exclude_none=True)
         await self._client.replace_flow_status(ref.namespace, ref.name, body)
+        metrics.current().status_written(
+            metrics.FlowId(ref.namespace, ref.name), status, failed, []
+        )
         await self._event(ref, "FlowFailed", why, True, now)
 
 
