@@ -48,6 +48,29 @@ def test_jobs_are_grouped_by_flow_and_slimmed() -> None:
     assert cache.finished_seen(KEY, "flow-a-1") is None
 
 
+def test_cached_objects_drop_what_the_reconcile_never_reads() -> None:
+    cache = ObjectCache()
+    job = _job("flow-a-1")
+    job["metadata"]["annotations"].update(
+        {builders.ANN_FUNCTION: "{...}", builders.ANN_PARAMS: "{}", builders.ANN_INPUT: "1"}
+    )
+    job["spec"] = {"suspend": True, "template": {"spec": {"containers": [{"name": "node"}]}}}
+    cache.put_job(job, deleted=False, seen_at=1.0)
+    kept = cache.job(KEY, "flow-a-1")
+    assert kept is not None
+    assert kept["spec"] == {"suspend": True}
+    assert kept["metadata"]["annotations"] == {builders.ANN_FLOW: "flow"}
+    assert kept["status"] == job["status"]
+    assert builders.ANN_INPUT in job["metadata"]["annotations"]  # the event is not mutated
+    pod = _pod("flow-a-1-x", "flow-a-1", "Running", "2024-01-01T00:00:00Z")
+    pod["spec"] = {"nodeName": "n1", "containers": [{"name": "node", "env": []}]}
+    cache.put_pod(pod, deleted=False, seen_at=1.0)
+    cached_pod = cache.pod(KEY, "flow-a-1")
+    assert cached_pod is not None
+    assert cached_pod["spec"] == {"nodeName": "n1"}
+    assert cached_pod["metadata"]["labels"] == pod["metadata"]["labels"]
+
+
 def test_objects_without_the_flow_annotation_are_ignored() -> None:
     cache = ObjectCache()
     assert (

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from flowcraft.drivers.kubernetes.builders import ANN_FLOW
+from flowcraft.drivers.kubernetes.builders import ANN_FLOW, ANN_FUNCTION, ANN_INPUT, ANN_PARAMS
 
 Manifest = dict[str, Any]
 
@@ -40,11 +40,27 @@ class _FlowObjects:
     finished_seen: dict[str, float] = field(default_factory=dict)
 
 
+# The bulk of a node's Job and pod: its function, params and input travel as annotations
+# (copied into the pod template and the pod), and the template/pod spec holds env and
+# volumes. The reconcile reads none of it (metadata, status and a Job's ``spec.suspend``
+# only); with 1000 active flows the cache holds thousands of these objects.
+_BULKY_ANNOTATIONS = frozenset({ANN_FUNCTION, ANN_PARAMS, ANN_INPUT})
+_KEPT_SPEC_FIELDS = ("suspend", "nodeName")
+
+
 def _slim(obj: Manifest) -> Manifest:
-    # managedFields are large and useless here; drop them to keep 1000-node flows small.
+    """The object without managedFields, bulky annotations and the (template/pod) spec."""
     meta = dict(obj.get("metadata") or {})
     meta.pop("managedFields", None)
-    return {**obj, "metadata": meta}
+    annotations = meta.get("annotations")
+    if isinstance(annotations, dict) and not _BULKY_ANNOTATIONS.isdisjoint(annotations):
+        meta["annotations"] = {k: v for k, v in annotations.items() if k not in _BULKY_ANNOTATIONS}
+    out = {k: v for k, v in obj.items() if k not in ("metadata", "spec")}
+    out["metadata"] = meta
+    spec = obj.get("spec")
+    if isinstance(spec, dict):
+        out["spec"] = {k: spec[k] for k in _KEPT_SPEC_FIELDS if k in spec}
+    return out
 
 
 def _flow_key(obj: Manifest) -> FlowKey | None:
