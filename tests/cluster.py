@@ -75,18 +75,22 @@ def find_kubeconfig() -> tuple[Path, str]:
     raise ClusterUnavailable(NO_CLUSTER_MESSAGE)
 
 
-def kubectl_binary() -> str:
-    """The project's kubectl (.cluster/bin/kubectl), else $FLOWCRAFT_KUBECTL, else PATH."""
-    override = os.environ.get("FLOWCRAFT_KUBECTL")
+def tool_binary(name: str, hint: str) -> str:
+    """$FLOWCRAFT_<NAME>, else the harness's .cluster/bin/<name>, else PATH; `hint` if none."""
+    override = os.environ.get(f"FLOWCRAFT_{name.upper()}")
     if override:
         return override
-    local = CLUSTER_DIR / "bin" / "kubectl"
+    local = CLUSTER_DIR / "bin" / name
     if local.exists():
         return str(local)
-    found = shutil.which("kubectl")
+    found = shutil.which(name)
     if not found:
-        raise ClusterUnavailable("kubectl not found: run `make cluster` or install kubectl")
+        raise ClusterUnavailable(f"{name} not found: {hint}")
     return found
+
+
+def kubectl_binary() -> str:
+    return tool_binary("kubectl", "run `make cluster` or install kubectl")
 
 
 @dataclass

@@ -9,8 +9,6 @@ manifests sit here too so they run wherever helm is guaranteed.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cluster import CLUSTER_DIR, ROOT, Cluster
+from cluster import ROOT, Cluster, ClusterUnavailable, tool_binary
 
 pytestmark = pytest.mark.integration
 
@@ -26,17 +24,11 @@ CHART = ROOT / "charts" / "flowcraft"
 
 
 def helm_binary() -> str:
-    """The project's helm (.cluster/bin/helm), else $FLOWCRAFT_HELM, else PATH; fails if none."""
-    override = os.environ.get("FLOWCRAFT_HELM")
-    if override:
-        return override
-    local = CLUSTER_DIR / "bin" / "helm"
-    if local.exists():
-        return str(local)
-    found = shutil.which("helm")
-    if found is None:
-        pytest.fail("helm not found: run `make cluster-bins` or install helm", pytrace=False)
-    return found
+    """The project's helm (see tool_binary); fails the test if there is none."""
+    try:
+        return tool_binary("helm", "run `make cluster-bins` or install helm")
+    except ClusterUnavailable as err:
+        pytest.fail(str(err), pytrace=False)
 
 
 def render(*sets: str, namespace: str = "flowcraft-system", crds: bool = False) -> str:
