@@ -15,6 +15,8 @@ import pytest
 import yaml
 
 from cluster import ROOT, Cluster
+from flowcraft.drivers.kubernetes import builders, names
+from flowcraft.model import FunctionSpec, NodeSpec
 from operator_harness import (
     EXAMPLES,
     OperatorProcess,
@@ -140,8 +142,10 @@ def test_roots_become_jobs_owned_by_the_flow(
         what="the root's Job",
     )[0]
     meta = job["metadata"]
-    assert meta["name"] == "parallel-start-parallel-1"
+    uid = flow["metadata"]["uid"]
+    assert meta["name"] == names.job_name("parallel", uid, "start-parallel", 1)
     assert meta["labels"]["flowcraft.io/flow"] == "parallel"
+    assert meta["labels"]["flowcraft.io/flow-uid"] == uid
     assert meta["labels"]["flowcraft.io/attempt"] == "1"
     (owner,) = meta["ownerReferences"]
     assert (owner["kind"], owner["uid"], owner["controller"]) == (
@@ -175,9 +179,12 @@ def test_restarts_never_duplicate_a_job(
         lambda: (get_flow(cluster, namespace, "parallel").get("status") or {}).get("phase"),
         what="status",
     )
-    for node, names in jobs_by_node(cluster, namespace, "parallel").items():
-        attempts = [n.rsplit("-", 1)[1] for n in names]
-        assert len(attempts) == len(set(attempts)), f"{node}: duplicate Jobs {names}"
+    seen: set[tuple[str, str]] = set()
+    for job in items(cluster, "jobs", namespace, "flowcraft.io/flow=parallel"):
+        labels = job["metadata"]["labels"]
+        attempt = (labels["flowcraft.io/node"], labels["flowcraft.io/attempt"])
+        assert attempt not in seen, f"duplicate Job for {attempt}: {job['metadata']['name']}"
+        seen.add(attempt)
 
 
 def test_deleting_the_flow_removes_its_jobs_and_configmaps(
@@ -244,3 +251,174 @@ def test_operator_runs_with_only_its_shipped_rbac(
         cluster.kubectl(
             "delete", "clusterrole", f"flowcraft-operator-test-{namespace}"[:63], check=False
         )
+
+
+# ---------------------------------------------------------------- object identity (issue 11)
+
+OLD_UID = "00000000-dead-4bad-8000-00000000f10e"  # a Flow that was deleted
+SLOW_GC = "flowcraft.test/slow-gc"  # holds stale objects as a slow garbage collector would
+
+
+def _say_flow(name: str, image: str, *, suspend: bool = False, tries: int = 1) -> dict[str, Any]:
+    fns = {"say": {"image": image, "env": {"SMOKE_MESSAGE": '"fresh"'}}}
+    config = {"maxRetries": tries, "retryDelay": 100}
+    doc = _flow(
+        name,
+        [{"id": "a", "uses": "say", "config": config}, {"id": "b", "uses": "say"}],
+        [{"source": "a", "target": "b"}],
+    )
+    doc["spec"]["functions"] = fns
+    doc["spec"]["suspend"] = suspend
+    return doc
+
+
+def _leave_stale(
+    cluster: Cluster,
+    namespace: str,
+    obj: dict[str, Any],
+    name: str,
+    held: list[tuple[str, str]],
+) -> None:
+    """Create ``obj`` under ``name``, held by a finalizer (the test removes it at the end)."""
+    doc = copy.deepcopy(obj)
+    doc["metadata"]["name"] = name
+    doc["metadata"]["finalizers"] = [SLOW_GC]
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(doc))
+    held.append((doc["kind"].lower(), name))
+
+
+def _release(cluster: Cluster, namespace: str, held: list[tuple[str, str]]) -> None:
+    for kind, name in held:
+        cluster.kubectl(
+            "patch", kind, name, "-n", namespace, "--type=merge",
+            "-p", '{"metadata":{"finalizers":null}}', check=False,
+        )  # fmt: skip
+
+
+def _old_objects(
+    namespace: str, flow: str, node: str, attempt: int, image: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Job and output ConfigMap an operator made for the deleted Flow ``OLD_UID``: the Job
+    suspended (it must never run again), the output "STALE"."""
+    old = builders.FlowRef(name=flow, namespace=namespace, uid=OLD_UID)
+    fn = FunctionSpec(image=image, env={"SMOKE_MESSAGE": '"STALE"'})
+    job = builders.job_manifest(
+        old, NodeSpec(id=node, uses="say"), fn, attempt, None,
+        timeout_seconds=None, outputs={}, runner_image="unused",
+    )  # fmt: skip
+    job["spec"]["suspend"] = True
+    return job, builders.output_configmap(old, node, attempt, "STALE")
+
+
+def _stale_intact(cluster: Cluster, namespace: str, kind: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = cluster.kubectl_json("get", kind, name, "-n", namespace)
+    assert builders.controlled_by(obj, OLD_UID), f"{kind} {name} changed hands"
+    if kind == "job":
+        assert obj["spec"]["suspend"] is True, f"the operator resumed the stale Job {name}"
+    else:
+        assert builders.read_output(obj) == "STALE"
+    return obj
+
+
+def _output_of(cluster: Cluster, namespace: str, flow: dict[str, Any], node: str) -> Any:
+    ref = flow["status"]["nodes"][node]["outputRef"]
+    cm = cluster.kubectl_json("get", "configmap", ref, "-n", namespace)
+    assert builders.controlled_by(cm, flow["metadata"]["uid"]), f"{ref} is not this Flow's"
+    return builders.read_output(cm)
+
+
+def test_a_recreated_flow_runs_its_own_jobs_and_never_reads_the_old_outputs(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, smoke_image: str
+) -> None:
+    """``kubectl delete flow x && kubectl apply -f x.yaml`` while GC is slow: the old Flow's
+    Jobs and outputs, under the names the operator used to give (flow-node-attempt) and the
+    ones it gives now, are still there. The new Flow must run Jobs of its own."""
+    held: list[tuple[str, str]] = []
+    stale: list[tuple[str, str]] = []
+    try:
+        for node in ("a", "b"):
+            job, cm = _old_objects(namespace, "reborn", node, 1, smoke_image)
+            for obj, legacy in ((job, f"reborn-{node}-1"), (cm, f"reborn-{node}-1-out")):
+                for name in (obj["metadata"]["name"], legacy):
+                    _leave_stale(cluster, namespace, obj, name, held)
+                    stale.append((obj["kind"].lower(), name))
+        apply_doc(cluster, namespace, _say_flow("reborn", smoke_image))
+        flow = wait_phase(cluster, namespace, "reborn", {"Succeeded", "Failed"}, timeout=180)
+        uid = flow["metadata"]["uid"]
+        assert flow["status"]["phase"] == "Succeeded", flow["status"]
+        own = [
+            job
+            for job in items(cluster, "jobs", namespace, "flowcraft.io/flow=reborn")
+            if builders.controlled_by(job, uid)
+        ]
+        assert sorted(j["metadata"]["name"] for j in own) == sorted(
+            names.job_name("reborn", uid, node, 1) for node in ("a", "b")
+        )
+        for kind, name in stale:
+            _stale_intact(cluster, namespace, kind, name)
+        for node in ("a", "b"):
+            output = _output_of(cluster, namespace, flow, node)
+            assert output != "STALE"
+            if cluster.runs_containers:
+                assert output == "fresh"
+        assert operator.alive()
+    finally:
+        _release(cluster, namespace, held)
+
+
+def test_a_name_held_by_another_owner_is_a_reported_conflict_never_adopted(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, smoke_image: str
+) -> None:
+    """Someone else's Job and ConfigMap sit exactly under this Flow's names: the attempts that
+    need them fail with a message and a Warning Event naming the object, retries go on under
+    new names, and the other objects are neither read, resumed nor deleted."""
+    held: list[tuple[str, str]] = []
+    try:
+        apply_doc(cluster, namespace, _say_flow("squat", smoke_image, suspend=True, tries=3))
+        uid = get_flow(cluster, namespace, "squat")["metadata"]["uid"]
+        job, _ = _old_objects(namespace, "squat", "a", 1, smoke_image)
+        _, cm = _old_objects(namespace, "squat", "a", 2, smoke_image)
+        job_name = names.job_name("squat", uid, "a", 1)
+        cm_name = names.output_configmap_name("squat", uid, "a", 2)
+        _leave_stale(cluster, namespace, job, job_name, held)
+        _leave_stale(cluster, namespace, cm, cm_name, held)
+        cluster.kubectl(
+            "patch", "flow", "squat", "-n", namespace, "--type=merge",
+            "-p", '{"spec":{"suspend":false}}',
+        )  # fmt: skip
+        flow = wait_phase(cluster, namespace, "squat", {"Succeeded", "Failed"}, timeout=180)
+        assert flow["status"]["phase"] == "Succeeded", flow["status"]
+        a = flow["status"]["nodes"]["a"]
+        assert a["attempts"] == 3, a
+        assert a["outputRef"] == names.output_configmap_name("squat", uid, "a", 3)
+        assert _output_of(cluster, namespace, flow, "a") != "STALE"
+        conflicts = wait_for(
+            lambda: (
+                found
+                if len(
+                    found := [
+                        e
+                        for e in events_for(cluster, namespace, "squat")
+                        if e["reason"] == "NameConflict"
+                    ]
+                )
+                >= 2
+                else None
+            ),
+            what="two NameConflict events",
+        )
+        messages = " | ".join(e["message"] for e in conflicts)
+        assert all(e["type"] == "Warning" for e in conflicts)
+        assert f"Job {namespace}/{job_name} already exists" in messages
+        assert f"ConfigMap {namespace}/{cm_name} already exists" in messages
+        assert OLD_UID in messages
+        _stale_intact(cluster, namespace, "job", job_name)
+        _stale_intact(cluster, namespace, "configmap", cm_name)
+        own = {
+            job["metadata"]["labels"]["flowcraft.io/attempt"]
+            for job in items(cluster, "jobs", namespace, "flowcraft.io/node=a")
+            if builders.controlled_by(job, uid)
+        }
+        assert own == {"2", "3"}
+    finally:
+        _release(cluster, namespace, held)

@@ -29,8 +29,9 @@ def _job(fn: FunctionSpec, **kw: Any) -> dict[str, Any]:
 def test_job_identity_labels_and_owner() -> None:
     job = _job(FunctionSpec(script="def run(ctx): return 1"))
     meta = job["metadata"]
-    assert meta["name"] == names.job_name("parallel", "gather", 2)
+    assert meta["name"] == names.job_name("parallel", "uid-1", "gather", 2)
     assert meta["labels"][builders.LABEL_FLOW] == "parallel"
+    assert meta["labels"][builders.LABEL_FLOW_UID] == "uid-1"
     assert meta["labels"][builders.LABEL_NODE] == "gather"
     assert meta["labels"][builders.LABEL_ATTEMPT] == "2"
     owner = meta["ownerReferences"][0]
@@ -123,7 +124,8 @@ def test_oversized_payload_is_refused_with_the_limit_named() -> None:
 
 def test_output_configmap_roundtrip() -> None:
     cm = builders.output_configmap(FLOW, "gather", 1, {"t1": "a", "n": None})
-    assert cm["metadata"]["name"] == names.output_configmap_name("parallel", "gather", 1)
+    assert cm["metadata"]["name"] == names.output_configmap_name("parallel", "uid-1", "gather", 1)
+    assert cm["metadata"]["labels"][builders.LABEL_FLOW_UID] == "uid-1"
     assert cm["immutable"] is True
     assert cm["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     assert cm["metadata"]["labels"][builders.LABEL_FLOW] == "parallel"
@@ -150,3 +152,30 @@ def test_long_flow_names_still_give_valid_label_selectors() -> None:
     value = builders.labels(long)[builders.LABEL_FLOW]
     assert names.is_label_value(value)
     assert builders.flow_selector(long.name) == f"{builders.LABEL_FLOW}={value}"
+
+
+def test_objects_are_controlled_by_their_flow_object_only() -> None:
+    job = _job(FunctionSpec(script="x"))
+    cm = builders.output_configmap(FLOW, "gather", 1, 1)
+    for obj in (job, cm):
+        assert builders.controlled_by(obj, "uid-1")
+        assert not builders.controlled_by(obj, "uid-2")  # a re-created Flow of the same name
+        assert not builders.controlled_by(obj, "")
+    assert builders.flow_uid_selector(FLOW) == "flowcraft.io/flow-uid=uid-1"
+
+
+def test_only_a_controller_reference_counts_as_control() -> None:
+    owned = {"metadata": {"ownerReferences": [{"kind": "Flow", "uid": "uid-1"}]}}
+    assert not builders.controlled_by(owned, "uid-1")  # an owner, not the controller
+    assert builders.describe_controller(owned) == "no controller"
+    assert not builders.controlled_by({"metadata": {}}, "uid-1")
+    stale = {
+        "metadata": {
+            "ownerReferences": [
+                {"kind": "Flow", "name": "parallel", "uid": "old", "controller": True}
+            ]
+        }
+    }
+    assert not builders.controlled_by(stale, "uid-1")
+    assert builders.describe_controller(stale) == "Flow parallel (uid old)"
+    assert builders.controller_of(stale, "Job") is None

@@ -1,4 +1,8 @@
-"""Names must be valid, bounded, deterministic and collision-free: idempotency depends on them."""
+"""Names must be valid, bounded, deterministic and collision-free: idempotency depends on them.
+
+They are also tied to the Flow object's UID: a Flow re-created under the same name must not
+compute the names of its predecessor's Jobs and outputs.
+"""
 
 from __future__ import annotations
 
@@ -11,44 +15,76 @@ from flowcraft.drivers.kubernetes import names
 pytestmark = pytest.mark.unit
 
 _text = st.text(min_size=1, max_size=120)
+UID = "0b6f3c1e-7d3a-4a8e-9c55-2f1d7a9e4b10"
+OTHER_UID = "5e2d9a40-1c7b-4f3e-8a61-93b0c4d2e7f8"
+FRAG = names.uid_fragment(UID)
 
 
-def test_readable_names_are_kept() -> None:
-    assert names.job_name("parallel", "task-1", 1) == "parallel-task-1-1"
-    assert names.output_configmap_name("parallel", "gather", 2) == "parallel-gather-2-out"
+def test_readable_names_are_kept_with_a_uid_fragment() -> None:
+    assert len(FRAG) == 8
+    assert names.job_name("parallel", UID, "task-1", 1) == f"parallel-task-1-1-{FRAG}"
+    assert names.output_configmap_name("parallel", UID, "gather", 2) == (
+        f"parallel-gather-2-{FRAG}-out"
+    )
     assert names.label_value("task_1.A") == "task_1.A"
 
 
+def test_a_recreated_flow_gets_names_of_its_own() -> None:
+    assert names.job_name("f", UID, "a", 1) != names.job_name("f", OTHER_UID, "a", 1)
+    assert names.output_configmap_name("f", UID, "a", 1) != names.output_configmap_name(
+        "f", OTHER_UID, "a", 1
+    )
+
+
+def test_flow_and_node_boundaries_do_not_collide_across_flows() -> None:
+    # Flow "a-b" node "c" and flow "a" node "b-c" read alike; their uids keep them apart.
+    assert names.job_name("a-b", UID, "c", 1) != names.job_name("a", OTHER_UID, "b-c", 1)
+
+
 def test_unclean_node_ids_get_a_hash_and_do_not_collide() -> None:
-    a = names.job_name("f", "Task_1", 1)
-    b = names.job_name("f", "task-1", 1)
+    a = names.job_name("f", UID, "Task_1", 1)
+    b = names.job_name("f", UID, "task-1", 1)
     assert a != b
     assert names.is_dns_label(a)
-    assert a.startswith("f-task-1-1-")
+    assert a.startswith(f"f-task-1-1-{FRAG}-")
 
 
 def test_long_names_are_cut_to_63_with_a_hash() -> None:
     flow = "a" * 60
-    n1 = names.job_name(flow, "node", 1)
-    n2 = names.job_name(flow, "node", 2)
+    n1 = names.job_name(flow, UID, "node", 1)
+    n2 = names.job_name(flow, UID, "node", 2)
+    n3 = names.job_name(flow, OTHER_UID, "node", 1)
     assert len(n1) == 63
-    assert n1 != n2
+    assert len({n1, n2, n3}) == 3
     assert names.is_dns_label(n1)
 
 
-@given(flow=_text, node=_text, attempt=st.integers(min_value=1, max_value=10_000))
-def test_job_names_are_always_valid_and_deterministic(flow: str, node: str, attempt: int) -> None:
-    name = names.job_name(flow, node, attempt)
+@given(
+    flow=_text,
+    uid=st.uuids().map(str),
+    node=_text,
+    attempt=st.integers(min_value=1, max_value=10_000),
+)
+def test_job_names_are_always_valid_and_deterministic(
+    flow: str, uid: str, node: str, attempt: int
+) -> None:
+    name = names.job_name(flow, uid, node, attempt)
     assert names.is_dns_label(name)
-    assert name == names.job_name(flow, node, attempt)
-    assert names.is_dns_label(names.output_configmap_name(flow, node, attempt))
+    assert name == names.job_name(flow, uid, node, attempt)
+    assert names.is_dns_label(names.output_configmap_name(flow, uid, node, attempt))
 
 
 @given(a=_text, b=_text)
 def test_distinct_inputs_give_distinct_names(a: str, b: str) -> None:
     if a != b:
-        assert names.job_name("f", a, 1) != names.job_name("f", b, 1)
+        assert names.job_name("f", UID, a, 1) != names.job_name("f", UID, b, 1)
         assert names.label_value(a) != names.label_value(b)
+
+
+@given(a=st.uuids().map(str), b=st.uuids().map(str))
+def test_distinct_uids_give_distinct_names(a: str, b: str) -> None:
+    if a != b:
+        assert names.job_name("f", a, "n", 1) != names.job_name("f", b, "n", 1)
 
 
 @given(value=_text)

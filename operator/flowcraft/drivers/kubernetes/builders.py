@@ -45,6 +45,7 @@ API_VERSION = "flowcraft.io/v1alpha1"
 KIND = "Flow"
 
 LABEL_FLOW = "flowcraft.io/flow"
+LABEL_FLOW_UID = "flowcraft.io/flow-uid"
 LABEL_NODE = "flowcraft.io/node"
 LABEL_ATTEMPT = "flowcraft.io/attempt"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -87,8 +88,17 @@ def flow_selector(flow: str) -> str:
     return f"{LABEL_FLOW}={names.label_value(flow)}"
 
 
+def flow_uid_selector(flow: FlowRef) -> str:
+    """Selects the objects of this Flow *object* only, not of an earlier one of the same name."""
+    return f"{LABEL_FLOW_UID}={names.label_value(flow.uid)}"
+
+
 def labels(flow: FlowRef, node: str | None = None, attempt: int | None = None) -> dict[str, str]:
-    out = {LABEL_FLOW: names.label_value(flow.name), LABEL_MANAGED_BY: MANAGED_BY}
+    out = {
+        LABEL_FLOW: names.label_value(flow.name),
+        LABEL_FLOW_UID: names.label_value(flow.uid),
+        LABEL_MANAGED_BY: MANAGED_BY,
+    }
     if node is not None:
         out[LABEL_NODE] = names.label_value(node)
     if attempt is not None:
@@ -106,6 +116,36 @@ def owner_reference(flow: FlowRef) -> Manifest:
         "uid": flow.uid,
         "controller": True,
     }
+
+
+def controller_of(obj: Manifest, kind: str | None = None) -> Manifest | None:
+    """The ownerReference with ``controller: true`` (at most one exists), if any.
+
+    With ``kind``, only a controller of that kind counts.
+    """
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller") is True:
+            return ref if kind is None or ref.get("kind") == kind else None
+    return None
+
+
+def controlled_by(obj: Manifest, uid: str) -> bool:
+    """controller-runtime's ``IsControlledBy``: ``obj``'s controller reference has this uid.
+
+    The one test for adopting an existing object: a name, a label or an annotation can be
+    left behind by an earlier Flow of the same name, or written by anyone who may create the
+    object; only the controller reference says whose it is.
+    """
+    ref = controller_of(obj)
+    return ref is not None and bool(uid) and ref.get("uid") == uid
+
+
+def describe_controller(obj: Manifest) -> str:
+    """Who controls ``obj``, for messages: ``Flow x (uid ...)`` or ``no controller``."""
+    ref = controller_of(obj)
+    if ref is None:
+        return "no controller"
+    return f"{ref.get('kind')} {ref.get('name')} (uid {ref.get('uid')})"
 
 
 def _dumps(value: Any) -> str:
@@ -238,7 +278,7 @@ def job_manifest(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": names.job_name(flow.name, node.id, attempt),
+            "name": names.job_name(flow.name, flow.uid, node.id, attempt),
             "namespace": flow.namespace,
             "labels": job_labels,
             "annotations": ident,
@@ -276,7 +316,7 @@ def output_configmap(flow: FlowRef, node: str, attempt: int, output: Any) -> Man
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": names.output_configmap_name(flow.name, node, attempt),
+            "name": names.output_configmap_name(flow.name, flow.uid, node, attempt),
             "namespace": flow.namespace,
             "labels": {**labels(flow, node, attempt), LABEL_COMPONENT: "output"},
             "annotations": {ANN_FLOW: flow.name, ANN_NODE: node, ANN_ATTEMPT: str(attempt)},

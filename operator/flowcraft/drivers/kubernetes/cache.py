@@ -11,6 +11,13 @@ the ``dependency_to_create`` latency the metrics report.
 A cache miss is never fatal: the reconcile re-ensures the Jobs the status says are running
 (create → AlreadyExists), so an operator that restarts before the watches caught up only does
 a few redundant, idempotent requests.
+
+Identity: objects are filed by who *controls* them, never by name or label alone. A Job
+counts for the Flow object whose UID is its controller ownerReference, found by (flow UID,
+node, attempt); a pod counts for the Job whose UID is the pod's controller ownerReference. So a
+re-created Flow never sees the Jobs of the Flow it replaced, and a pod that merely carries a
+``job-name`` label (left over, or made by someone who may create pods) is never read as a
+node's result.
 """
 
 from __future__ import annotations
@@ -18,12 +25,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from flowcraft.drivers.kubernetes.builders import ANN_FLOW, ANN_FUNCTION, ANN_INPUT, ANN_PARAMS
+from flowcraft.drivers.kubernetes.builders import (
+    ANN_ATTEMPT,
+    ANN_FLOW,
+    ANN_FUNCTION,
+    ANN_INPUT,
+    ANN_NODE,
+    ANN_PARAMS,
+    KIND,
+    controller_of,
+)
 
 Manifest = dict[str, Any]
-
-_JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-_JOB_NAME_LABEL_OLD = "job-name"
 
 
 class FlowKey(NamedTuple):
@@ -31,12 +44,23 @@ class FlowKey(NamedTuple):
     name: str
 
 
+class Attempt(NamedTuple):
+    """One node attempt of one Flow object (``flow_uid``: the Flow's metadata.uid)."""
+
+    flow_uid: str
+    node: str
+    attempt: int
+
+
 @dataclass
 class _FlowObjects:
+    # job uid -> Job, for Jobs controlled by a Flow of this name (any uid)
     jobs: dict[str, Manifest] = field(default_factory=dict)
-    # job name -> pod name -> pod
+    # (flow uid, node, attempt) -> job uid
+    attempts: dict[Attempt, str] = field(default_factory=dict)
+    # job uid -> pod name -> pod, for pods controlled by that Job
     pods: dict[str, dict[str, Manifest]] = field(default_factory=dict)
-    # job name -> loop time the attempt was first seen finished
+    # job uid -> loop time the attempt was first seen finished
     finished_seen: dict[str, float] = field(default_factory=dict)
 
 
@@ -91,10 +115,29 @@ def _pod_finished(pod: Manifest) -> bool:
     )
 
 
-def pod_job_name(pod: Manifest) -> str | None:
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    name = labels.get(_JOB_NAME_LABEL) or labels.get(_JOB_NAME_LABEL_OLD)
-    return name if isinstance(name, str) else None
+def uid_of(obj: Manifest) -> str | None:
+    uid = (obj.get("metadata") or {}).get("uid")
+    return uid if isinstance(uid, str) and uid else None
+
+
+def job_attempt(job: Manifest) -> Attempt | None:
+    """Which attempt ``job`` runs: its controlling Flow's uid plus the node/attempt annotations."""
+    owner = controller_of(job, KIND)
+    annotations = (job.get("metadata") or {}).get("annotations") or {}
+    node, attempt = annotations.get(ANN_NODE), annotations.get(ANN_ATTEMPT)
+    if owner is None or not isinstance(node, str) or not isinstance(attempt, str):
+        return None
+    flow_uid = owner.get("uid")
+    if not isinstance(flow_uid, str) or not flow_uid or not attempt.isdigit():
+        return None
+    return Attempt(flow_uid, node, int(attempt))
+
+
+def pod_job_uid(pod: Manifest) -> str | None:
+    """The uid of the Job that controls ``pod`` (its controller ownerReference), if any."""
+    owner = controller_of(pod, "Job")
+    uid = owner.get("uid") if owner is not None else None
+    return uid if isinstance(uid, str) and uid else None
 
 
 class ObjectCache:
@@ -110,59 +153,78 @@ class ObjectCache:
         return objs
 
     def put_job(self, job: Manifest, *, deleted: bool, seen_at: float) -> FlowKey | None:
+        """File a Job under the Flow that controls it; Jobs no Flow controls are ignored."""
         key = _flow_key(job)
-        name = (job.get("metadata") or {}).get("name")
-        if key is None or not isinstance(name, str):
+        uid = uid_of(job)
+        attempt = job_attempt(job)
+        if key is None or uid is None or attempt is None:
             return None
         objs = self._objects(key)
         if deleted:
-            objs.jobs.pop(name, None)
-            objs.pods.pop(name, None)
-            objs.finished_seen.pop(name, None)
+            objs.jobs.pop(uid, None)
+            objs.pods.pop(uid, None)
+            objs.finished_seen.pop(uid, None)
+            if objs.attempts.get(attempt) == uid:
+                del objs.attempts[attempt]
             return key
-        objs.jobs[name] = _slim(job)
+        objs.jobs[uid] = _slim(job)
+        objs.attempts[attempt] = uid
         if _job_finished(job):
-            objs.finished_seen.setdefault(name, seen_at)
+            objs.finished_seen.setdefault(uid, seen_at)
         return key
 
     def put_pod(self, pod: Manifest, *, deleted: bool, seen_at: float) -> FlowKey | None:
+        """File a pod under the Job that controls it; other pods are ignored."""
         key = _flow_key(pod)
-        job = pod_job_name(pod)
+        job_uid = pod_job_uid(pod)
         name = (pod.get("metadata") or {}).get("name")
-        if key is None or job is None or not isinstance(name, str):
+        if key is None or job_uid is None or not isinstance(name, str):
             return None
         objs = self._objects(key)
-        pods = objs.pods.setdefault(job, {})
+        pods = objs.pods.setdefault(job_uid, {})
         if deleted:
             pods.pop(name, None)
             return key
         pods[name] = _slim(pod)
         if _pod_finished(pod) and not (pod.get("metadata") or {}).get("deletionTimestamp"):
-            objs.finished_seen.setdefault(job, seen_at)
+            objs.finished_seen.setdefault(job_uid, seen_at)
         return key
 
     def remember_job(self, key: FlowKey, job: Manifest) -> None:
-        """Record a Job the reconcile created or fetched itself (ahead of its watch event)."""
-        name = (job.get("metadata") or {}).get("name")
-        if isinstance(name, str):
-            self._objects(key).jobs.setdefault(name, _slim(job))
+        """Record a Job the reconcile created or fetched itself (ahead of its watch event).
 
-    def job(self, key: FlowKey, name: str) -> Manifest | None:
-        objs = self._flows.get(key)
-        return objs.jobs.get(name) if objs is not None else None
+        The caller has checked that the Flow controls it; a Job without that link is ignored.
+        """
+        uid = uid_of(job)
+        attempt = job_attempt(job)
+        if uid is None or attempt is None:
+            return
+        objs = self._objects(key)
+        objs.jobs.setdefault(uid, _slim(job))
+        objs.attempts.setdefault(attempt, uid)
 
-    def pod(self, key: FlowKey, job: str) -> Manifest | None:
-        """The newest pod of ``job`` that is not being deleted (suspension deletes pods)."""
+    def job(self, key: FlowKey, flow_uid: str, node: str, attempt: int) -> Manifest | None:
+        """The Job of this attempt controlled by the Flow object ``flow_uid``, if seen."""
         objs = self._flows.get(key)
-        pods = objs.pods.get(job, {}) if objs is not None else {}
+        if objs is None:
+            return None
+        uid = objs.attempts.get(Attempt(flow_uid, node, attempt))
+        return objs.jobs.get(uid) if uid is not None else None
+
+    def pod(self, key: FlowKey, job: Manifest) -> Manifest | None:
+        """The newest pod ``job`` controls that is not being deleted (suspension deletes pods)."""
+        objs = self._flows.get(key)
+        uid = uid_of(job)
+        pods = objs.pods.get(uid, {}) if objs is not None and uid is not None else {}
         live = [p for p in pods.values() if not (p.get("metadata") or {}).get("deletionTimestamp")]
         if not live:
             return None
         return max(live, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp")))
 
-    def finished_seen(self, key: FlowKey, job: str) -> float | None:
+    def finished_seen(self, key: FlowKey, job: Manifest) -> float | None:
         objs = self._flows.get(key)
-        return objs.finished_seen.get(job) if objs is not None else None
+        uid = uid_of(job)
+        return objs.finished_seen.get(uid) if objs is not None and uid is not None else None
 
     def jobs(self, key: FlowKey) -> list[Manifest]:
         objs = self._flows.get(key)

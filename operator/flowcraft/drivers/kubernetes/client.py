@@ -337,12 +337,17 @@ class Client:
             content_type="application/merge-patch+json",
         )
 
-    async def delete_job(self, namespace: str, name: str) -> None:
-        # Background: the Job goes now, the GC removes its pods (the Job owns them).
+    async def delete_job(self, namespace: str, name: str, *, uid: str | None = None) -> None:
+        """Background: the Job goes now, the GC removes its pods (the Job owns them).
+
+        With ``uid``, only that object is deleted (a precondition): a different Job under the
+        same name answers Conflict.
+        """
+        body: Manifest = {"propagationPolicy": "Background"}
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
         await self.request(
-            "DELETE",
-            f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs/{_q(name)}",
-            body={"propagationPolicy": "Background"},
+            "DELETE", f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs/{_q(name)}", body=body
         )
 
     # --- Pods ------------------------------------------------------------------------------

@@ -2,7 +2,13 @@
 
 Why: the operator's idempotency rests on names. A Job for (flow, node, attempt) always gets the
 same name, so a restarted operator that re-creates it gets AlreadyExists instead of a second
-Job. Node ids and flow names are user text (uppercase, underscores, any length), while Kubernetes
+Job. The name also carries a fragment of the Flow's UID: a Flow deleted and re-created under the
+same name (while the garbage collector has not yet removed the old one's objects) gets names of
+its own instead of colliding with, and possibly adopting, the old run's Jobs and outputs. The
+fragment only avoids collisions; ownership is decided by the controller ownerReference
+(``builders.controlled_by``), never by a name.
+
+Node ids and flow names are user text (uppercase, underscores, any length), while Kubernetes
 wants DNS-1123 labels of at most 63 characters; whenever the readable form had to be changed or
 cut, a short hash of the exact inputs is appended so distinct inputs never collide.
 """
@@ -14,6 +20,7 @@ import re
 
 MAX_NAME = 63
 _HASH_LEN = 10
+_UID_LEN = 8
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
@@ -34,14 +41,21 @@ def _dns_label(readable: str, *identity: str) -> str:
     return f"{prefix}-{suffix}" if prefix else f"x-{suffix}"
 
 
-def job_name(flow: str, node: str, attempt: int) -> str:
-    """The Job of one attempt of one node."""
-    return _dns_label(f"{flow}-{node}-{attempt}", "job", flow, node, str(attempt))
+def uid_fragment(uid: str) -> str:
+    """A short, name-safe token of a Flow's UID (deterministic; lowercase hex)."""
+    return _digest("uid", uid)[:_UID_LEN]
 
 
-def output_configmap_name(flow: str, node: str, attempt: int) -> str:
+def job_name(flow: str, uid: str, node: str, attempt: int) -> str:
+    """The Job of one attempt of one node of the Flow object with this ``uid``."""
+    readable = f"{flow}-{node}-{attempt}-{uid_fragment(uid)}"
+    return _dns_label(readable, "job", flow, uid, node, str(attempt))
+
+
+def output_configmap_name(flow: str, uid: str, node: str, attempt: int) -> str:
     """The ConfigMap holding the output of the attempt that succeeded."""
-    return _dns_label(f"{flow}-{node}-{attempt}-out", "out", flow, node, str(attempt))
+    readable = f"{flow}-{node}-{attempt}-{uid_fragment(uid)}-out"
+    return _dns_label(readable, "out", flow, uid, node, str(attempt))
 
 
 def label_value(value: str) -> str:

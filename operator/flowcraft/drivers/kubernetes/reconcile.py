@@ -9,9 +9,15 @@ coalesced into exactly one more pass, so a burst of 1000 Job completions costs a
 not 1000.
 
 Idempotency and restarts: the Flow's status plus its Jobs are the whole state. Every write is
-safe to repeat: Job and ConfigMap names are deterministic (AlreadyExists is success), and the
+safe to repeat: Job and ConfigMap names are deterministic per (Flow UID, node, attempt), and the
 status is replaced with optimistic concurrency (a Conflict reruns the pass on a fresh read).
 After a restart, the first pass re-ensures every Job the status says is running.
+
+Ownership: an existing object is adopted only when this Flow object controls it (its
+controller ownerReference has the Flow's UID). AlreadyExists on an object controlled by anyone
+else (a deleted Flow of the same name, a squatter) is a conflict: the attempt fails with a
+message naming the object and a Warning Event, so a retry (a new name) or the user can act;
+the other object is never read, patched or deleted.
 
 Order inside a pass: Jobs are created before the status is written, so the hot path (a
 dependency finished → the next Job's create request) costs one GET of the Flow plus the
@@ -349,7 +355,7 @@ class Reconciler:
             return
         by_name: dict[str, Manifest] = {}
         for cm in await self._client.list_configmaps(
-            ref.namespace, builders.flow_selector(ref.name)
+            ref.namespace, builders.flow_uid_selector(ref)
         ):
             by_name[str((cm.get("metadata") or {}).get("name"))] = cm
         for node, cm_name in missing.items():
@@ -360,6 +366,14 @@ class Reconciler:
                 except NotFound:
                     logger.warning("output ConfigMap %s of node %s is gone", cm_name, node)
                     continue
+            if not builders.controlled_by(found, ref.uid):
+                logger.warning(
+                    "output ConfigMap %s of node %s is not this Flow's (%s): not read",
+                    cm_name,
+                    node,
+                    builders.describe_controller(found),
+                )
+                continue
             state.outputs[node] = builders.read_output(found)
 
     async def _observe(
@@ -371,16 +385,18 @@ class Reconciler:
         state.pending = []
         success_seen: float | None = None
         suspended = bool(status.phase == "Running" and engine.spec.suspend)
-        configmaps: list[Manifest] = []
-        stuck: list[str] = []
+        configmaps: list[tuple[int, Manifest]] = []  # (index in events, ConfigMap)
+        stuck: list[Manifest] = []
         for node, attempt in engine.running(status):
-            job_name = names.job_name(ref.name, node, attempt)
-            job = self._cache.job(key, job_name)
-            if job is not None and suspended and (job.get("spec") or {}).get("suspend"):
+            job = self._cache.job(key, ref.uid, node, attempt)
+            if job is None:
+                continue  # not created, or not seen yet: _ensure_running sees to it
+            job_name = str((job.get("metadata") or {}).get("name"))
+            if suspended and (job.get("spec") or {}).get("suspend"):
                 continue  # its pod was stopped on purpose; the attempt resumes later
-            pod = self._cache.pod(key, job_name)
-            if pod is None and job is not None and _job_complete(job):
-                pod = await self._find_pod(ref, job_name)
+            pod = self._cache.pod(key, job)
+            if pod is None and _job_complete(job):
+                pod = await self._find_pod(ref, job)
             outcome = outcomes.observe(job, pod, now)
             if outcome is None:
                 continue
@@ -390,7 +406,7 @@ class Reconciler:
                 state.real_start.setdefault(node, started)
             if isinstance(outcome, outcomes.Succeeded):
                 cm = builders.output_configmap(ref, node, attempt, outcome.output)
-                configmaps.append(cm)
+                configmaps.append((len(events), cm))
                 state.outputs[node] = outcome.output
                 events.append(
                     NodeSucceeded(
@@ -402,19 +418,27 @@ class Reconciler:
                         output_ref=cm["metadata"]["name"],
                     )
                 )
-                seen = self._cache.finished_seen(key, job_name)
+                seen = self._cache.finished_seen(key, job)
                 if seen is not None:
                     success_seen = seen if success_seen is None else max(success_seen, seen)
             elif isinstance(outcome, outcomes.Failed):
                 events.append(
                     NodeFailed(node, attempt, outcome.at, outcome.message, outcome.timed_out)
                 )
-                if outcome.stuck and job is not None and not _job_terminal(job):
-                    stuck.append(job_name)  # e.g. an image that cannot be pulled
+                if outcome.stuck and not _job_terminal(job):
+                    stuck.append(job)  # e.g. an image that cannot be pulled
         # Outputs are stored before the status points at them (and before downstream pods
         # mount them); concurrently, since a wide join can finish many nodes in one pass.
-        await asyncio.gather(*(self._store_output(ref, cm) for cm in configmaps))
-        await asyncio.gather(*(self._delete_job(ref, name) for name in stuck))
+        conflicts = await asyncio.gather(*(self._store_output(ref, cm) for _, cm in configmaps))
+        for (index, _cm), conflict in zip(configmaps, conflicts, strict=True):
+            if conflict is None:
+                continue
+            done = events[index]
+            assert isinstance(done, NodeSucceeded)
+            state.outputs.pop(done.node, None)
+            events[index] = NodeFailed(done.node, done.attempt, done.at, conflict)
+            await self._event(ref, "NameConflict", conflict, True, now)
+        await asyncio.gather(*(self._delete_job(ref, _name(job), _uid(job)) for job in stuck))
         return events, success_seen
 
     def _count(
@@ -429,22 +453,50 @@ class Reconciler:
             succeeded = isinstance(outcome, outcomes.Succeeded)
             ctx.finished.append(metrics.Attempt(node, outcome.started_at, outcome.at, succeeded))
 
-    async def _delete_job(self, ref: builders.FlowRef, name: str) -> None:
+    async def _delete_job(self, ref: builders.FlowRef, name: str, uid: str | None) -> None:
+        """Delete our Job ``name``: only the object with ``uid`` (a precondition); without a
+        uid, only after reading it and finding it controlled by this Flow."""
         async with self._requests:
             with contextlib.suppress(NotFound):
-                await self._client.delete_job(ref.namespace, name)
+                if uid is None:
+                    job = await self._client.get_job(ref.namespace, name)
+                    if not builders.controlled_by(job, ref.uid):
+                        return  # not ours: never touch it
+                    uid = _uid(job)
+                # Conflict: the name now holds another object (uid precondition): not ours.
+                with contextlib.suppress(Conflict):
+                    await self._client.delete_job(ref.namespace, name, uid=uid)
 
-    async def _store_output(self, ref: builders.FlowRef, cm: Manifest) -> None:
+    async def _store_output(self, ref: builders.FlowRef, cm: Manifest) -> str | None:
+        """Create the output ConfigMap; a message when its name holds someone else's object."""
         async with self._requests:
-            with contextlib.suppress(AlreadyExists):
+            try:
                 await self._client.create_configmap(ref.namespace, cm)
+                return None
+            except AlreadyExists:
+                name = cm["metadata"]["name"]
+                try:
+                    existing = await self._client.get_configmap(ref.namespace, name)
+                except NotFound:
+                    return None  # gone again; the next pass's create would recreate it
+        return _conflict_message(ref, "ConfigMap", existing)
 
-    async def _find_pod(self, ref: builders.FlowRef, job_name: str) -> Manifest | None:
+    async def _find_pod(self, ref: builders.FlowRef, job: Manifest) -> Manifest | None:
         # The Job finished but its pod never reached the cache (e.g. right after a restart).
-        pods = await self._client.list_pods(
-            ref.namespace, f"batch.kubernetes.io/job-name={job_name}"
-        )
-        return pods[-1] if pods else None
+        # Pods are matched by their controller (the Job's uid), never by a job-name label.
+        uid = _uid(job)
+        if uid is None:
+            return None
+        pods = [
+            pod
+            for pod in await self._client.list_pods(
+                ref.namespace, f"batch.kubernetes.io/controller-uid={uid}"
+            )
+            if (builders.controller_of(pod, "Job") or {}).get("uid") == uid
+        ]
+        if not pods:
+            return None
+        return max(pods, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp")))
 
     # -- act ------------------------------------------------------------------------------
 
@@ -479,7 +531,12 @@ class Reconciler:
             return str(job["metadata"]["name"])
 
         async def cancel(action: CancelNode) -> None:
-            await self._delete_job(ref, names.job_name(ref.name, action.node, action.attempt))
+            job = self._cache.job(ctx.key, ref.uid, action.node, action.attempt)
+            if job is not None:
+                await self._delete_job(ref, _name(job), _uid(job))
+            else:
+                name = names.job_name(ref.name, ref.uid, action.node, action.attempt)
+                await self._delete_job(ref, name, None)
 
         created = await asyncio.gather(*(start(a) for a in starts))
         await asyncio.gather(*(cancel(a) for a in cancels))
@@ -512,6 +569,7 @@ class Reconciler:
         try:
             created = await self._client.create_job(ctx.ref.namespace, job)
         except AlreadyExists:
+            await self._adopt_job(ctx, action, job["metadata"]["name"])
             return
         except Invalid as exc:
             # The API server refused this node's Job (bad resources, image name...): the
@@ -524,6 +582,21 @@ class Reconciler:
     def _fail_later(self, state: _FlowState, action: StartNode, message: str) -> None:
         state.pending.append(NodeFailed(action.node, action.attempt, datetime.now(UTC), message))
 
+    async def _adopt_job(self, ctx: _Pass, action: StartNode, name: str) -> None:
+        """The Job's name is taken: ours (a restart, a lagging cache) is adopted; anyone
+        else's is a conflict that fails the attempt, with a Warning Event naming it."""
+        try:
+            existing = await self._client.get_job(ctx.ref.namespace, name)
+        except NotFound:
+            return  # deleted meanwhile: the next pass re-ensures the attempt's Job
+        if builders.controlled_by(existing, ctx.ref.uid):
+            self._cache.remember_job(ctx.key, existing)
+            return
+        message = _conflict_message(ctx.ref, "Job", existing)
+        logger.warning("%s/%s: %s", ctx.ref.namespace, ctx.ref.name, message)
+        self._fail_later(ctx.state, action, message)
+        await self._event(ctx.ref, "NameConflict", message, True, datetime.now(UTC))
+
     async def _ensure_running(self, ctx: _Pass, step: Step, created: set[str]) -> None:
         """Re-create Jobs the status says are running but the cache has not seen (restart)."""
         key, ref, state, engine = ctx.key, ctx.ref, ctx.state, ctx.engine
@@ -532,8 +605,8 @@ class Reconciler:
         missing = [
             (node, attempt)
             for node, attempt in engine.running(step.status)
-            if (name := names.job_name(ref.name, node, attempt)) not in created
-            and self._cache.job(key, name) is None
+            if names.job_name(ref.name, ref.uid, node, attempt) not in created
+            and self._cache.job(key, ref.uid, node, attempt) is None
         ]
         if not missing:
             return
@@ -550,7 +623,8 @@ class Reconciler:
             try:
                 created_job = await self._client.create_job(ref.namespace, job)
             except AlreadyExists:
-                created_job = await self._client.get_job(ref.namespace, job["metadata"]["name"])
+                await self._adopt_job(ctx, action, job["metadata"]["name"])
+                continue
             except Invalid as exc:
                 self._fail_later(state, action, f"the API server rejected the Job: {exc.message}")
                 continue
@@ -561,10 +635,10 @@ class Reconciler:
         key, ref = ctx.key, ctx.ref
         want = ctx.spec.suspend and step.status.phase not in TERMINAL_FLOW_PHASES
         for node, attempt in ctx.engine.running(step.status):
-            name = names.job_name(ref.name, node, attempt)
-            job = self._cache.job(key, name)
+            job = self._cache.job(key, ref.uid, node, attempt)
             if job is None or bool((job.get("spec") or {}).get("suspend")) == want:
                 continue
+            name = _name(job)
             try:
                 patched = await self._client.patch_job(
                     ref.namespace, name, {"spec": {"suspend": want}}
@@ -614,6 +688,23 @@ class Reconciler:
             metrics.FlowId(ref.namespace, ref.name), status, failed, []
         )
         await self._event(ref, "FlowFailed", why, True, now)
+
+
+def _name(obj: Manifest) -> str:
+    return str((obj.get("metadata") or {}).get("name"))
+
+
+def _uid(obj: Manifest) -> str | None:
+    uid = (obj.get("metadata") or {}).get("uid")
+    return uid if isinstance(uid, str) and uid else None
+
+
+def _conflict_message(ref: builders.FlowRef, kind: str, existing: Manifest) -> str:
+    return (
+        f"{kind} {ref.namespace}/{_name(existing)} already exists and is not controlled by "
+        f"this Flow (uid {ref.uid}) but by {builders.describe_controller(existing)}: "
+        "not adopted; delete it or let its owner's garbage collection remove it"
+    )
 
 
 def _job_terminal(job: Manifest) -> bool:
