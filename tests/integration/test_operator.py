@@ -126,6 +126,11 @@ def test_what_only_python_checks_fails_the_flow_with_the_reason_and_an_event(
     )[0]
     assert event["type"] == "Warning"
     assert needle in event["message"]
+    cluster.kubectl("wait", "--for=condition=Failed", "flow/bad", "-n", namespace, "--timeout=30s")
+    (succeeded,) = [c for c in flow["status"]["conditions"] if c["type"] == "Succeeded"]
+    assert (succeeded["status"], succeeded["reason"]) == ("False", "Failed")
+    assert needle in succeeded["message"]
+    assert flow["status"]["observedGeneration"] == flow["metadata"]["generation"]
     assert operator.alive(), "the operator must survive invalid flows"
 
 
@@ -346,6 +351,9 @@ def test_a_recreated_flow_runs_its_own_jobs_and_never_reads_the_old_outputs(
         flow = wait_phase(cluster, namespace, "reborn", {"Succeeded", "Failed"}, timeout=180)
         uid = flow["metadata"]["uid"]
         assert flow["status"]["phase"] == "Succeeded", flow["status"]
+        cluster.kubectl(
+            "wait", "--for=condition=Succeeded", "flow/reborn", "-n", namespace, "--timeout=30s"
+        )
         own = [
             job
             for job in items(cluster, "jobs", namespace, "flowcraft.io/flow=reborn")
@@ -388,6 +396,10 @@ def test_a_name_held_by_another_owner_is_a_reported_conflict_never_adopted(
         )  # fmt: skip
         flow = wait_phase(cluster, namespace, "squat", {"Succeeded", "Failed"}, timeout=180)
         assert flow["status"]["phase"] == "Succeeded", flow["status"]
+        # The status speaks for the spec as edited (suspend: false is generation 2).
+        assert flow["metadata"]["generation"] == 2
+        assert flow["status"]["observedGeneration"] == 2
+        assert {c["observedGeneration"] for c in flow["status"]["conditions"]} == {2}
         a = flow["status"]["nodes"]["a"]
         assert a["attempts"] == 3, a
         assert a["outputRef"] == names.output_configmap_name("squat", uid, "a", 3)
@@ -422,3 +434,38 @@ def test_a_name_held_by_another_owner_is_a_reported_conflict_never_adopted(
         assert own == {"2", "3"}
     finally:
         _release(cluster, namespace, held)
+
+
+def test_a_finished_flow_observes_a_later_spec_edit(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """``kubectl wait`` ignores conditions of an older generation: after an edit of a finished
+    Flow, the operator must say it saw the edit (the finished run stands)."""
+    doc = _flow("edited", [{"id": "a", "uses": "ok"}], [{"source": "a", "target": "zz"}])
+    apply_doc(cluster, namespace, doc)
+    wait_phase(cluster, namespace, "edited", {"Failed"}, timeout=60)
+    cluster.kubectl(
+        "patch",
+        "flow",
+        "edited",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"parallelism":3}}',
+    )
+    flow = wait_for(
+        lambda: (
+            f
+            if (f := get_flow(cluster, namespace, "edited"))["status"].get("observedGeneration")
+            == f["metadata"]["generation"]
+            == 2
+            else None
+        ),
+        timeout=30,
+        what="observedGeneration 2",
+    )
+    assert flow["status"]["phase"] == "Failed"
+    cluster.kubectl(
+        "wait", "--for=condition=Failed", "flow/edited", "-n", namespace, "--timeout=30s"
+    )

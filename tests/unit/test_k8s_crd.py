@@ -96,3 +96,14 @@ def test_yaml_is_parseable_and_names_the_crd() -> None:
     doc = yaml.safe_load(crd.render_yaml())
     assert doc["metadata"]["name"] == "flows.flowcraft.io"
     assert doc["spec"]["names"]["shortNames"] == ["fl"]
+
+
+def test_status_has_the_kubernetes_conventions() -> None:
+    status = _root()["properties"]["status"]["properties"]
+    assert status["observedGeneration"]["type"] == "integer"
+    conditions = status["conditions"]
+    assert conditions["x-kubernetes-list-type"] == "map"
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+    item = conditions["items"]
+    assert set(item["required"]) == {"type", "status", "lastTransitionTime", "reason", "message"}
+    assert item["properties"]["status"]["enum"] == ["True", "False", "Unknown"]

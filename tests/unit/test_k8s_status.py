@@ -52,6 +52,10 @@ def test_parse_reports_shape_problems_with_paths() -> None:
 
 def test_invalid_status_keeps_an_earlier_start() -> None:
     out = fs.invalid_status({"startedAt": "2025-01-01T00:00:00Z"}, "invalid flow: x", T0)
+    assert [(c["type"], c["status"], c["reason"]) for c in out.pop("conditions")] == [
+        ("Succeeded", "False", "Failed"),
+        ("Failed", "True", "Failed"),
+    ]
     assert out == {
         "phase": "Failed",
         "message": "invalid flow: x",
@@ -125,3 +129,83 @@ def test_a_start_time_refinement_alone_is_not_worth_a_write() -> None:
     assert not fs.material_change(old, refined)
     assert fs.material_change(old, done)
     assert fs.material_change({}, old)
+
+
+# ------------------------------------------------------------------ status conventions
+
+
+def _conditions(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in out["conditions"]}
+
+
+@pytest.mark.parametrize(
+    ("phase", "succeeded", "failed"),
+    [
+        ("Pending", "Unknown", "False"),
+        ("Running", "Unknown", "False"),
+        ("Succeeded", "True", "False"),
+        ("Failed", "False", "True"),
+        ("Cancelled", "False", "True"),
+    ],
+)
+def test_conditions_follow_the_phase_with_every_metav1_field(
+    phase: str, succeeded: str, failed: str
+) -> None:
+    out = fs.render_status(FlowStatus(phase=phase), {}, total=1, generation=3, now=T1)  # type: ignore[arg-type]
+    assert out["observedGeneration"] == 3
+    conds = _conditions(out)
+    assert (conds["Succeeded"]["status"], conds["Failed"]["status"]) == (succeeded, failed)
+    for cond in conds.values():
+        assert set(cond) == {
+            "type", "status", "reason", "message", "lastTransitionTime", "observedGeneration"
+        }  # fmt: skip
+        assert cond["reason"] == phase
+        assert cond["message"]
+        assert cond["observedGeneration"] == 3
+        assert cond["lastTransitionTime"] == "2026-01-01T12:00:02Z"  # whole seconds
+
+
+def test_transition_time_moves_only_when_a_condition_changes() -> None:
+    running = fs.render_status(FlowStatus(phase="Running"), {}, total=1, generation=1, now=T0)
+    later = fs.render_status(
+        FlowStatus(phase="Running"), {}, total=1, previous=running, generation=1, now=T1
+    )
+    assert later == running  # an unchanged Flow renders identically: no status write
+    assert not fs.material_change(running, later)
+    done = fs.render_status(
+        FlowStatus(phase="Succeeded", message="ok"),
+        {},
+        total=1,
+        previous=running,
+        generation=1,
+        now=T1,
+    )
+    conds = _conditions(done)
+    assert conds["Succeeded"]["lastTransitionTime"] == "2026-01-01T12:00:02Z"
+    assert conds["Failed"]["lastTransitionTime"] == "2026-01-01T12:00:00Z"  # still False
+    assert conds["Succeeded"]["message"] == "ok"
+
+
+def test_without_now_the_rendering_is_unchanged() -> None:
+    out = fs.render_status(FlowStatus(phase="Running"), {}, total=1)
+    assert "conditions" not in out
+    assert "observedGeneration" not in out
+
+
+def test_a_finished_flow_observes_later_generations_and_gains_conditions() -> None:
+    old = {"phase": "Succeeded", "message": "done", "finishedAt": "2026-01-01T12:00:00Z"}
+    first = fs.observe_finished(old, 1, T0)
+    assert first is not None
+    assert _conditions(first)["Succeeded"]["status"] == "True"
+    assert fs.observe_finished(first, 1, T1) is None  # nothing to write
+    edited = fs.observe_finished(first, 2, T1)
+    assert edited is not None
+    assert edited["observedGeneration"] == 2
+    assert _conditions(edited)["Succeeded"]["observedGeneration"] == 2
+    assert _conditions(edited)["Succeeded"]["lastTransitionTime"] == "2026-01-01T12:00:00Z"
+
+
+def test_long_messages_fit_a_condition() -> None:
+    out = fs.render_status(FlowStatus(phase="Failed", message="x" * 40000), {}, total=1, now=T0)
+    assert all(len(c["message"]) <= 32768 for c in out["conditions"])
+    assert "observedGeneration" not in out["conditions"][0]

@@ -152,6 +152,26 @@ def spec_schema() -> Schema:
     return spec
 
 
+# metav1.Condition, as controller-gen renders it.
+_CONDITION: Schema = {
+    "type": "object",
+    "required": ["type", "status", "lastTransitionTime", "reason", "message"],
+    "properties": {
+        "type": {"type": "string", "maxLength": 316},
+        "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+        "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+        "lastTransitionTime": {"type": "string", "format": "date-time"},
+        "reason": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 1024,
+            "pattern": "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        },
+        "message": {"type": "string", "maxLength": 32768},
+    },
+}
+
+
 def status_schema() -> Schema:
     status = _model_schema(FlowStatus)
     # Fields only the operator maintains, for `kubectl get` columns.
@@ -162,6 +182,22 @@ def status_schema() -> Schema:
     status["properties"]["duration"] = {
         "type": "string",
         "description": "Wall time from start to end once the flow finished, e.g. 2.4s.",
+    }
+    # The Kubernetes status conventions (see drivers/kubernetes/status.py).
+    status["properties"]["observedGeneration"] = {
+        "type": "integer",
+        "format": "int64",
+        "minimum": 0,
+        "description": "The metadata.generation this status was computed for.",
+    }
+    status["properties"]["conditions"] = {
+        "type": "array",
+        "description": "Succeeded (True/False/Unknown) and Failed, as metav1.Condition: "
+        "`kubectl wait --for=condition=Succeeded flow/NAME`.",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+        "maxItems": 8,
+        "items": _CONDITION,
     }
     return status
 

@@ -246,8 +246,14 @@ class Reconciler:
             state.uid, state.engine, state.outputs = ref.uid, None, {}
             state.pending, state.real_start, state.parsed = [], {}, None
         raw_status: Manifest = dict(body.get("status") or {})
+        generation = _generation(body)
         if raw_status.get("phase") in TERMINAL_FLOW_PHASES:
             self._retire(key, state)
+            finished = flow_status.observe_finished(raw_status, generation, datetime.now(UTC))
+            if finished is not None:  # a spec edit after the end, or no conditions yet
+                body["status"] = finished
+                written = await self._client.replace_flow_status(key.namespace, key.name, body)
+                state.written_rv = (written.get("metadata") or {}).get("resourceVersion")
             return
 
         now = datetime.now(UTC)
@@ -270,7 +276,14 @@ class Reconciler:
         await self._ensure_running(ctx, step, created)
         await self._apply_suspend(ctx, step)
 
-        new_status = flow_status.render_status(step.status, state.real_start, len(spec.nodes))
+        new_status = flow_status.render_status(
+            step.status,
+            state.real_start,
+            len(spec.nodes),
+            previous=raw_status,
+            generation=generation,
+            now=now,
+        )
         if flow_status.material_change(raw_status, new_status):
             body["status"] = new_status
             written = await self._client.replace_flow_status(key.namespace, key.name, body)
@@ -673,7 +686,9 @@ class Reconciler:
         self, ref: builders.FlowRef, body: Manifest, raw_status: Manifest, problem: str
     ) -> None:
         now = datetime.now(UTC)
-        body["status"] = flow_status.invalid_status(raw_status, problem, now)
+        body["status"] = flow_status.invalid_status(
+            raw_status, problem, now, generation=_generation(body)
+        )
         await self._client.replace_flow_status(ref.namespace, ref.name, body)
         metrics.current().flow_ended(metrics.FlowId(ref.namespace, ref.name), "Failed", None)
         await self._event(ref, "InvalidFlow", problem, True, now)
@@ -682,12 +697,22 @@ class Reconciler:
         self, ref: builders.FlowRef, body: Manifest, status: FlowStatus, now: datetime, why: str
     ) -> None:
         failed = status.model_copy(update={"phase": "Failed", "message": why, "finished_at": now})
-        body["status"] = failed.model_dump(mode="json", by_alias=True, exclude_none=True)
+        body["status"] = flow_status.with_conventions(
+            failed.model_dump(mode="json", by_alias=True, exclude_none=True),
+            body.get("status") or {},
+            _generation(body),
+            now,
+        )
         await self._client.replace_flow_status(ref.namespace, ref.name, body)
         metrics.current().status_written(
             metrics.FlowId(ref.namespace, ref.name), status, failed, []
         )
         await self._event(ref, "FlowFailed", why, True, now)
+
+
+def _generation(body: Manifest) -> int | None:
+    generation = (body.get("metadata") or {}).get("generation")
+    return generation if isinstance(generation, int) else None
 
 
 def _name(obj: Manifest) -> str:

@@ -3,11 +3,19 @@
 Why separate from the reconcile loop: these are the decisions users *see* (the status
 `kubectl get flow` prints, which Events appear, the reason an invalid Flow failed, which
 outputs a node's pod mounts), so they are unit-tested directly; the reconcile only sends them.
+
+Status conventions (what generic Kubernetes tooling reads): ``status.observedGeneration`` is the
+``metadata.generation`` the status was computed for, and ``status.conditions`` holds standard
+``metav1.Condition`` entries, batch/v1 Job style: ``Succeeded`` (True once the Flow succeeded,
+False once it failed or was cancelled, Unknown while it runs; ``kubectl wait
+--for=condition=Succeeded flow/x``) and ``Failed`` (True once it failed or was cancelled;
+``kubectl wait --for=condition=Failed``). ``lastTransitionTime`` moves only when a
+condition's status changes, so re-rendering an unchanged Flow writes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +34,19 @@ from flowcraft.model import (
 from flowcraft.model.errors import problems_from_pydantic
 
 Manifest = dict[str, Any]
+
+CONDITION_SUCCEEDED = "Succeeded"
+CONDITION_FAILED = "Failed"
+_CONDITION_MESSAGE_MAX = 32768  # metav1.Condition's bound
+
+# phase -> (Succeeded status, Failed status, default message)
+_CONDITION_TABLE: dict[str, tuple[str, str, str]] = {
+    "Pending": ("Unknown", "False", "the flow has not started"),
+    "Running": ("Unknown", "False", "the flow is running"),
+    "Succeeded": ("True", "False", "every node finished"),
+    "Failed": ("False", "True", "the flow failed"),
+    "Cancelled": ("False", "True", "the flow was cancelled"),
+}
 
 
 @dataclass(frozen=True)
@@ -50,22 +71,107 @@ def parse_flow(body: Manifest) -> tuple[Flow | None, str]:
     return flow, ""
 
 
-def invalid_status(previous: Mapping[str, Any], problem: str, now: datetime) -> Manifest:
+def conditions(
+    phase: str,
+    message: str | None,
+    generation: int | None,
+    previous: Any,
+    now: datetime,
+) -> list[Manifest]:
+    """The ``Succeeded`` and ``Failed`` conditions for ``phase`` (metav1.Condition fields).
+
+    ``previous`` is the ``conditions`` list last written (anything else counts as none): a
+    condition whose status did not change keeps its ``lastTransitionTime``.
+    """
+    succeeded, failed, default = _CONDITION_TABLE.get(phase, ("Unknown", "False", phase))
+    before: dict[str, Mapping[str, Any]] = {}
+    if isinstance(previous, Sequence) and not isinstance(previous, str):
+        before = {
+            str(c.get("type")): c for c in previous if isinstance(c, Mapping) and c.get("type")
+        }
+    stamp = format_timestamp(now.replace(microsecond=0))
+    out: list[Manifest] = []
+    for kind, value in ((CONDITION_SUCCEEDED, succeeded), (CONDITION_FAILED, failed)):
+        old = before.get(kind)
+        since = stamp
+        if old is not None and old.get("status") == value:
+            since = str(old.get("lastTransitionTime") or stamp)
+        condition: Manifest = {
+            "type": kind,
+            "status": value,
+            "reason": phase,
+            "message": (message or default)[:_CONDITION_MESSAGE_MAX],
+            "lastTransitionTime": since,
+        }
+        if generation is not None:
+            condition["observedGeneration"] = generation
+        out.append(condition)
+    return out
+
+
+def with_conventions(
+    out: Manifest, previous: Mapping[str, Any], generation: int | None, now: datetime
+) -> Manifest:
+    """``out`` plus ``observedGeneration`` and ``conditions`` (see the module docstring)."""
+    out = dict(out)
+    if generation is not None:
+        out["observedGeneration"] = generation
+    out["conditions"] = conditions(
+        str(out.get("phase") or "Pending"),
+        out.get("message"),
+        generation,
+        previous.get("conditions"),
+        now,
+    )
+    return out
+
+
+def observe_finished(
+    previous: Mapping[str, Any], generation: int | None, now: datetime
+) -> Manifest | None:
+    """A finished Flow's status with its conventions brought up to date, None when they are.
+
+    A finished run does not change when its spec is edited, but ``observedGeneration`` must
+    follow (``kubectl wait`` waits for it), and a Flow finished by an older operator gains
+    its conditions.
+    """
+    updated = with_conventions(dict(previous), previous, generation, now)
+    return None if updated == dict(previous) else updated
+
+
+def invalid_status(
+    previous: Mapping[str, Any],
+    problem: str,
+    now: datetime,
+    *,
+    generation: int | None = None,
+) -> Manifest:
     """The status of a Flow the operator refuses to run."""
-    return {
+    out: Manifest = {
         "phase": "Failed",
         "message": problem,
         "errors": [problem],
         "startedAt": previous.get("startedAt") or format_timestamp(now),
         "finishedAt": format_timestamp(now),
     }
+    return with_conventions(out, previous, generation, now)
 
 
-def render_status(status: FlowStatus, real_start: Mapping[str, datetime], total: int) -> Manifest:
+def render_status(
+    status: FlowStatus,
+    real_start: Mapping[str, datetime],
+    total: int,
+    *,
+    previous: Mapping[str, Any] | None = None,
+    generation: int | None = None,
+    now: datetime | None = None,
+) -> Manifest:
     """The engine snapshot as written to ``.status``, plus the operator's own fields.
 
     ``real_start`` holds the pods' real start times of first attempts: they replace the
     moment the engine asked for the Job. ``progress`` and ``duration`` feed the printer columns.
+    With ``now``, the conventions too: ``observedGeneration`` (``generation``) and the
+    conditions, carried over from ``previous`` (the status last written) where unchanged.
     """
     nodes = dict(status.nodes)
     for node, started in real_start.items():
@@ -79,6 +185,8 @@ def render_status(status: FlowStatus, real_start: Mapping[str, datetime], total:
     if status.started_at is not None and status.finished_at is not None:
         seconds = (status.finished_at - status.started_at).total_seconds()
         out["duration"] = f"{seconds:.1f}s"
+    if now is not None:
+        out = with_conventions(out, previous or {}, generation, now)
     return out
 
 
