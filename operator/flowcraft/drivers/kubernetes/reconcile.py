@@ -492,6 +492,8 @@ class Reconciler:
                     existing = await self._client.get_configmap(ref.namespace, name)
                 except NotFound:
                     return None  # gone again; the next pass's create would recreate it
+        if builders.controlled_by(existing, ref.uid):
+            return None  # ours, from an earlier pass: immutable, written from this attempt
         return _conflict_message(ref, "ConfigMap", existing)
 
     async def _find_pod(self, ref: builders.FlowRef, job: Manifest) -> Manifest | None:
