@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from cluster import ROOT, Cluster
+from flowcraft.drivers.kubernetes import names
 from operator_harness import (
     EXAMPLES,
     OperatorProcess,
@@ -140,7 +141,8 @@ def test_retries_are_new_jobs_then_the_fallback_runs(
     flow = wait_phase(cluster, namespace, "retry-fallback", {"Succeeded", "Failed"})
     assert flow["status"]["phase"] == "Succeeded", flow["status"]
     jobs = jobs_by_node(cluster, namespace, "retry-fallback")
-    assert jobs["fetch"] == [f"retry-fallback-fetch-{n}" for n in (1, 2, 3)]
+    uid = flow["metadata"]["uid"]
+    assert jobs["fetch"] == [names.job_name("retry-fallback", uid, "fetch", n) for n in (1, 2, 3)]
     assert len(jobs["use-cache"]) == 1
     assert flow["status"]["nodes"]["fetch"]["attempts"] == 3
     assert _output(cluster, namespace, flow, "publish") == {
