@@ -5,7 +5,14 @@ generation) depends on this one definition of a Flow, and it depends on nothing 
 """
 
 from flowcraft.model.errors import FlowValidationError, Problem
-from flowcraft.model.expressions import Expression, ExpressionError, compile_expression
+from flowcraft.model.expressions import (
+    UNDEFINED,
+    CompiledExpression,
+    Expression,
+    ExpressionError,
+    FlowcraftExpression,
+    compile_expression,
+)
 from flowcraft.model.flow import (
     API_VERSION,
     DEFAULT_RUNNER_IMAGE,
@@ -44,6 +51,8 @@ __all__ = [
     "KIND",
     "TERMINAL_FLOW_PHASES",
     "TERMINAL_NODE_PHASES",
+    "UNDEFINED",
+    "CompiledExpression",
     "EdgeSpec",
     "Expression",
     "ExpressionError",
@@ -52,6 +61,7 @@ __all__ = [
     "FlowSpec",
     "FlowStatus",
     "FlowValidationError",
+    "FlowcraftExpression",
     "FunctionKind",
     "FunctionSpec",
     "NodeConfig",
