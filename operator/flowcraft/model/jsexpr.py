@@ -41,6 +41,7 @@ __all__ = [
     "JSExpressionError",
     "Program",
     "compile_js",
+    "rewrite_hyphenated",
 ]
 
 # Limits. Expressions have no loops, so every AST node is evaluated at most once and the step
