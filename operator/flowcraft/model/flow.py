@@ -117,8 +117,12 @@ class EdgeSpec(_Model):
     source: str
     target: str
     action: str | None = None
-    condition: str | None = Field(default=None, description="CEL; the edge is taken when true.")
-    transform: str | None = Field(default=None, description="CEL; computes the target's input.")
+    condition: str | None = Field(
+        default=None, description="Expression (spec.expressionLanguage); taken when truthy."
+    )
+    transform: str | None = Field(
+        default=None, description="Expression (spec.expressionLanguage); the target's input."
+    )
 
 
 class Resources(_Model):
@@ -178,6 +182,17 @@ class FlowSpec(_Model):
     parallelism: int | None = Field(default=None, ge=1)
     active_deadline_seconds: int | None = Field(default=None, ge=1)
     suspend: bool = False
+    context: dict[str, Any] | None = Field(
+        default=None,
+        description="Initial context (flowcraft's runtime.run(blueprint, initialContext)): "
+        "every node sees these keys and they appear in the final context.",
+        json_schema_extra=_PRESERVE,
+    )
+    expression_language: Literal["flowcraft", "cel"] = Field(
+        default="flowcraft",
+        description="Language of edge conditions and transforms: flowcraft (its property "
+        "paths and JavaScript expression forms, interpreted safely) or cel.",
+    )
 
     @property
     def runner_image(self) -> str:
@@ -237,6 +252,11 @@ class NodeStatus(_StatusModel):
     )
     seq: int | None = Field(
         default=None, description="Order of this node's success within the run (context view)."
+    )
+    writes: int | None = Field(
+        default=None,
+        description="Context keys this node wrote (set or deleted) when it succeeded; the "
+        "writes themselves are stored with its output.",
     )
     input_seq: int | None = Field(
         default=None,

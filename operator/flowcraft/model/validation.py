@@ -17,6 +17,20 @@ from flowcraft.model.flow import Flow, FlowSpec
 
 MAX_LABEL = 63
 _LABEL_CHARS = re.compile(r"^[a-z0-9-]*$")
+MAX_NODE_ID = 253
+
+
+def node_id_problem(value: str) -> str | None:
+    """Why `value` cannot be a node id, or None. flowcraft allows any string; we need a
+    non-empty one without "/" (ids name files in a node's input directory) of bounded size
+    (ids are stored in annotations and status keys). Kubernetes names are derived from ids."""
+    if not value:
+        return "must not be empty"
+    if "/" in value:
+        return "must not contain '/'"
+    if len(value) > MAX_NODE_ID:
+        return f"must be at most {MAX_NODE_ID} characters (has {len(value)})"
+    return None
 
 
 def dns1123_label_problem(value: str) -> str | None:
@@ -44,11 +58,9 @@ def check_spec(spec: FlowSpec, prefix: str = "spec") -> list[Problem]:
     first_index: dict[str, int] = {}
     for i, node in enumerate(spec.nodes):
         path = f"{prefix}.nodes[{i}]"
-        why = dns1123_label_problem(node.id)
+        why = node_id_problem(node.id)
         if why is not None:
-            problems.append(
-                Problem(f"{path}.id", f"node id {node.id!r} is not a DNS-1123 label: {why}")
-            )
+            problems.append(Problem(f"{path}.id", f"node id {node.id!r} {why}"))
         if node.id in first_index:
             problems.append(
                 Problem(
@@ -88,7 +100,7 @@ def check_spec(spec: FlowSpec, prefix: str = "spec") -> list[Problem]:
             if source is None:
                 continue
             try:
-                compile_expression(source)
+                compile_expression(source, spec.expression_language)
             except ExpressionError as exc:
                 problems.append(
                     Problem(f"{path}.{field}", f"edge {edge.source} -> {edge.target}: {exc}")

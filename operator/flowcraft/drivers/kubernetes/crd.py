@@ -11,8 +11,9 @@ Pydantic emits JSON Schema; Kubernetes wants a *structural* OpenAPI v3 schema. T
 fields, and defaults stay the model's business so a stored Flow reads as the user wrote it).
 
 Admission checks added on top, all linear so they fit the API server's CEL cost budget:
-- node ids: the DNS-1123 pattern, and uniqueness through ``x-kubernetes-list-type: map`` keyed
-  by ``id`` (native; no O(n^2) CEL);
+- node ids: any non-empty string without "/" (as flowcraft allows; Kubernetes names are
+  derived from them, see ``names``), at most 253 characters, and uniqueness through
+  ``x-kubernetes-list-type: map`` keyed by ``id`` (native; no O(n^2) CEL);
 - ``uses`` must name a function: a CEL map lookup per node.
 Edge endpoints and fallback references are *not* CEL rules: with lists as long as the
 1 -> 1000 -> 1 benchmark needs (``maxItems`` below), ``edges.all(e, nodes.exists(...))`` costs
@@ -44,9 +45,9 @@ SHORT_NAMES = ["fl"]
 # Bounds that keep CEL cost estimates finite (see the module docstring).
 MAX_NODES = 1500
 MAX_EDGES = 3000
-MAX_ID = 63
+MAX_ID = 253
 MAX_FUNCTIONS = 256
-_DNS_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_NODE_ID = "^[^/]+$"
 
 Schema = dict[str, Any]
 
@@ -133,7 +134,7 @@ def spec_schema() -> Schema:
     nodes["x-kubernetes-list-type"] = "map"
     nodes["x-kubernetes-list-map-keys"] = ["id"]
     node_props = nodes["items"]["properties"]
-    node_props["id"].update(maxLength=MAX_ID, pattern=_DNS_LABEL)
+    node_props["id"].update(maxLength=MAX_ID, pattern=_NODE_ID)
     node_props["uses"]["maxLength"] = 253
     node_props["config"]["properties"]["fallback"]["maxLength"] = MAX_ID
     edges = props["edges"]
