@@ -15,10 +15,14 @@ from flowcraft.model.expressions import (
 )
 from flowcraft.model.flow import (
     API_VERSION,
+    BUILTIN_ALIASES,
+    BUILTINS,
     DEFAULT_RUNNER_IMAGE,
     KIND,
     TERMINAL_FLOW_PHASES,
     TERMINAL_NODE_PHASES,
+    BuiltinKind,
+    Completion,
     EdgeSpec,
     Flow,
     FlowPhase,
@@ -32,6 +36,7 @@ from flowcraft.model.flow import (
     NodeStatus,
     ObjectMeta,
     Resources,
+    builtin_kind,
     format_timestamp,
 )
 from flowcraft.model.loader import (
@@ -47,12 +52,16 @@ from flowcraft.model.validation import check_spec, dns1123_label_problem, valida
 
 __all__ = [
     "API_VERSION",
+    "BUILTINS",
+    "BUILTIN_ALIASES",
     "DEFAULT_RUNNER_IMAGE",
     "KIND",
     "TERMINAL_FLOW_PHASES",
     "TERMINAL_NODE_PHASES",
     "UNDEFINED",
+    "BuiltinKind",
     "CompiledExpression",
+    "Completion",
     "EdgeSpec",
     "Expression",
     "ExpressionError",
@@ -72,6 +81,7 @@ __all__ = [
     "Problem",
     "Resources",
     "blueprint_to_manifest",
+    "builtin_kind",
     "check_spec",
     "compile_expression",
     "dns1123_label_problem",

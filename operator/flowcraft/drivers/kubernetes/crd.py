@@ -14,7 +14,7 @@ Admission checks added on top, all linear so they fit the API server's CEL cost 
 - node ids: any non-empty string without "/" (as flowcraft allows; Kubernetes names are
   derived from them, see ``names``), at most 253 characters, and uniqueness through
   ``x-kubernetes-list-type: map`` keyed by ``id`` (native; no O(n^2) CEL);
-- ``uses`` must name a function: a CEL map lookup per node.
+- ``uses`` must name a function or a built-in node type: a CEL map lookup per node.
 Edge endpoints and fallback references are *not* CEL rules: with lists as long as the
 1 -> 1000 -> 1 benchmark needs (``maxItems`` below), ``edges.all(e, nodes.exists(...))`` costs
 nodes x edges, and kube-apiserver 1.35 refused it (estimated cost 15.3x over the per-rule
@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from flowcraft.model import FlowSpec, FlowStatus
+from flowcraft.model import BUILTIN_ALIASES, BUILTINS, FlowSpec, FlowStatus
 
 GROUP = "flowcraft.io"
 VERSION = "v1alpha1"
@@ -50,6 +50,9 @@ MAX_FUNCTIONS = 256
 _NODE_ID = "^[^/]+$"
 
 Schema = dict[str, Any]
+
+# A constant list literal: the membership test stays linear in the node count.
+_BUILTIN_LIST = "[" + ", ".join(f"'{u}'" for u in sorted(BUILTINS | set(BUILTIN_ALIASES))) + "]"
 
 _DROP = {"title", "default", "examples", "$defs", "discriminator"}
 _PRESERVE = "x-kubernetes-preserve-unknown-fields"
@@ -145,8 +148,11 @@ def spec_schema() -> Schema:
     spec["x-kubernetes-validations"] = [
         {
             # A map lookup per node: linear, far inside the CEL cost budget.
-            "rule": "self.nodes.all(n, n.uses in self.functions)",
-            "message": "every node's uses must name an entry of spec.functions",
+            "rule": "self.nodes.all(n, n.uses in self.functions || n.uses in "
+            + _BUILTIN_LIST
+            + ")",
+            "message": "every node's uses must name an entry of spec.functions or a built-in "
+            "node type (" + ", ".join(sorted(BUILTINS)) + ")",
             "fieldPath": ".nodes",
         },
     ]
