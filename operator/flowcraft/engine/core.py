@@ -170,6 +170,20 @@ class Engine:
         run = _Run(self, status, status.started_at or _EPOCH, outputs, writes, copy=False)
         return dict(run.context_at(status.seq))
 
+    def node_context(
+        self,
+        status: FlowStatus,
+        node: str,
+        outputs: Mapping[str, Any],
+        writes: Mapping[str, Sequence[Write]] | None = None,
+    ) -> dict[str, Any]:
+        """The context as `node` sees it: as it stood when the node first started (the
+        initial context plus what completed before), without its own `_inputs` entry."""
+        run = _Run(self, status, status.started_at or _EPOCH, outputs, writes, copy=False)
+        ns = status.nodes.get(node)
+        watermark = ns.input_seq if ns is not None and ns.input_seq is not None else status.seq
+        return dict(run.context_at(watermark))
+
     def view(self, status: FlowStatus, node: str) -> list[str]:
         """What a starting node's runtime folds into its context, in order: the nodes that
         had completed when it first started (a recovered node, shown as null, just before
