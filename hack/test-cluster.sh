@@ -17,4 +17,4 @@ fi
 if [[ -z "${KUBECONFIG:-}" ]]; then
   make --no-print-directory cluster
 fi
-.venv/bin/pytest -m "integration or e2e" -q tests/integration tests/e2e
+.venv/bin/pytest -m "integration or e2e" -q tests/integration tests/e2e tests/compat

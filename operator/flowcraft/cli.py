@@ -11,6 +11,13 @@ valid), 1 it Failed or was Cancelled, 2 invalid input, 130 interrupted twice.
 dots, so the first dot separates them). VALUE is parsed as JSON when it is valid JSON
 (``3``, ``0.5``, ``true``, ``[1,2]``, ``{"a":1}``) and is a plain string otherwise.
 
+``--initial-context FILE`` (``run``, ``validate``, ``submit``) sets the flow's initial context,
+``spec.context``, from a JSON or YAML object; its keys are merged over the manifest's own
+``spec.context`` (shallow, the file winning). Not ``--context``: on ``submit`` that names the
+kubeconfig context. What the loader accepts but wants the user to know (a blueprint key
+flowcraft ignores, an unquoted ``n``/``yes`` that kubectl reads as a boolean) is printed on
+stderr as ``warning: <path>: <message>`` before the command goes on.
+
 ``flowcraft operator`` hands over to the Kubernetes driver's entry module (its flags and exit
 codes are documented there). ``submit``, ``get`` and ``logs`` talk to the cluster of the current
 kubeconfig (``--kubeconfig``/``$KUBECONFIG``) through :mod:`flowcraft.clustercli`; when the
@@ -139,19 +146,35 @@ def _flow_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="functions file (uses key -> script/python/image), needed for blueprint JSON",
     )
+    parser.add_argument(
+        "--initial-context",
+        type=Path,
+        metavar="FILE",
+        help="JSON or YAML object: the flow's initial context (spec.context), which every "
+        "node sees; its keys are merged over the manifest's spec.context, the file winning",
+    )
 
 
 def _load(args: argparse.Namespace) -> Flow:
-    from flowcraft.model import FlowValidationError, load_flow  # noqa: PLC0415
+    """Load FLOW (+ --functions, --initial-context); warnings go to stderr, errors exit 2."""
+    from flowcraft.model import FlowValidationError  # noqa: PLC0415
+    from flowcraft.model.loader import load_flow_with_warnings  # noqa: PLC0415
 
     if not args.flow.is_file():
         raise UsageError(f"flow file {str(args.flow)!r} does not exist")
-    if args.functions is not None and not args.functions.is_file():
-        raise UsageError(f"functions file {str(args.functions)!r} does not exist")
+    for flag, what in (("functions", "functions"), ("initial_context", "initial context")):
+        path = getattr(args, flag)
+        if path is not None and not path.is_file():
+            raise UsageError(f"{what} file {str(path)!r} does not exist")
     try:
-        return load_flow(args.flow, functions=args.functions)
+        flow, warnings = load_flow_with_warnings(
+            args.flow, functions=args.functions, initial_context=args.initial_context
+        )
     except FlowValidationError as err:
         raise UsageError(str(err)) from None
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return flow
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -63,11 +63,15 @@ def test_admission_rejects_duplicate_node_ids(
     assert "spec.nodes[1]" in err
 
 
-def test_admission_rejects_ids_that_are_not_dns_labels(
+def test_admission_takes_flowcraft_ids_and_rejects_ids_with_a_slash(
     cluster: Cluster, namespace: str, flow_crd: None
 ) -> None:
-    err = _rejected(cluster, namespace, _flow("badid", [{"id": "Bad_Id", "uses": "ok"}], []))
+    err = _rejected(cluster, namespace, _flow("badid", [{"id": "a/b", "uses": "ok"}], []))
     assert "spec.nodes[0].id" in err
+    good = _flow("goodid", [{"id": "fetchUser", "uses": "ok"}, {"id": "x_y z", "uses": "ok"}], [])
+    cluster.apply(good, namespace)
+    stored = cluster.kubectl_json("get", "flow", "goodid", "-n", namespace)
+    assert [n["id"] for n in stored["spec"]["nodes"]] == ["fetchUser", "x_y z"]
 
 
 def test_admission_rejects_unknown_functions_with_a_readable_message(

@@ -6,8 +6,10 @@ import json
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -184,6 +186,116 @@ def test_blueprint_without_functions_is_explained(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "pass a functions file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+HELLO_BLUEPRINT = {
+    "id": "hello-context",
+    "nodes": [{"id": "a", "uses": "greet", "label": "first"}],
+    "edges": [],
+}
+GREET = textwrap.dedent("""\
+    greet:
+      script: |
+        def run(ctx):
+            return ctx.get('greeting') + ' ' + ctx.node_id
+    """)
+
+
+def blueprint_args(tmp_path: Path, context: str | None = None) -> list[str]:
+    (tmp_path / "bp.json").write_text(json.dumps(HELLO_BLUEPRINT))
+    (tmp_path / "fns.yaml").write_text(GREET)
+    args = [str(tmp_path / "bp.json"), "--functions", str(tmp_path / "fns.yaml")]
+    if context is not None:
+        (tmp_path / "ctx.json").write_text(context)
+        args += ["--initial-context", str(tmp_path / "ctx.json")]
+    return args
+
+
+def test_run_with_initial_context(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = blueprint_args(tmp_path, '{"greeting": "hi", "n": 1}')
+    assert main(["run", *args, "--output", "json", "-q"]) == 0
+    captured = capsys.readouterr()
+    context = json.loads(captured.out)
+    assert context["greeting"] == "hi"
+    assert context["n"] == 1
+    assert context["a"] == "hi a"
+    # The blueprint's unknown node key is dropped and said so, even with -q.
+    assert captured.err == "warning: nodes[0].label: ignored (not part of the blueprint format)\n"
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_initial_context_that_is_not_an_object(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = blueprint_args(tmp_path, "[1, 2]")
+    assert main([command, *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("flowcraft: error: ")
+    assert f"initial context file {str(tmp_path / 'ctx.json')!r} must hold a JSON/YAML object" in (
+        err
+    )
+    assert "got a list" in err
+
+
+def test_missing_initial_context_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [*blueprint_args(tmp_path), "--initial-context", "no/such.json"]
+    assert main(["run", *args]) == 2
+    assert capsys.readouterr().err == (
+        "flowcraft: error: initial context file 'no/such.json' does not exist\n"
+    )
+
+
+def test_initial_context_help_states_the_precedence(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("run", "submit"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert "--initial-context FILE" in out
+        assert "merged over the manifest's spec.context, the file winning" in out
+
+
+def test_validate_prints_yaml_trap_warnings_on_stderr(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "apiVersion: flowcraft.io/v1alpha1\nkind: Flow\nmetadata: {name: trap}\nspec:\n"
+        "  functions: {t: {script: 'def run(ctx): return 1'}}\n"
+        "  nodes:\n    - {id: a, uses: t, params: {n: 1, ok: 'y'}}\n"
+    )
+    proc = flowcraft("validate", str(flow))
+    assert proc.returncode == 0
+    assert proc.stdout == "ok: flow trap: 1 node, 0 edges\n"
+    assert proc.stderr == (
+        "warning: spec.nodes[0].params.n (line 7): unquoted key 'n' is read as the boolean "
+        'false by kubectl (YAML 1.1) and becomes the key "false"; quote it: "n"\n'
+    )
+
+
+def test_submit_sends_the_initial_context_and_prints_warnings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio  # noqa: PLC0415
+
+    from flowcraft import cli  # noqa: PLC0415
+
+    sent: list[dict[str, Any]] = []
+
+    class FakeApi:
+        async def create_flow(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+            sent.append(body)
+            return body
+
+    def on_cluster(args: Any, work: Any) -> Any:
+        return asyncio.run(work(FakeApi(), "default"))
+
+    monkeypatch.setattr(cli, "_on_cluster", on_cluster)
+    args = blueprint_args(tmp_path, "greeting: yes\n")
+    assert main(["submit", *args, "--context", "kube-ctx"]) == 0
+    captured = capsys.readouterr()
+    assert sent[0]["spec"]["context"] == {"greeting": True}
+    assert sent[0]["spec"]["failFast"] is False
+    assert "flow.flowcraft.io/hello-context created (namespace default)" in captured.out
+    assert "warning: nodes[0].label: ignored" in captured.err
+    assert f"warning: greeting ({tmp_path / 'ctx.json'}, line 1): unquoted 'yes'" in captured.err
 
 
 def node_processes_under(workdir: Path) -> list[int]:

@@ -142,14 +142,14 @@ def test_linear_flow_succeeds_and_builds_context() -> None:
     assert run.engine.context(run.status, run.outputs) == {
         "_outputs.a": {"x": 1},
         "a": {"x": 1},
-        "_inputs.a": None,
         "_outputs.b": "done",
         "b": "done",
         "_inputs.b": {"x": 1},
     }
 
 
-def test_join_all_waits_for_every_predecessor_and_gets_a_dict() -> None:
+def test_join_all_waits_for_every_predecessor_and_gets_the_last_arrival() -> None:
+    # flowcraft: each taken edge sets `_inputs.<target>`; the last one to arrive wins.
     spec = make_spec(
         [node("s"), node("b"), node("c"), node("d")],
         [edge("s", "b"), edge("s", "c"), edge("b", "d"), edge("c", "d")],
@@ -158,7 +158,8 @@ def test_join_all_waits_for_every_predecessor_and_gets_a_dict() -> None:
     assert set(starts(run.ok("s", 0))) == {"b", "c"}
     assert starts(run.ok("c", "C")) == {}
     assert run.phase("d") == "Pending"
-    assert starts(run.ok("b", "B")) == {"d": {"b": "B", "c": "C"}}
+    assert starts(run.ok("b", "B")) == {"d": "B"}
+    assert run.engine.context(run.status, run.outputs)["_inputs.d"] == "B"
 
 
 def test_newly_ready_nodes_start_in_the_same_step_in_one_batch() -> None:
@@ -222,12 +223,17 @@ def test_condition_filters_edges() -> None:
     assert run.phase("big") == "Skipped"
 
 
-def test_condition_sees_context_and_input() -> None:
+def test_condition_sees_context_keys_bare_and_through_context() -> None:
     spec = make_spec(
         [node("a"), node("b"), node("c")],
         [
             edge("a", "b"),
-            edge("b", "c", condition='context["_outputs.a"] == 7 && context.a == 7 && input == 7'),
+            edge(
+                "b",
+                "c",
+                condition='context["_outputs.a"] === 7 && context.a === 7 && a === 7 '
+                '&& result.output === "anything"',
+            ),
         ],
     )
     run = Run(spec)
@@ -252,18 +258,21 @@ def test_transform_computes_the_target_input() -> None:
         [node("a"), node("b"), node("c")],
         [
             edge("a", "b"),
-            edge(
-                "b", "c", transform='{"doubled": result.output * 2, "was": input, "a": context.a}'
-            ),
+            # flowcraft: `input` is the source's output, `context` the flow's context.
+            edge("b", "c", transform='{"doubled": input * 2, "a": context.a}'),
         ],
     )
     run = Run(spec)
     run.ok("a", 5)
-    assert starts(run.ok("b", 21)) == {"c": {"doubled": 42, "was": 5, "a": 5}}
+    assert starts(run.ok("b", 21)) == {"c": {"doubled": 42, "a": 5}}
 
 
 def test_condition_error_fails_the_node_with_the_expression() -> None:
-    spec = make_spec([node("a"), node("b")], [edge("a", "b", condition="result.output.missing")])
+    spec = make_spec(
+        [node("a"), node("b")],
+        [edge("a", "b", condition="result.output.missing")],
+        expressionLanguage="cel",
+    )
     run = Run(spec)
     run.advance(NodeSucceeded("a", 1, T0, output={}, output_ref="cm/a"))
     status = run.status
@@ -280,7 +289,11 @@ def test_condition_error_fails_the_node_with_the_expression() -> None:
 
 
 def test_condition_must_be_boolean() -> None:
-    spec = make_spec([node("a"), node("b")], [edge("a", "b", condition="result.output")])
+    spec = make_spec(
+        [node("a"), node("b")],
+        [edge("a", "b", condition="result.output")],
+        expressionLanguage="cel",
+    )
     run = Run(spec)
     run.ok("a", 3)
     assert run.status.nodes["a"].reason == "RoutingError"
@@ -288,7 +301,9 @@ def test_condition_must_be_boolean() -> None:
 
 
 def test_transform_error_fails_the_source() -> None:
-    spec = make_spec([node("a"), node("b")], [edge("a", "b", transform="result.output + 1")])
+    spec = make_spec(
+        [node("a"), node("b")], [edge("a", "b", transform="input + 1")], expressionLanguage="cel"
+    )
     run = Run(spec)
     run.ok("a", "text")
     assert run.status.nodes["a"].reason == "RoutingError"
@@ -311,7 +326,9 @@ def test_join_any_starts_on_first_arrival_and_runs_once() -> None:
     run.ok("c")
     assert run.status.phase == "Succeeded"
     # The restart view gives the input of the first arrival, not both.
-    assert run.engine.context(run.status, run.outputs)["_inputs.c"] == "B"
+    # The node ran once with the first arrival's value; flowcraft still records the later
+    # arrival in `_inputs.c`.
+    assert run.engine.context(run.status, run.outputs)["_inputs.c"] == "A"
 
 
 def test_join_any_with_every_edge_dead_is_skipped() -> None:
@@ -457,11 +474,11 @@ def test_fallback_only_node_does_not_start_as_a_root() -> None:
     assert run.phase("f") == "Pending"
 
 
-def test_fallback_runs_with_the_failed_input_and_inherits_edges() -> None:
+def test_fallback_runs_as_a_root_and_inherits_edges() -> None:
     run = Run(fallback_spec())
     run.ok("a", "in")
     step = run.fail("b", "broken")
-    assert starts(step) == {"f": "in"}
+    assert starts(step) == {"f": None}  # flowcraft: nothing sets a fallback's `_inputs`
     assert run.phase("b") == "Failed"
     assert run.status.errors == []
     step = run.ok("f", "rescued", action="bad")
@@ -471,9 +488,11 @@ def test_fallback_runs_with_the_failed_input_and_inherits_edges() -> None:
     run.ok("d")
     assert run.status.phase == "Succeeded"
     context = run.engine.context(run.status, run.outputs)
-    assert context["b"] == "rescued"
+    assert context["b"] is None  # flowcraft records the recovered node's output as null
+    assert context["_outputs.b"] is None
     assert context["_outputs.f"] == "rescued"
-    assert context["_inputs.f"] == "in"
+    assert context["_inputs.d"] == "rescued"
+    assert "_inputs.f" not in context
 
 
 def test_fallback_is_skipped_when_not_needed() -> None:
@@ -697,7 +716,7 @@ def test_resume_from_a_json_snapshot_mid_flow() -> None:
     spec = make_spec(
         [node("a"), node("b"), node("c"), node("d")],
         [
-            edge("a", "b", transform='{"from_a": result.output}'),
+            edge("a", "b", transform='{"from_a": input}'),
             edge("a", "c"),
             edge("b", "d"),
             edge("c", "d"),
@@ -719,7 +738,7 @@ def test_resume_from_a_json_snapshot_mid_flow() -> None:
     step = engine.advance(status, [NodeSucceeded("b", 1, T0, output="B")], T0, outputs)
     outputs["b"] = "B"
     step = engine.advance(step.status, [NodeSucceeded("c", 1, T0, output="C")], T0, outputs)
-    assert starts(step) == {"d": {"b": "B", "c": "C"}}
+    assert starts(step) == {"d": "C"}
 
 
 def test_any_join_input_is_stable_across_restart() -> None:

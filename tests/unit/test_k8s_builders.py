@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,12 @@ def _job(fn: FunctionSpec, **kw: Any) -> dict[str, Any]:
     node = NodeSpec(id="gather", uses="g", params={"a": 1})
     args: dict[str, Any] = {
         "timeout_seconds": None,
-        "outputs": {"task-1": "parallel-task-1-1-out"},
+        "view": builders.View(
+            order=("task-1", "fetchUser", "recovered"),
+            configmaps={"task-1": "parallel-task-1-1-out", "fetchUser": "parallel-fu-1-out"},
+            wrote=frozenset({"fetchUser"}),
+            context_configmap="parallel-context",
+        ),
         "runner_image": "flowcraft-runner:0.1.0",
     }
     args.update(kw)
@@ -88,13 +94,25 @@ def test_inputs_are_one_projected_volume_from_annotations_and_output_configmaps(
     assert ann[builders.ANN_FUNCTION] == '{"script":"def run(ctx): return 1","name":"g"}'
     assert ann[builders.ANN_PARAMS] == '{"a":1}'
     assert ann[builders.ANN_INPUT] == '{"x":[1,2]}'
+    assert json.loads(ann[builders.ANN_VIEW]) == ["task-1", "fetchUser", "recovered"]
     (vol,) = [v for v in tpl["spec"]["volumes"] if v["name"] == "flowcraft-in"]
-    down, cm = vol["projected"]["sources"]
+    down, context, cm, cm2 = vol["projected"]["sources"]
     paths = {i["path"]: i["fieldRef"]["fieldPath"] for i in down["downwardAPI"]["items"]}
     assert paths["function.json"] == "metadata.annotations['flowcraft.io/function']"
     assert paths["input.json"] == "metadata.annotations['flowcraft.io/input']"
+    assert paths["view.json"] == "metadata.annotations['flowcraft.io/view']"
+    assert context["configMap"] == {
+        "name": "parallel-context",
+        "items": [{"key": "initial.json", "path": "context.json"}],
+    }
     assert cm["configMap"]["name"] == "parallel-task-1-1-out"
     assert cm["configMap"]["items"] == [{"key": "output.json", "path": "outputs/task-1.json"}]
+    # A node that wrote to the context also contributes its writes; a recovered node
+    # (no ConfigMap) is in the view only: the runtime shows it as null.
+    assert cm2["configMap"]["items"] == [
+        {"key": "output.json", "path": "outputs/fetchUser.json"},
+        {"key": "writes.json", "path": "writes/fetchUser.json"},
+    ]
 
 
 def test_container_function_runs_the_users_image_as_given() -> None:
@@ -129,7 +147,18 @@ def test_output_configmap_roundtrip() -> None:
     assert cm["immutable"] is True
     assert cm["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     assert cm["metadata"]["labels"][builders.LABEL_FLOW] == "parallel"
-    assert builders.read_output(cm) == {"t1": "a", "n": None}
+    assert builders.read_output(cm) == ({"t1": "a", "n": None}, ())
+    writes = ({"op": "set", "key": "k", "value": [1]}, {"op": "delete", "key": "old"})
+    with_writes = builders.output_configmap(FLOW, "gather", 1, "x", writes)
+    assert builders.read_output(with_writes) == ("x", writes)
+
+
+def test_context_configmap_holds_the_initial_context() -> None:
+    cm = builders.context_configmap(FLOW, {"orderId": 7})
+    assert cm["metadata"]["name"] == names.context_configmap_name("parallel")
+    assert cm["immutable"] is True
+    assert cm["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert json.loads(cm["data"]["initial.json"]) == {"orderId": 7}
 
 
 def test_event_is_about_the_flow() -> None:

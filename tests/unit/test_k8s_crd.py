@@ -65,7 +65,10 @@ def test_node_ids_are_unique_by_list_map_and_bounded() -> None:
     assert nodes["x-kubernetes-list-type"] == "map"
     assert nodes["x-kubernetes-list-map-keys"] == ["id"]
     assert nodes["maxItems"] >= 1100
-    assert nodes["items"]["properties"]["id"]["maxLength"] == 63
+    node_id = nodes["items"]["properties"]["id"]
+    # Any id flowcraft accepts (camelCase, "_", spaces...) except "/"; names are derived.
+    assert node_id["maxLength"] == 253
+    assert node_id["pattern"] == "^[^/]+$"
 
 
 def test_cel_rules_have_messages() -> None:

@@ -102,7 +102,10 @@ def test_retry_then_fallback(tmp_path: Path) -> None:
     assert result.status.nodes["use-cache"].phase == "Succeeded"
     fallback = records(result, "use-cache")[0]
     assert attempts[-1].finished_at <= fallback.started_at
-    assert result.outputs["publish"] == {"published": {"source": "cache", "value": 42}}
+    assert result.outputs["publish"] == {
+        "published": {"source": "cache", "value": 42},
+        "fetch": None,
+    }
 
 
 def test_failing_branch_lets_the_other_branch_finish(tmp_path: Path) -> None:
@@ -274,10 +277,13 @@ def test_run_dir_follows_the_runtime_contract(tmp_path: Path) -> None:
     result = run(example("parallel"), tmp_path)
     attempt = result.run_dir / "nodes" / "gather" / "1"
     assert sorted(p.name for p in (attempt / "in").iterdir()) == [
+        "context.json",
         "function.json",
         "input.json",
         "outputs",
         "params.json",
+        "view.json",
+        "writes",
     ]
     visible = sorted(p.name for p in (attempt / "in" / "outputs").iterdir())
     assert visible == [f"{n}.json" for n in ("start-parallel", "task-1", "task-2", "task-3")]

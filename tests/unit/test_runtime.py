@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from flowcraft.contract import encode_error
 from flowcraft.runtime import (
     EXIT_FUNCTION_FAILED,
     EXIT_OK,
@@ -18,7 +19,6 @@ from flowcraft.runtime import (
     main,
     parse_result,
 )
-from flowcraft.runtime.contract import encode_error
 
 pytestmark = pytest.mark.unit
 
@@ -201,8 +201,8 @@ def test_output_over_limit_names_limit_and_size(node: Node) -> None:
     assert code == EXIT_FUNCTION_FAILED
     size = len(json.dumps({"output": "x" * 400, "action": None}))
     assert result["error"] == (
-        f"OutputTooLarge: node 'node-a' result is {size} bytes, over the limit of 300 bytes "
-        "(FLOWCRAFT_OUT_LIMIT)"
+        f"OutputTooLarge: node 'node-a' result (output and context writes) is {size} bytes, "
+        "over the limit of 300 bytes (FLOWCRAFT_OUT_LIMIT)"
     )
 
 

@@ -10,8 +10,11 @@ engine at its ``wake_at`` for retry backoff and deadlines.
 
 Layout of a run directory (kept for inspection; the CLI removes a temporary one on success)::
 
-    <run>/outputs/<node>.json            the context's output of each completed node
-    <run>/nodes/<node>/<attempt>/in/     function.json, params.json, input.json, outputs/
+    <run>/outputs/<stem>.json            the output of each succeeded node (contract.file_stem)
+    <run>/writes/<stem>.json             its context writes, when it wrote any
+    <run>/context.json                   the initial context (spec.context)
+    <run>/nodes/<node>/<attempt>/in/     function.json, params.json, input.json, context.json,
+                                         view.json, outputs/, writes/ (what the node can see)
     <run>/nodes/<node>/<attempt>/out/result.json   what the runtime wrote ($FLOWCRAFT_OUT)
     <run>/nodes/<node>/<attempt>/log.txt           the attempt's stdout and stderr
 """
@@ -31,6 +34,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flowcraft.contract import (
+    DEFAULT_OUT_LIMIT,
+    ENV_ATTEMPT,
+    ENV_IN,
+    ENV_NODE,
+    ENV_OUT,
+    ENV_OUT_LIMIT,
+    FUNCTION_FILE,
+    INITIAL_CONTEXT_FILE,
+    INPUT_FILE,
+    OUTPUTS_DIR,
+    PARAMS_FILE,
+    VIEW_FILE,
+    WRITES_DIR,
+    Write,
+    file_stem,
+    parse_result,
+)
 from flowcraft.engine import (
     CancelFlow,
     CancelNode,
@@ -42,19 +63,6 @@ from flowcraft.engine import (
     Step,
 )
 from flowcraft.model import Flow, FlowStatus, FunctionSpec
-from flowcraft.runtime.contract import (
-    DEFAULT_OUT_LIMIT,
-    ENV_ATTEMPT,
-    ENV_IN,
-    ENV_NODE,
-    ENV_OUT,
-    ENV_OUT_LIMIT,
-    FUNCTION_FILE,
-    INPUT_FILE,
-    OUTPUTS_DIR,
-    PARAMS_FILE,
-    parse_result,
-)
 
 _TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
 _LOG_TAIL_LINES = 5
@@ -62,8 +70,6 @@ _CONTAINER_IN = "/flowcraft/in"
 _CONTAINER_OUT_DIR = "/flowcraft/out"
 _RESULT_FILE = "result.json"
 _DOCKER_CHECK_SECONDS = 15.0
-
-_UNSET = object()
 
 Event = NodeStarted | NodeSucceeded | NodeFailed | CancelFlow
 
@@ -123,7 +129,8 @@ class LocalRunner:
         self._out_limit = out_limit
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._outputs: dict[str, Any] = {}
-        self._published: dict[str, Any] = {}
+        self._writes: dict[str, tuple[Write, ...]] = {}
+        self._published: set[str] = set()
         self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._procs: dict[tuple[str, int], _Proc] = {}
         self._cancelled: set[tuple[str, int]] = set()
@@ -136,6 +143,10 @@ class LocalRunner:
 
     async def run(self) -> RunResult:
         (self.run_dir / OUTPUTS_DIR).mkdir(parents=True, exist_ok=True)
+        (self.run_dir / WRITES_DIR).mkdir(parents=True, exist_ok=True)
+        (self.run_dir / INITIAL_CONTEXT_FILE).write_text(
+            json.dumps(self.flow.spec.context or {}, ensure_ascii=False)
+        )
         try:
             step = self._engine.start(utcnow())
             status = self._apply(step)
@@ -143,20 +154,20 @@ class LocalRunner:
                 if status.phase in _TERMINAL:
                     break
                 events = await self._next_events(step.wake_at)
-                step = self._engine.advance(status, events, utcnow(), self._outputs)
+                step = self._engine.advance(status, events, utcnow(), self._outputs, self._writes)
                 status = self._apply(step)
             # A terminal flow may leave attempts running (e.g. failFast): they no longer matter.
             for key, proc in list(self._procs.items()):
                 self._cancelled.add(key)
                 await proc.kill()
             await self._drain_tasks()
-            self._publish_context(status)
+            self._publish(status)  # the run directory keeps every result for inspection
         finally:
             await self._shutdown()
         return RunResult(
             flow=self.flow,
             status=status,
-            context=self._engine.context(status, self._outputs),
+            context=self._engine.context(status, self._outputs, self._writes),
             outputs=dict(self._outputs),
             run_dir=self.run_dir,
             attempts=sorted(self._records, key=lambda r: (r.started_at, r.node)),
@@ -180,15 +191,16 @@ class LocalRunner:
         for event in events:
             if isinstance(event, NodeSucceeded):
                 self._outputs[event.node] = event.output
+                if event.writes:
+                    self._writes[event.node] = event.writes
         return events
 
     def _apply(self, step: Step) -> FlowStatus:
-        visible: list[str] | None = None
         for action in step.actions:
             key = (action.node, action.attempt)
             if isinstance(action, StartNode):
-                if visible is None:
-                    visible = self._publish_context(step.status)
+                self._publish(step.status)
+                visible = self._engine.view(step.status, action.node)
                 self._tasks[key] = asyncio.create_task(self._attempt(action, visible))
             elif isinstance(action, CancelNode):
                 self._cancelled.add(key)
@@ -199,29 +211,22 @@ class LocalRunner:
             self._on_status(step.status)
         return step.status
 
-    def _publish_context(self, status: FlowStatus) -> list[str]:
-        """Write the context's outputs a starting node may read; return their node ids.
+    def _publish(self, status: FlowStatus) -> None:
+        """Write the output (and context writes) of every node that succeeded, once each.
 
-        The engine's context (not the raw outputs) decides what ``<id>`` means, e.g. a node
-        recovered by its fallback shows the fallback's output. Files are replaced atomically,
-        never rewritten, so attempts that hard-linked an older version keep what they saw.
+        A succeeded node's result never changes, so each file is written once, atomically;
+        attempts hard-link the files their view names.
         """
-        context = self._engine.context(status, self._outputs)
-        visible: list[str] = []
-        for key, value in context.items():
-            if not key.startswith("_outputs."):
+        for node_id, ns in status.nodes.items():
+            if ns.phase != "Succeeded" or node_id in self._published:
                 continue
-            node_id = key.removeprefix("_outputs.")
-            visible.append(node_id)
-            known = self._published.get(node_id, _UNSET)
-            if known is value:
-                continue
-            path = self.run_dir / OUTPUTS_DIR / f"{node_id}.json"
-            partial = path.with_suffix(".tmp")
-            partial.write_text(json.dumps(value, ensure_ascii=False))
-            partial.replace(path)
-            self._published[node_id] = value
-        return visible
+            stem = file_stem(node_id)
+            _write_atomic(self.run_dir / OUTPUTS_DIR / f"{stem}.json", self._outputs.get(node_id))
+            if node_id in self._writes:
+                _write_atomic(
+                    self.run_dir / WRITES_DIR / f"{stem}.json", list(self._writes[node_id])
+                )
+            self._published.add(node_id)
 
     async def _attempt(self, action: StartNode, visible: list[str]) -> None:
         key = (action.node, action.attempt)
@@ -308,6 +313,7 @@ class LocalRunner:
                     output=result.output,
                     action=result.action,
                     output_ref=str(out_file),
+                    writes=result.writes,
                 ),
                 key,
             )
@@ -347,6 +353,8 @@ class LocalRunner:
         in_dir = attempt_dir / "in"
         outputs_dir = in_dir / OUTPUTS_DIR
         outputs_dir.mkdir(parents=True, exist_ok=True)
+        writes_dir = in_dir / WRITES_DIR
+        writes_dir.mkdir(exist_ok=True)
         out_dir = attempt_dir / "out"
         out_dir.mkdir(exist_ok=True)
         if function.kind == "container":
@@ -360,14 +368,14 @@ class LocalRunner:
         (in_dir / FUNCTION_FILE).write_text(json.dumps(doc))
         (in_dir / PARAMS_FILE).write_text(json.dumps(params))
         (in_dir / INPUT_FILE).write_text(json.dumps(action.input))
+        (in_dir / VIEW_FILE).write_text(json.dumps(visible, ensure_ascii=False))
+        _link(self.run_dir / INITIAL_CONTEXT_FILE, in_dir / INITIAL_CONTEXT_FILE)
         for node_id in visible:
-            source = self.run_dir / OUTPUTS_DIR / f"{node_id}.json"
-            target = outputs_dir / f"{node_id}.json"
-            # Hard links: free, and unlike symlinks they also resolve inside a docker mount.
-            try:
-                os.link(source, target)
-            except OSError:
-                shutil.copyfile(source, target)
+            stem = file_stem(node_id)
+            for folder, target_dir in ((OUTPUTS_DIR, outputs_dir), (WRITES_DIR, writes_dir)):
+                source = self.run_dir / folder / f"{stem}.json"
+                if source.is_file():
+                    _link(source, target_dir / f"{stem}.json")
         return in_dir, out_dir / _RESULT_FILE
 
     def _node_env(self, action: StartNode, in_dir: Path, out_file: Path) -> dict[str, str]:
@@ -511,6 +519,20 @@ async def _check_docker(docker: str) -> str | None:
         detail = (err or out).decode(errors="replace").strip().splitlines()
         return f"'{docker} info' failed: {detail[-1] if detail else f'exit {proc.returncode}'}"
     return None
+
+
+def _write_atomic(path: Path, value: Any) -> None:
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(value, ensure_ascii=False))
+    partial.replace(path)
+
+
+def _link(source: Path, target: Path) -> None:
+    # Hard links: free, and unlike symlinks they also resolve inside a docker mount.
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _exit_message(code: int, log_path: Path) -> str:

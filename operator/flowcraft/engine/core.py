@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
+from flowcraft.contract import Write
 from flowcraft.engine.graph import CompiledEdge, Graph
 from flowcraft.engine.types import (
     Action,
@@ -27,12 +28,12 @@ from flowcraft.engine.types import (
     CancelNode,
     EngineError,
     Event,
-    MissingOutputError,
     NodeStarted,
     NodeSucceeded,
     StartNode,
     Step,
 )
+from flowcraft.engine.values import Values, truthy
 from flowcraft.model import (
     TERMINAL_FLOW_PHASES,
     ExpressionError,
@@ -92,7 +93,7 @@ class Engine:
             started_at=now,
             nodes={node_id: NodeStatus() for node_id in self.graph.order},
         )
-        run = _Run(self, status, now, {})
+        run = _Run(self, status, now, {}, None)
         run.ready.update(self.graph.roots)
         return self._remember(run.finish(), run)
 
@@ -102,14 +103,18 @@ class Engine:
         events: Sequence[Event],
         now: datetime,
         outputs: Mapping[str, Any],
+        writes: Mapping[str, Sequence[Write]] | None = None,
     ) -> Step:
-        """Apply `events` (in order) at time `now` and decide what happens next."""
+        """Apply `events` (in order) at time `now` and decide what happens next.
+
+        `writes` maps node id -> that node's context writes, for succeeded nodes that wrote
+        (their NodeStatus.writes > 0); like `outputs`, the driver stores them."""
         now = _require_aware(now)
         if status.phase == "Pending":
             return self.start(now)
         if status.phase in TERMINAL_FLOW_PHASES:
             return Step(status=status, actions=(), wake_at=None)
-        run = _Run(self, status, now, outputs, index=self._index)
+        run = _Run(self, status, now, outputs, writes, index=self._index)
         for event in events:
             if run.terminal:
                 break
@@ -133,13 +138,19 @@ class Engine:
             if (ns := status.nodes.get(node_id)) is not None and ns.phase == "Running"
         ]
 
-    def start_action(self, status: FlowStatus, node: str, outputs: Mapping[str, Any]) -> StartNode:
+    def start_action(
+        self,
+        status: FlowStatus,
+        node: str,
+        outputs: Mapping[str, Any],
+        writes: Mapping[str, Sequence[Write]] | None = None,
+    ) -> StartNode:
         """The StartNode for a node the snapshot says is Running (same input as first issued)."""
         ns = status.nodes.get(node)
         if ns is None or ns.phase != "Running":
             phase = ns.phase if ns is not None else "unknown"
             raise EngineError(f"node {node!r} is not running (phase {phase})")
-        run = _Run(self, status, status.started_at or _EPOCH, outputs, copy=False)
+        run = _Run(self, status, status.started_at or _EPOCH, outputs, writes, copy=False)
         return StartNode(
             node=node,
             attempt=ns.attempts,
@@ -147,17 +158,46 @@ class Engine:
             timeout_seconds=self.graph.timeout_seconds(node),
         )
 
-    def context(self, status: FlowStatus, outputs: Mapping[str, Any]) -> dict[str, Any]:
-        """flowcraft-style context: `_outputs.<id>`, `<id>` and `_inputs.<id>` per completed
-        node (a node recovered by its fallback shows the fallback's output)."""
-        run = _Run(self, status, status.started_at or _EPOCH, outputs, copy=False)
-        context: dict[str, Any] = {}
-        for node_id, router in run.completed():
-            value = run.output_of(router)
-            context[f"_outputs.{node_id}"] = value
-            context[node_id] = value
-            context[f"_inputs.{node_id}"] = run.input_of(node_id)
-        return context
+    def context(
+        self,
+        status: FlowStatus,
+        outputs: Mapping[str, Any],
+        writes: Mapping[str, Sequence[Write]] | None = None,
+    ) -> dict[str, Any]:
+        """The flow's context as flowcraft's `result.context` shows it: the initial context,
+        then per completed node (in completion order) its writes, `_outputs.<id>`/`<id>`
+        and `_inputs.<target>` of the edges it took (a node recovered by its fallback: null)."""
+        run = _Run(self, status, status.started_at or _EPOCH, outputs, writes, copy=False)
+        return dict(run.context_at(status.seq))
+
+    def node_context(
+        self,
+        status: FlowStatus,
+        node: str,
+        outputs: Mapping[str, Any],
+        writes: Mapping[str, Sequence[Write]] | None = None,
+    ) -> dict[str, Any]:
+        """The context as `node` sees it: as it stood when the node first started (the
+        initial context plus what completed before), without its own `_inputs` entry."""
+        run = _Run(self, status, status.started_at or _EPOCH, outputs, writes, copy=False)
+        ns = status.nodes.get(node)
+        watermark = ns.input_seq if ns is not None and ns.input_seq is not None else status.seq
+        return dict(run.context_at(watermark))
+
+    def view(self, status: FlowStatus, node: str) -> list[str]:
+        """What a starting node's runtime folds into its context, in order: the nodes that
+        had completed when it first started (a recovered node, shown as null, just before
+        its fallback). With the initial context, this is everything the node can see."""
+        run = _Run(self, status, status.started_at or _EPOCH, {}, None, copy=False)
+        ns = status.nodes.get(node)
+        watermark = ns.input_seq if ns is not None and ns.input_seq is not None else status.seq
+        order: list[str] = []
+        for router in run.timeline():
+            if (run.nodes[router].seq or 0) > watermark:
+                break
+            order.extend(reversed(run.owners(router)))
+            order.append(router)
+        return order
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -169,7 +209,7 @@ class _Index(NamedTuple):
     retrying: tuple[str, ...]
 
 
-class _Run:
+class _Run(Values):
     """Working state of one engine call: a copy-on-write snapshot plus the actions so far."""
 
     def __init__(
@@ -178,6 +218,7 @@ class _Run:
         status: FlowStatus,
         now: datetime,
         outputs: Mapping[str, Any],
+        writes: Mapping[str, Sequence[Write]] | None,
         *,
         copy: bool = True,
         index: _Index | None = None,
@@ -186,7 +227,11 @@ class _Run:
         self.spec = engine.spec
         self.now = now
         self.outputs = outputs
+        self.writes: Mapping[str, Sequence[Write]] = writes or {}
         self.fresh_outputs: dict[str, Any] = {}
+        self.fresh_writes: dict[str, Sequence[Write]] = {}
+        self.timeline_memo: list[str] | None = None
+        self.edge_memo: dict[int, Any] = {}
         self.original = status
         self.nodes: dict[str, NodeStatus] = dict(status.nodes) if copy else status.nodes
         self.errors = list(status.errors)
@@ -248,6 +293,7 @@ class _Run:
     def succeed(self, event: NodeSucceeded) -> None:
         node_id = event.node
         self.fresh_outputs[node_id] = event.output
+        self.fresh_writes[node_id] = event.writes
         seq = self.seq + 1
         ns = self.set(
             node_id,
@@ -259,10 +305,12 @@ class _Run:
             message=None,
             reason=None,
             seq=seq,
+            writes=len(event.writes) or None,
         )
         self.seq = seq
+        self.forget_views()
         try:
-            taken = self.route(node_id, ns)
+            self.route(node_id, ns)
         except ExpressionError as exc:
             # The node ran but its routing cannot be decided: a final failure of the node.
             # outputRef is dropped too: a Failed node's output is not part of the context.
@@ -274,14 +322,14 @@ class _Run:
                 action=None,
                 reason=REASON_ROUTING,
                 message=str(exc),
+                taken_edges=None,
+                writes=None,
             )
             # Take back the sequence number so no context view includes this output.
             self.seq = seq - 1
-            self.context_memo.clear()
-            self.input_memo.clear()
+            self.forget_views()
             self.final_failure(node_id, f"routing failed: {exc}")
             return
-        self.set(node_id, taken_edges=taken)
         owner = self.graph.owner.get(node_id)
         while owner is not None:
             self.set(owner, reason=REASON_RECOVERED, message=f"recovered by fallback {node_id!r}")
@@ -300,16 +348,21 @@ class _Run:
             taken = self._passing(node_id, ns, [e for e in edges if e.action == ns.action])
         if not taken:
             taken = self._passing(node_id, ns, [e for e in edges if e.action is None])
+        # Record the routing, then evaluate the taken edges' transforms now (in the context
+        # as it stands after this node) so a broken transform fails the source, not the
+        # target later.
+        self.set(node_id, taken_edges=taken)
+        self.forget_views()
         for index in taken:
             edge = self.graph.edges[index]
             if edge.transform is not None:
-                # Evaluate now so a broken transform fails the source, not the target later.
                 try:
-                    self.edge_value(edge, node_id)
+                    self.context_at(ns.seq or 0)
                 except ExpressionError as exc:
                     raise ExpressionError(
                         exc.source, f"transform of edge {edge.label}: {exc.reason}"
                     ) from exc
+                break
         return taken
 
     def _passing(self, node_id: str, ns: NodeStatus, edges: Iterable[CompiledEdge]) -> list[int]:
@@ -319,18 +372,18 @@ class _Run:
                 taken.append(edge.index)
                 continue
             try:
-                value = edge.condition.evaluate(self.scope(edge.condition.variables, node_id))
+                value = edge.condition.evaluate(self.condition_scope(edge.condition, node_id))
             except ExpressionError as exc:
                 raise ExpressionError(
                     exc.source, f"condition of edge {edge.label}: {exc.reason}"
                 ) from exc
-            if not isinstance(value, bool):
+            if edge.condition.language == "cel" and not isinstance(value, bool):
                 raise ExpressionError(
                     edge.condition.source,
                     f"condition of edge {edge.label} must be true or false, "
                     f"got {type(value).__name__}",
                 )
-            if value:
+            if truthy(value):  # flowcraft: an edge is taken when its condition is truthy
                 taken.append(edge.index)
         return taken
 
@@ -569,111 +622,6 @@ class _Run:
             times.append(deadline)
         return min(times) if times else None
 
-    # -- values: outputs, inputs, context --------------------------------------------------
-
-    def output_of(self, node_id: str) -> Any:
-        if node_id in self.fresh_outputs:
-            return self.fresh_outputs[node_id]
-        try:
-            return self.outputs[node_id]
-        except KeyError:
-            raise MissingOutputError(node_id) from None
-
-    def router(self, node_id: str) -> str | None:
-        """The node whose success decides `node_id`'s routing (itself or a fallback)."""
-        current = node_id
-        while True:
-            ns = self.nodes[current]
-            if ns.phase == "Succeeded":
-                return current
-            fallback = self.graph.fallback.get(current)
-            if ns.phase != "Failed" or fallback is None:
-                return None
-            current = fallback
-
-    def completed(self) -> list[tuple[str, str]]:
-        """(node, router) for nodes with a result, in the order they completed."""
-        pairs = []
-        for node_id in self.graph.order:
-            router = self.router(node_id)
-            if router is not None:
-                pairs.append((node_id, router))
-        pairs.sort(key=lambda pair: self.nodes[pair[1]].seq or 0)
-        return pairs
-
-    def context_at(self, watermark: int) -> dict[str, Any]:
-        """Outputs visible to expressions/`inputs` after `watermark` successes."""
-        cached = self.context_memo.get(watermark)
-        if cached is not None:
-            return cached
-        context: dict[str, Any] = {}
-        for node_id, router in self.completed():
-            seq = self.nodes[router].seq
-            if seq is not None and seq <= watermark:
-                value = self.output_of(router)
-                context[f"_outputs.{node_id}"] = value
-                context[node_id] = value
-        self.context_memo[watermark] = context
-        return context
-
-    def scope(self, variables: frozenset[str], router: str) -> dict[str, Any]:
-        """{context, result, input} for an expression on an edge routed by `router`."""
-        ns = self.nodes[router]
-        scope: dict[str, Any] = {"result": {"output": self.output_of(router), "action": ns.action}}
-        if "input" in variables:
-            scope["input"] = self.input_of(router)
-        if "context" in variables:
-            scope["context"] = self.context_at(ns.seq or 0)
-        return scope
-
-    def edge_value(self, edge: CompiledEdge, router: str) -> Any:
-        if edge.transform is None:
-            return self.output_of(router)
-        return edge.transform.evaluate(self.scope(edge.transform.variables, router))
-
-    def input_of(self, node_id: str) -> Any:
-        if node_id in self.input_memo:
-            return self.input_memo[node_id]
-        value = self._compute_input(node_id)
-        self.input_memo[node_id] = value
-        return value
-
-    def _compute_input(self, node_id: str) -> Any:
-        owner = self.graph.owner.get(node_id)
-        if owner is not None:
-            return self.input_of(owner)  # a fallback gets the input of the node it replaces
-        ns = self.nodes[node_id]
-        watermark = ns.input_seq if ns.input_seq is not None else self.seq
-        selector = self.graph.nodes[node_id].inputs
-        if selector is not None:
-            context = self.context_at(watermark)
-            if isinstance(selector, str):
-                return _lookup(context, selector)
-            return {name: _lookup(context, key) for name, key in selector.items()}
-        values: dict[str, Any] = {}
-        for source in self.graph.sources[node_id]:
-            router = self.router(source)
-            if router is None:
-                continue
-            rs = self.nodes[router]
-            if rs.seq is None or rs.seq > watermark:
-                continue
-            edge = self._taken_edge(rs, source, node_id)
-            if edge is not None:
-                values[source] = self.edge_value(edge, router)
-        if not values:
-            return None
-        if len(values) == 1:
-            return next(iter(values.values()))
-        return values
-
-    def _taken_edge(self, router: NodeStatus, source: str, target: str) -> CompiledEdge | None:
-        for index in router.taken_edges or ():
-            edge = self.graph.edges[index]
-            if edge.source == source and edge.target == target:
-                return edge
-        return None
-
 
 def _mismatch(have: Iterable[str], want: Iterable[str]) -> str:
     missing = sorted(set(want) - set(have))
@@ -682,13 +630,3 @@ def _mismatch(have: Iterable[str], want: Iterable[str]) -> str:
         "status does not match the spec (was the spec changed during the run?): "
         f"missing nodes {missing}, unknown nodes {extra}"
     )
-
-
-def _lookup(context: Mapping[str, Any], key: str) -> Any:
-    """flowcraft's `inputs` resolution: `_…` keys as is, else `_outputs.<key>`, else `<key>`."""
-    if key.startswith("_"):
-        return context.get(key)
-    output_key = f"_outputs.{key}"
-    if output_key in context:
-        return context[output_key]
-    return context.get(key)

@@ -1,14 +1,31 @@
 """The compiled, read-only view of a FlowSpec the engine consults on every event.
 
-Why: adjacency, fallback links and CEL programs are derived once per spec, so handling an
+Why: adjacency, fallback links and compiled expressions are derived once per spec, so handling an
 event costs time proportional to the node's edges, not to the size of the flow.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from flowcraft.model import EdgeSpec, Expression, FlowSpec, NodeSpec, compile_expression
+from flowcraft.model import EdgeSpec, FlowSpec, NodeSpec, compile_expression
+
+
+class Expr(Protocol):
+    """A compiled condition or transform, in either expression language."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def language(self) -> str: ...
+
+    @property
+    def needs_context(self) -> bool: ...
+
+    def evaluate(self, scope: Mapping[str, Any]) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -17,22 +34,25 @@ class CompiledEdge:
     source: str
     target: str
     action: str | None
-    condition: Expression | None
-    transform: Expression | None
+    condition: Expr | None
+    transform: Expr | None
 
     @property
     def label(self) -> str:
         return f"{self.source} -> {self.target}"
 
 
-def _compile_edge(index: int, edge: EdgeSpec) -> CompiledEdge:
+def _compile_edge(index: int, edge: EdgeSpec, language: str) -> CompiledEdge:
+    def compiled(source: str | None) -> Expr | None:
+        return compile_expression(source, language) if source is not None else None
+
     return CompiledEdge(
         index=index,
         source=edge.source,
         target=edge.target,
         action=edge.action,
-        condition=compile_expression(edge.condition) if edge.condition is not None else None,
-        transform=compile_expression(edge.transform) if edge.transform is not None else None,
+        condition=compiled(edge.condition),
+        transform=compiled(edge.transform),
     )
 
 
@@ -45,10 +65,11 @@ class Graph:
 
     def __init__(self, spec: FlowSpec) -> None:
         self.spec = spec
+        self.initial: dict[str, Any] = dict(spec.context or {})
         self.order: dict[str, int] = {node.id: i for i, node in enumerate(spec.nodes)}
         self.nodes: dict[str, NodeSpec] = {node.id: node for node in spec.nodes}
         self.edges: tuple[CompiledEdge, ...] = tuple(
-            _compile_edge(i, edge) for i, edge in enumerate(spec.edges)
+            _compile_edge(i, edge, spec.expression_language) for i, edge in enumerate(spec.edges)
         )
         out: dict[str, list[int]] = {node_id: [] for node_id in self.order}
         incoming: dict[str, list[int]] = {node_id: [] for node_id in self.order}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flowcraft.contract import Write
 from flowcraft.model import FlowStatus
 
 
@@ -33,6 +34,8 @@ class NodeSucceeded:
     output: Any = None
     action: str | None = None
     output_ref: str | None = None
+    # The attempt's context writes, applied (in order) only because it succeeded.
+    writes: tuple[Write, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,24 @@ generation) depends on this one definition of a Flow, and it depends on nothing 
 """
 
 from flowcraft.model.errors import FlowValidationError, Problem
-from flowcraft.model.expressions import Expression, ExpressionError, compile_expression
+from flowcraft.model.expressions import (
+    UNDEFINED,
+    CompiledExpression,
+    Expression,
+    ExpressionError,
+    FlowcraftExpression,
+    compile_expression,
+)
 from flowcraft.model.flow import (
     API_VERSION,
+    BUILTIN_ALIASES,
+    BUILTINS,
     DEFAULT_RUNNER_IMAGE,
     KIND,
     TERMINAL_FLOW_PHASES,
     TERMINAL_NODE_PHASES,
+    BuiltinKind,
+    Completion,
     EdgeSpec,
     Flow,
     FlowPhase,
@@ -25,6 +36,7 @@ from flowcraft.model.flow import (
     NodeStatus,
     ObjectMeta,
     Resources,
+    builtin_kind,
     format_timestamp,
 )
 from flowcraft.model.loader import (
@@ -40,10 +52,16 @@ from flowcraft.model.validation import check_spec, dns1123_label_problem, valida
 
 __all__ = [
     "API_VERSION",
+    "BUILTINS",
+    "BUILTIN_ALIASES",
     "DEFAULT_RUNNER_IMAGE",
     "KIND",
     "TERMINAL_FLOW_PHASES",
     "TERMINAL_NODE_PHASES",
+    "UNDEFINED",
+    "BuiltinKind",
+    "CompiledExpression",
+    "Completion",
     "EdgeSpec",
     "Expression",
     "ExpressionError",
@@ -52,6 +70,7 @@ __all__ = [
     "FlowSpec",
     "FlowStatus",
     "FlowValidationError",
+    "FlowcraftExpression",
     "FunctionKind",
     "FunctionSpec",
     "NodeConfig",
@@ -62,6 +81,7 @@ __all__ = [
     "Problem",
     "Resources",
     "blueprint_to_manifest",
+    "builtin_kind",
     "check_spec",
     "compile_expression",
     "dns1123_label_problem",

@@ -15,11 +15,25 @@ from pydantic import ValidationError
 
 @dataclass(frozen=True)
 class Problem:
+    """One issue (an error, or a warning the loader collected) at `path`.
+
+    `line` (1-based) and `source` (a file other than the flow's own, e.g. the functions file)
+    are set when the problem was found in YAML text, so a user can jump to it.
+    """
+
     path: str
     message: str
+    line: int | None = None
+    source: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        where = ", ".join(
+            part
+            for part in (self.source, None if self.line is None else f"line {self.line}")
+            if part
+        )
+        path = f"{self.path} ({where})" if where and self.path else self.path or where
+        return f"{path}: {self.message}" if path else self.message
 
 
 class FlowValidationError(ValueError):

@@ -1,21 +1,45 @@
-"""CEL expressions for edge conditions and transforms.
+"""Edge conditions and transforms: one entry point for both expression languages.
 
-Why CEL: blueprints come from users and run inside the operator, so expressions must be safe
-(no eval/exec, no I/O, bounded) and familiar; CEL is what Kubernetes users already write in
-ValidatingAdmissionPolicies and CRD validation rules. This module is the only place that talks
-to the `cel` library: it compiles once (validation reports compile errors with the expression)
-and turns the library's assorted runtime exceptions into one `ExpressionError`.
+Why this module: the engine and validation should not care which language a flow's
+expressions are written in. `compile_expression(source, language)` returns an object with the
+same surface (`source`, `language`, `needs_context`, `variables`, `evaluate(scope)`) for
+  - "flowcraft" (the default): the JavaScript expressions flowcraft blueprints carry, with
+    flowcraft's own semantics (runtime errors give `UNDEFINED`), interpreted safely by
+    `flowcraft.model.jsexpr`;
+  - "cel": CEL, safe and familiar to Kubernetes users (ValidatingAdmissionPolicies, CRD rules).
+Both compile once, so validation reports syntax errors with the expression and a position,
+and both raise the one `ExpressionError`. This is the only module that talks to the `cel`
+library (imported lazily: flows without CEL expressions should not pay for it).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final, Protocol
+
+from flowcraft.model.jsexpr import UNDEFINED, JSExpressionError, Program, compile_js
+
+__all__ = [
+    "LANGUAGES",
+    "SCOPE_VARIABLES",
+    "UNDEFINED",
+    "CompiledExpression",
+    "Expression",
+    "ExpressionError",
+    "FlowcraftExpression",
+    "compile_expression",
+]
+
+LANGUAGES: Final = ("flowcraft", "cel")
+
+# Names an expression reads that are not context keys: the node's result (conditions) and the
+# value an edge carries (transforms). Anything else may be a context key.
+_NON_CONTEXT_NAMES: Final = frozenset({"result", "input"})
 
 _PARSER_DIAGNOSIS = re.compile(r"<input>:(\d+):(\d+): ([^\n]*)")
 
-# The variables an edge expression may read: {context, result, input}.
+# The variables a CEL edge expression may read: {context, result, input}.
 SCOPE_VARIABLES = ("context", "result", "input")
 
 # The exceptions the Rust-backed library raises at evaluation time: undefined variables
@@ -32,7 +56,7 @@ _EVAL_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class ExpressionError(Exception):
-    """A CEL expression failed to compile or to evaluate; the message names the expression."""
+    """An expression failed to compile or to evaluate; the message names the expression."""
 
     def __init__(self, source: str, reason: str) -> None:
         super().__init__(f"{reason} in expression {source!r}")
@@ -47,10 +71,36 @@ def _first_line(exc: BaseException) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
+class CompiledExpression(Protocol):
+    """What `compile_expression` returns, whatever the language."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def language(self) -> str: ...
+
+    @property
+    def needs_context(self) -> bool:
+        """True if the expression may read a context key (anything beyond result/input)."""
+        ...
+
+    @property
+    def variables(self) -> frozenset[str]:
+        """Top-level names the expression reads (`context` included)."""
+        ...
+
+    def uses(self, name: str) -> bool: ...
+
+    def evaluate(self, scope: Mapping[str, Any]) -> Any: ...
+
+
 class Expression:
     """A compiled CEL program plus the top-level variables it reads."""
 
-    __slots__ = ("_program", "source", "variables")
+    __slots__ = ("_program", "needs_context", "source", "variables")
+
+    language = "cel"
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -64,13 +114,17 @@ class Expression:
             raise ExpressionError(source, _compile_reason(exc)) from exc
         # Static analysis: lets callers skip building expensive scope parts (the context).
         self.variables: frozenset[str] = frozenset(self._program.variables())
+        self.needs_context = bool(self.variables - _NON_CONTEXT_NAMES)
 
     def uses(self, name: str) -> bool:
         return name in self.variables
 
     def evaluate(self, scope: Mapping[str, Any]) -> Any:
+        # Only the names the program reads: the flowcraft-style condition scope spreads the
+        # context at top level, and cel may reject odd names such as "_outputs.a".
+        variables = {name: scope[name] for name in self.variables if name in scope}
         try:
-            return self._program.execute(dict(scope))
+            return self._program.execute(variables)
         except _EVAL_ERRORS as exc:
             raise ExpressionError(self.source, f"evaluation failed: {_first_line(exc)}") from exc
 
@@ -89,8 +143,63 @@ def _compile_reason(exc: ValueError) -> str:
     return f"syntax error at {line}:{column}: {message.strip()}"
 
 
-def compile_expression(source: str) -> Expression:
-    """Compile `source`; raises ExpressionError naming the expression on a syntax error."""
+class FlowcraftExpression:
+    """A flowcraft (JavaScript subset) expression, evaluated with flowcraft's semantics.
+
+    `evaluate` returns `UNDEFINED` where flowcraft's evaluator returns undefined (a missing
+    property, a ReferenceError or TypeError at run time); it raises ExpressionError only when
+    the step budget runs out.
+    """
+
+    __slots__ = ("_program",)
+
+    language = "flowcraft"
+
+    def __init__(self, source: str) -> None:
+        try:
+            self._program: Program = compile_js(source)
+        except JSExpressionError as exc:
+            raise ExpressionError(source, exc.reason) from None
+
+    @property
+    def source(self) -> str:
+        return self._program.source
+
+    @property
+    def needs_context(self) -> bool:
+        return self._program.needs_context
+
+    @property
+    def variables(self) -> frozenset[str]:
+        return self._program.variables
+
+    def uses(self, name: str) -> bool:
+        return name in self._program.variables
+
+    def evaluate(self, scope: Mapping[str, Any]) -> Any:
+        try:
+            return self._program.evaluate(scope)
+        except JSExpressionError as exc:
+            raise ExpressionError(self.source, exc.reason) from None
+
+    def __repr__(self) -> str:
+        return f"FlowcraftExpression({self.source!r})"
+
+
+def compile_expression(
+    source: str, language: str = "flowcraft"
+) -> Expression | FlowcraftExpression:
+    """Compile `source` in `language` ("flowcraft" or "cel").
+
+    Raises ExpressionError naming the expression on a syntax error (with its position) or an
+    unknown language.
+    """
     if not source.strip():
         raise ExpressionError(source, "empty expression")
-    return Expression(source)
+    if language == "flowcraft":
+        return FlowcraftExpression(source)
+    if language == "cel":
+        return Expression(source)
+    raise ExpressionError(
+        source, f"unknown expression language {language!r} (expected one of {', '.join(LANGUAGES)})"
+    )

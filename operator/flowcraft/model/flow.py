@@ -14,6 +14,7 @@ output itself.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
@@ -103,6 +104,25 @@ def _check_inputs(value: Any) -> Any:
     )
 
 
+# flowcraft's built-in node types: the `uses` keys its builder emits, and the class names its
+# registry also answers to. A function of the same name in spec.functions wins (as in flowcraft,
+# whose registry lets user functions override built-ins).
+BUILTINS: Final = frozenset(
+    {"batch-scatter", "batch-gather", "loop-controller", "subflow", "wait", "sleep", "webhook"}
+)
+BUILTIN_ALIASES: Final = {
+    "BatchScatterNode": "batch-scatter",
+    "BatchGatherNode": "batch-gather",
+    "SubflowNode": "subflow",
+    "WaitNode": "wait",
+    "SleepNode": "sleep",
+    "WebhookNode": "webhook",
+}
+BuiltinKind = Literal[
+    "batch-scatter", "batch-gather", "loop-controller", "subflow", "wait", "sleep", "webhook"
+]
+
+
 class NodeSpec(_Model):
     id: str
     uses: str
@@ -117,8 +137,12 @@ class EdgeSpec(_Model):
     source: str
     target: str
     action: str | None = None
-    condition: str | None = Field(default=None, description="CEL; the edge is taken when true.")
-    transform: str | None = Field(default=None, description="CEL; computes the target's input.")
+    condition: str | None = Field(
+        default=None, description="Expression (spec.expressionLanguage); taken when truthy."
+    )
+    transform: str | None = Field(
+        default=None, description="Expression (spec.expressionLanguage); the target's input."
+    )
 
 
 class Resources(_Model):
@@ -178,6 +202,24 @@ class FlowSpec(_Model):
     parallelism: int | None = Field(default=None, ge=1)
     active_deadline_seconds: int | None = Field(default=None, ge=1)
     suspend: bool = False
+    context: dict[str, Any] | None = Field(
+        default=None,
+        description="Initial context (flowcraft's runtime.run(blueprint, initialContext)): "
+        "every node sees these keys and they appear in the final context.",
+        json_schema_extra=_PRESERVE,
+    )
+    resume: dict[str, Any] | None = Field(
+        default=None,
+        description="Resume data for wait nodes, by node id: {output, action} (or a plain "
+        "value, taken as the output), like flowcraft's runtime.resume(); may be set while the "
+        "flow runs.",
+        json_schema_extra=_PRESERVE,
+    )
+    expression_language: Literal["flowcraft", "cel"] = Field(
+        default="flowcraft",
+        description="Language of edge conditions and transforms: flowcraft (its property "
+        "paths and JavaScript expression forms, interpreted safely) or cel.",
+    )
 
     @property
     def runner_image(self) -> str:
@@ -188,6 +230,18 @@ class FlowSpec(_Model):
             if node.id == node_id:
                 return node
         raise KeyError(node_id)
+
+    def builtin(self, node: NodeSpec) -> BuiltinKind | None:
+        """The built-in node type `node` runs, or None when a function runs it."""
+        return builtin_kind(node.uses, self.functions)
+
+
+def builtin_kind(uses: str, functions: Mapping[str, Any]) -> BuiltinKind | None:
+    """The built-in type a `uses` key names (functions override built-ins), else None."""
+    if uses in functions:
+        return None
+    kind = BUILTIN_ALIASES.get(uses, uses)
+    return kind if kind in BUILTINS else None  # type: ignore[return-value]
 
 
 class ObjectMeta(_Model):
@@ -201,8 +255,18 @@ class ObjectMeta(_Model):
     annotations: dict[str, str] | None = None
 
 
-FlowPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Cancelled"]
-NodePhase = Literal["Pending", "Running", "Retrying", "Succeeded", "Failed", "Skipped", "Cancelled"]
+FlowPhase = Literal["Pending", "Running", "Awaiting", "Succeeded", "Failed", "Cancelled"]
+NodePhase = Literal[
+    "Pending",
+    "Running",
+    "Retrying",
+    "Sleeping",
+    "Awaiting",
+    "Succeeded",
+    "Failed",
+    "Skipped",
+    "Cancelled",
+]
 
 TERMINAL_FLOW_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Cancelled"})
 TERMINAL_NODE_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Skipped", "Cancelled"})
@@ -228,6 +292,13 @@ class NodeStatus(_StatusModel):
     output_ref: str | None = None
     action: str | None = None
     retry_at: Timestamp | None = None
+    wake_at: Timestamp | None = Field(default=None, description="When a sleep node wakes up.")
+    iteration: int | None = Field(
+        default=None,
+        ge=1,
+        description="Loop iteration this status describes (absent: the first run); earlier "
+        "iterations are in the flow's history.",
+    )
     # Engine bookkeeping, small on purpose:
     taken_edges: list[int] | None = Field(
         default=None,
@@ -238,11 +309,29 @@ class NodeStatus(_StatusModel):
     seq: int | None = Field(
         default=None, description="Order of this node's success within the run (context view)."
     )
+    writes: int | None = Field(
+        default=None,
+        description="Context keys this node wrote (set or deleted) when it succeeded; the "
+        "writes themselves are stored with its output.",
+    )
     input_seq: int | None = Field(
         default=None,
         description="Completions visible when the node first started: its input is recomputed "
         "from this view, so a restarted driver gets the same input.",
     )
+
+
+class Completion(_StatusModel):
+    """A node's success in an earlier loop iteration: what the context fold still needs."""
+
+    node: str
+    iteration: int = 0
+    attempt: int = 1
+    seq: int
+    output_ref: str | None = None
+    action: str | None = None
+    taken_edges: list[int] | None = None
+    writes: int | None = None
 
 
 class FlowStatus(_StatusModel):
@@ -255,6 +344,11 @@ class FlowStatus(_StatusModel):
     # Engine bookkeeping: a success counter and the nodes waiting for a parallelism slot.
     seq: int = 0
     queue: list[str] = Field(default_factory=list)
+    history: list[Completion] = Field(
+        default_factory=list,
+        description="Successes of loop-body nodes in earlier iterations, in order (bounded by "
+        "the loops' maxIterations).",
+    )
 
 
 class Flow(_Model):

@@ -13,10 +13,24 @@ from collections import defaultdict
 
 from flowcraft.model.errors import FlowValidationError, Problem
 from flowcraft.model.expressions import ExpressionError, compile_expression
-from flowcraft.model.flow import Flow, FlowSpec
+from flowcraft.model.flow import BUILTINS, BuiltinKind, Flow, FlowSpec
 
 MAX_LABEL = 63
 _LABEL_CHARS = re.compile(r"^[a-z0-9-]*$")
+MAX_NODE_ID = 253
+
+
+def node_id_problem(value: str) -> str | None:
+    """Why `value` cannot be a node id, or None. flowcraft allows any string; we need a
+    non-empty one without "/" (ids name files in a node's input directory) of bounded size
+    (ids are stored in annotations and status keys). Kubernetes names are derived from ids."""
+    if not value:
+        return "must not be empty"
+    if "/" in value:
+        return "must not contain '/'"
+    if len(value) > MAX_NODE_ID:
+        return f"must be at most {MAX_NODE_ID} characters (has {len(value)})"
+    return None
 
 
 def dns1123_label_problem(value: str) -> str | None:
@@ -44,11 +58,9 @@ def check_spec(spec: FlowSpec, prefix: str = "spec") -> list[Problem]:
     first_index: dict[str, int] = {}
     for i, node in enumerate(spec.nodes):
         path = f"{prefix}.nodes[{i}]"
-        why = dns1123_label_problem(node.id)
+        why = node_id_problem(node.id)
         if why is not None:
-            problems.append(
-                Problem(f"{path}.id", f"node id {node.id!r} is not a DNS-1123 label: {why}")
-            )
+            problems.append(Problem(f"{path}.id", f"node id {node.id!r} {why}"))
         if node.id in first_index:
             problems.append(
                 Problem(
@@ -59,15 +71,19 @@ def check_spec(spec: FlowSpec, prefix: str = "spec") -> list[Problem]:
             )
         else:
             first_index[node.id] = i
-        if node.uses not in spec.functions:
+        kind = spec.builtin(node)
+        if node.uses not in spec.functions and kind is None:
             known = ", ".join(sorted(spec.functions)) or "none defined"
             problems.append(
                 Problem(
                     f"{path}.uses",
                     f"node {node.id!r} uses unknown function {node.uses!r} "
-                    f"(spec.functions has: {known})",
+                    f"(spec.functions has: {known}; built-in node types: "
+                    f"{', '.join(sorted(BUILTINS))})",
                 )
             )
+        elif kind is not None:
+            problems.extend(_check_builtin(spec, i, kind, prefix))
 
     ids = set(first_index)
     has_incoming: set[str] = set()
@@ -88,7 +104,7 @@ def check_spec(spec: FlowSpec, prefix: str = "spec") -> list[Problem]:
             if source is None:
                 continue
             try:
-                compile_expression(source)
+                compile_expression(source, spec.expression_language)
             except ExpressionError as exc:
                 problems.append(
                     Problem(f"{path}.{field}", f"edge {edge.source} -> {edge.target}: {exc}")
@@ -96,6 +112,93 @@ def check_spec(spec: FlowSpec, prefix: str = "spec") -> list[Problem]:
 
     problems.extend(_check_fallbacks(spec, prefix, ids, has_incoming))
     problems.extend(_check_cycles(spec, prefix, ids))
+    return problems
+
+
+DURATION = re.compile(r"^(\d+)([smhd])$")
+DEFAULT_MAX_ITERATIONS = 100
+
+
+def _check_builtin(spec: FlowSpec, index: int, kind: BuiltinKind, prefix: str) -> list[Problem]:
+    """The params each built-in node type needs, as flowcraft's builder emits them."""
+    node = spec.nodes[index]
+    path = f"{prefix}.nodes[{index}]"
+    params = node.params
+    problems: list[Problem] = []
+
+    def need(key: str, what: str) -> None:
+        problems.append(
+            Problem(f"{path}.params.{key}", f"{kind} node {node.id!r} needs params.{key}: {what}")
+        )
+
+    if kind == "webhook":
+        problems.append(
+            Problem(
+                f"{path}.uses",
+                f"webhook node {node.id!r} is not supported: flowcraft's webhook needs an adapter "
+                "that registers an HTTP endpoint and delivers the call; use a wait node and "
+                "resume it from your webhook handler (flowcraft resume / kubectl patch)",
+            )
+        )
+    elif kind == "loop-controller":
+        condition = params.get("condition")
+        if not isinstance(condition, str) or not condition.strip():
+            need("condition", "the expression that keeps the loop going while true")
+        else:
+            try:
+                compile_expression(condition, spec.expression_language)
+            except ExpressionError as exc:
+                problems.append(Problem(f"{path}.params.condition", f"loop {node.id!r}: {exc}"))
+        if not any(e.source == node.id and e.action == "continue" for e in spec.edges):
+            problems.append(
+                Problem(
+                    f"{path}",
+                    f"loop {node.id!r} has no outgoing edge with action 'continue' to the first "
+                    "node of its body",
+                )
+            )
+        limit = params.get("maxIterations", DEFAULT_MAX_ITERATIONS)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            need("maxIterations", f"a positive integer (got {limit!r})")
+    elif kind == "sleep":
+        duration = params.get("duration")
+        if isinstance(duration, bool) or not (
+            (isinstance(duration, int | float) and duration >= 0)
+            or (isinstance(duration, str) and DURATION.match(duration))
+        ):
+            need(
+                "duration",
+                f"milliseconds (a number >= 0) or '5s', '10m', '1h', '2d' (got {duration!r})",
+            )
+    elif kind == "batch-scatter":
+        worker = params.get("workerUsesKey")
+        if not isinstance(worker, str) or worker not in spec.functions:
+            need(
+                "workerUsesKey",
+                f"the function each item runs, a key of spec.functions (got {worker!r})",
+            )
+        gather = params.get("gatherNodeId")
+        gathers = {n.id for n in spec.nodes if spec.builtin(n) == "batch-gather"}
+        if gather not in gathers:
+            need("gatherNodeId", f"the id of its batch-gather node (got {gather!r})")
+        chunk = params.get("chunkSize")
+        if chunk is not None and (
+            not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1
+        ):
+            need("chunkSize", f"a positive integer (got {chunk!r})")
+    elif kind == "batch-gather":
+        if not isinstance(params.get("outputKey"), str):
+            need("outputKey", "the context key that receives the results")
+    elif kind == "subflow":
+        if not isinstance(params.get("blueprintId"), str) or not params.get("blueprintId"):
+            need("blueprintId", "the id of the blueprint to run")
+        for key in ("inputs", "outputs"):
+            mapping = params.get(key)
+            if mapping is not None and not (
+                isinstance(mapping, dict)
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())
+            ):
+                need(key, "a mapping of context keys (strings) to context keys")
     return problems
 
 
@@ -149,6 +252,7 @@ def _check_cycles(spec: FlowSpec, prefix: str, ids: set[str]) -> list[Problem]:
         if fallback in ids and fallback != node.id and node.id in successors:
             successors[node.id].append((fallback, True))
 
+    by_id = {node.id: node for node in spec.nodes}
     white, grey, black = 0, 1, 2
     color = dict.fromkeys(ids, white)
     problems: list[Problem] = []
@@ -182,6 +286,8 @@ def _check_cycles(spec: FlowSpec, prefix: str, ids: set[str]) -> list[Problem]:
                 if members in seen_cycles:
                     continue
                 seen_cycles.add(members)
+                if any(spec.builtin(by_id[m]) == "loop-controller" for m in members if m in by_id):
+                    continue  # a loop: cycles are allowed where they pass a loop controller
                 hops = [*via[start:], is_fallback]
                 text = path[start]
                 for node_id, fallback_hop in zip([*path[start + 1 :], target], hops, strict=True):

@@ -58,7 +58,7 @@ files and may write either envelope to ``$FLOWCRAFT_OUT``; :func:`parse_result` 
 image wrote (nothing → a null output; other JSON → the output; other text → a string output).
 """
 
-from flowcraft.runtime.contract import (
+from flowcraft.contract import (
     DEFAULT_OUT_LIMIT,
     ENV_ATTEMPT,
     ENV_IN,

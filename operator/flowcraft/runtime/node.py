@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flowcraft.runtime.contract import (
+from flowcraft.contract import (
     ENV_ATTEMPT,
     ENV_IN,
     ENV_NODE,
@@ -28,11 +28,17 @@ from flowcraft.runtime.contract import (
     EXIT_OK,
     EXIT_SETUP_FAILED,
     FUNCTION_FILE,
+    INITIAL_CONTEXT_FILE,
     INPUT_FILE,
     OUTPUTS_DIR,
     PARAMS_FILE,
+    VIEW_FILE,
+    WRITES_DIR,
+    Write,
+    apply_writes,
     encode_error,
     encode_success,
+    file_stem,
 )
 
 _TRACEBACK_LINES = 12
@@ -48,7 +54,15 @@ class FunctionError(Exception):
 
 
 class NodeContext:
-    """The ``ctx`` argument of a node function."""
+    """The ``ctx`` argument of a node function.
+
+    The context a node sees (flowcraft's shared, writable context) is built lazily on first
+    use: the flow's initial context, then for each node that completed before this one
+    started, in completion order, its writes and its output as ``_outputs.<id>`` and ``<id>``
+    (the driver lists them in ``view.json``), plus ``_inputs.<own id>``. Writes go to an
+    overlay and travel back with the result; the driver applies them only if this attempt
+    succeeds.
+    """
 
     def __init__(
         self,
@@ -57,38 +71,150 @@ class NodeContext:
         params: dict[str, Any],
         input: Any,
         outputs_dir: Path | None,
+        *,
+        in_dir: Path | None = None,
     ) -> None:
         self.node_id = node_id
         self.attempt = attempt
         self.params = params
         self.input = input
         self._outputs_dir = outputs_dir
+        self._in_dir = in_dir
         self._outputs: dict[str, Any] = {}
+        self._base: dict[str, Any] | None = None
+        self._writes: dict[str, Write] = {}
+        self._awaitable = False
+        self.context = ContextView(self)
+
+    # -- flowcraft's context API -----------------------------------------------------------
 
     def get(self, key: str, default: Any = None) -> Any:
-        """A flowcraft context key: ``_outputs.<id>``, ``<id>`` or ``_inputs.<own id>``."""
-        if key.startswith("_inputs."):
-            return self.input if key[len("_inputs.") :] == self.node_id else default
+        """A context key: initial keys, other nodes' writes, ``_outputs.<id>``, ``<id>``,
+        ``_inputs.<own id>``, and this node's own writes so far."""
+        write = self._writes.get(key)
+        if write is not None:
+            return write["value"] if write["op"] == "set" else default
+        if key == f"_inputs.{self.node_id}" and self.input is not None:
+            return self.input
+        base = self._view()
+        if base is not None:
+            return base.get(key, default)
+        # No view.json (an older driver): outputs are looked up by file, as before.
         node = key[len("_outputs.") :] if key.startswith("_outputs.") else key
         value = self._output(node)
         return default if value is _MISSING else value
+
+    def has(self, key: str) -> bool:
+        return self.get(key, _MISSING) is not _MISSING
+
+    def set(self, key: str, value: Any) -> None:
+        """Write a context key; visible to this node now, to later nodes once it succeeds."""
+        if not isinstance(key, str):
+            raise TypeError(f"context keys are strings, got {type(key).__name__}")
+        self._writes.pop(key, None)  # keep the order of the last write per key
+        self._writes[key] = {"op": "set", "key": key, "value": value}
+
+    def delete(self, key: str) -> bool:
+        """Remove a context key; True if it was there."""
+        existed = self.has(key)
+        self._writes.pop(key, None)
+        self._writes[key] = {"op": "delete", "key": key}
+        return existed
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole context as this node sees it (a copy)."""
+        merged = dict(self._view() or {})
+        if self.input is not None:
+            merged[f"_inputs.{self.node_id}"] = self.input
+        apply_writes(merged, list(self._writes.values()))
+        return merged
+
+    def writes(self) -> list[Write]:
+        """This attempt's writes, one per key, in the order of their last write."""
+        return list(self._writes.values())
 
     def log(self, *parts: object) -> None:
         """Write one line to stderr (the node's log locally, the pod's log on the cluster)."""
         print(*parts, file=sys.stderr, flush=True)
 
+    # -- reading the input directory -------------------------------------------------------
+
+    def _view(self) -> dict[str, Any] | None:
+        if self._base is not None:
+            return self._base
+        if self._in_dir is None or not (self._in_dir / VIEW_FILE).is_file():
+            return None
+        base: dict[str, Any] = {}
+        initial_path = self._in_dir / INITIAL_CONTEXT_FILE
+        if initial_path.is_file():
+            initial = _read_json(initial_path, INITIAL_CONTEXT_FILE)
+            if isinstance(initial, dict):
+                base.update(initial)
+        order = _read_json(self._in_dir / VIEW_FILE, VIEW_FILE)
+        if not isinstance(order, list):
+            raise SetupError(f"{VIEW_FILE} must hold a list of node ids")
+        for node in order:
+            if not isinstance(node, str):
+                continue
+            stem = file_stem(node)
+            writes_path = self._in_dir / WRITES_DIR / f"{stem}.json"
+            if writes_path.is_file():
+                apply_writes(base, _read_json(writes_path, f"writes of node {node!r}"))
+            value = self._output(node)
+            base[f"_outputs.{node}"] = None if value is _MISSING else value
+            base[node] = base[f"_outputs.{node}"]
+        self._base = base
+        return base
+
     def _output(self, node: str) -> Any:
         if node in self._outputs:
             return self._outputs[node]
-        # Node ids are DNS-1123 labels; anything else cannot name a file here.
-        if self._outputs_dir is None or not node or "/" in node or node.startswith("."):
+        if self._outputs_dir is None or not node or "/" in node:
             return _MISSING
-        path = self._outputs_dir / f"{node}.json"
+        path = self._outputs_dir / f"{file_stem(node)}.json"
         if not path.is_file():
             return _MISSING
         value = _read_json(path, f"output of node {node!r}")
         self._outputs[node] = value
         return value
+
+
+class ContextView:
+    """``ctx.context``: flowcraft's ``context.context`` with get/set/has/delete/to_dict.
+
+    Inside ``async def run(ctx)`` each method returns an awaitable, so ported flowcraft code
+    (``await context.context.get(k)``) reads the same; inside ``def run(ctx)`` they return
+    values directly.
+    """
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self._ctx = ctx
+
+    def _wrap(self, value: Any) -> Any:
+        return _ready(value) if self._ctx._awaitable else value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._wrap(self._ctx.get(key, default))
+
+    def set(self, key: str, value: Any) -> Any:
+        self._ctx.set(key, value)
+        return self._wrap(None)
+
+    def has(self, key: str) -> Any:
+        return self._wrap(self._ctx.has(key))
+
+    def delete(self, key: str) -> Any:
+        return self._wrap(self._ctx.delete(key))
+
+    def to_dict(self) -> Any:
+        return self._wrap(self._ctx.to_dict())
+
+    def toJSON(self) -> Any:  # flowcraft's name, for ports
+        return self.to_dict()
+
+
+async def _ready(value: Any) -> Any:
+    return value
 
 
 def main() -> int:
@@ -106,6 +232,7 @@ def main() -> int:
 
     try:
         output, action = _call(function, ctx)
+        writes = ctx.writes()
     except Exception as err:
         # The one broad catch: anything the user's code raises (while its module loads or while
         # it runs) is that node's failure, reported through the contract rather than crashing.
@@ -118,15 +245,18 @@ def main() -> int:
         )
 
     try:
-        text = encode_success(output, action)
+        text = encode_success(output, action, writes)
     except (TypeError, ValueError) as err:
-        message = f"OutputNotJSON: node {ctx.node_id!r} returned an output that is not JSON: {err}"
+        message = (
+            f"OutputNotJSON: node {ctx.node_id!r} returned an output (or wrote a context "
+            f"value) that is not JSON: {err}"
+        )
         return _fail(out_path, message, "", limit, EXIT_FUNCTION_FAILED)
     size = len(text.encode())
     if limit is not None and size > limit:
         message = (
-            f"OutputTooLarge: node {ctx.node_id!r} result is {size} bytes, over the limit of "
-            f"{limit} bytes ({ENV_OUT_LIMIT})"
+            f"OutputTooLarge: node {ctx.node_id!r} result (output and context writes) is "
+            f"{size} bytes, over the limit of {limit} bytes ({ENV_OUT_LIMIT})"
         )
         return _fail(out_path, message, "", limit, EXIT_FUNCTION_FAILED)
     return _write(out_path, text, EXIT_OK)
@@ -168,13 +298,20 @@ def _setup() -> tuple[NodeContext, dict[str, Any]]:
     node_input = _read_json(input_path, INPUT_FILE) if input_path.is_file() else None
     outputs_dir = in_dir / OUTPUTS_DIR
     ctx = NodeContext(
-        node_id, attempt, params, node_input, outputs_dir if outputs_dir.is_dir() else None
+        node_id,
+        attempt,
+        params,
+        node_input,
+        outputs_dir if outputs_dir.is_dir() else None,
+        in_dir=in_dir,
     )
     return ctx, function
 
 
 def _call(function: Mapping[str, Any], ctx: NodeContext) -> tuple[Any, str | None]:
     fn = _load(function, ctx.node_id)
+    # In an async function ctx.context's methods are awaitable, as flowcraft's are.
+    ctx._awaitable = _is_async(fn)
     value = fn(ctx)
     if isinstance(value, Awaitable):
         import asyncio  # noqa: PLC0415 - only async functions pay for it
@@ -188,6 +325,14 @@ def _call(function: Mapping[str, Any], ctx: NodeContext) -> tuple[Any, str | Non
             )
         return value["output"], action
     return value, None
+
+
+def _is_async(fn: Any) -> bool:
+    import inspect  # noqa: PLC0415 - cheap, and only the call path needs it
+
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - callable objects with async __call__
+    )
 
 
 async def _await(awaitable: Any) -> Any:

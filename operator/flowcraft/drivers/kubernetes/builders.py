@@ -6,13 +6,17 @@ without a cluster, and the reconcile loop only decides *which* manifests to send
 
 Node I/O, as built here (DESIGN.md §2 "Node I/O on the cluster"):
 - everything a node reads is one read-only projected volume at ``/flowcraft/in``:
-  ``function.json``, ``params.json`` and ``input.json`` come from the pod template's
-  annotations through a ``downwardAPI`` source (so they are atomic with the Job: no extra
-  object to create, to leak or to race with), and each completed node's output comes from its
-  output ConfigMap through a ``configMap`` source as ``outputs/<id>.json``;
-- the node writes its result envelope to ``/dev/termination-log`` (the container's
-  ``terminationMessagePath``); the operator copies the output into an immutable ConfigMap
-  owned by the Flow (immutable: the kubelet does not have to watch it).
+  ``function.json``, ``params.json``, ``input.json`` and ``view.json`` (the nodes whose
+  results make up its context, in order) come from the pod template's annotations through a
+  ``downwardAPI`` source (so they are atomic with the Job: no extra object to create, to leak
+  or to race with); each node in the view contributes its output ConfigMap's
+  ``output.json`` as ``outputs/<stem>.json`` and, if it wrote to the context, its
+  ``writes.json`` as ``writes/<stem>.json``; the initial context comes from the Flow's
+  context ConfigMap as ``context.json`` (``stem``: ``flowcraft.contract.file_stem``);
+- the node writes its result envelope (output, action, context writes) to
+  ``/dev/termination-log`` (the container's ``terminationMessagePath``); the operator copies
+  output and writes into an immutable ConfigMap owned by the Flow (immutable: the kubelet
+  does not have to watch it).
 Pods never talk to the API: no service account token, non-root, no capabilities.
 """
 
@@ -20,24 +24,29 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flowcraft.drivers.kubernetes import names
-from flowcraft.model import FunctionSpec, NodeSpec, format_timestamp
-from flowcraft.runtime import (
+from flowcraft.contract import (
     ENV_ATTEMPT,
     ENV_IN,
     ENV_NODE,
     ENV_OUT,
     ENV_OUT_LIMIT,
     FUNCTION_FILE,
+    INITIAL_CONTEXT_FILE,
     INPUT_FILE,
     OUTPUTS_DIR,
     PARAMS_FILE,
+    VIEW_FILE,
+    WRITES_DIR,
+    Write,
+    file_stem,
 )
+from flowcraft.drivers.kubernetes import names
+from flowcraft.model import FunctionSpec, NodeSpec, format_timestamp
 
 Manifest = dict[str, Any]
 
@@ -58,8 +67,11 @@ ANN_ATTEMPT = "flowcraft.io/attempt"
 ANN_FUNCTION = "flowcraft.io/function"
 ANN_PARAMS = "flowcraft.io/params"
 ANN_INPUT = "flowcraft.io/input"
+ANN_VIEW = "flowcraft.io/view"
 
 OUTPUT_KEY = "output.json"
+WRITES_KEY = "writes.json"
+CONTEXT_KEY = "initial.json"
 IN_DIR = "/flowcraft/in"
 TERMINATION_LOG = "/dev/termination-log"
 OUT_LIMIT = 4096
@@ -217,11 +229,24 @@ def _container(node: str, attempt: int, fn: FunctionSpec, runner_image: str) -> 
     return container
 
 
-def _in_volume(outputs: Mapping[str, str]) -> Manifest:
+@dataclass(frozen=True)
+class View:
+    """What a node attempt can see: the nodes folded into its context, in order, with the
+    output ConfigMap of each that has one (a node recovered by its fallback has none: it
+    reads as null), which of them wrote to the context, and the initial-context ConfigMap."""
+
+    order: tuple[str, ...] = ()
+    configmaps: Mapping[str, str] | None = None
+    wrote: frozenset[str] = frozenset()
+    context_configmap: str | None = None
+
+
+def _in_volume(view: View) -> Manifest:
     files = [
         (FUNCTION_FILE, ANN_FUNCTION),
         (PARAMS_FILE, ANN_PARAMS),
         (INPUT_FILE, ANN_INPUT),
+        (VIEW_FILE, ANN_VIEW),
     ]
     sources: list[Manifest] = [
         {
@@ -233,15 +258,25 @@ def _in_volume(outputs: Mapping[str, str]) -> Manifest:
             }
         }
     ]
-    sources.extend(
-        {
-            "configMap": {
-                "name": cm,
-                "items": [{"key": OUTPUT_KEY, "path": f"{OUTPUTS_DIR}/{node}.json"}],
+    if view.context_configmap is not None:
+        sources.append(
+            {
+                "configMap": {
+                    "name": view.context_configmap,
+                    "items": [{"key": CONTEXT_KEY, "path": INITIAL_CONTEXT_FILE}],
+                }
             }
-        }
-        for node, cm in sorted(outputs.items())
-    )
+        )
+    configmaps = view.configmaps or {}
+    for node in view.order:
+        cm = configmaps.get(node)
+        if cm is None:
+            continue
+        stem = file_stem(node)
+        items = [{"key": OUTPUT_KEY, "path": f"{OUTPUTS_DIR}/{stem}.json"}]
+        if node in view.wrote:
+            items.append({"key": WRITES_KEY, "path": f"{WRITES_DIR}/{stem}.json"})
+        sources.append({"configMap": {"name": cm, "items": items}})
     return {"name": "flowcraft-in", "projected": {"defaultMode": 0o444, "sources": sources}}
 
 
@@ -253,18 +288,19 @@ def job_manifest(
     input_value: Any,
     *,
     timeout_seconds: float | None,
-    outputs: Mapping[str, str],
+    view: View,
     runner_image: str,
 ) -> Manifest:
     """The Job of one node attempt.
 
-    ``outputs`` maps the id of every completed node the function may read to its output
-    ConfigMap. Raises :class:`ManifestTooLarge` when the node's payload cannot fit.
+    ``view`` is what the function may read (see :class:`View`). Raises
+    :class:`ManifestTooLarge` when the node's payload cannot fit.
     """
     payload = {
         ANN_FUNCTION: _dumps(function_document(fn, node.uses)),
         ANN_PARAMS: _dumps(node.params),
         ANN_INPUT: _dumps(input_value),
+        ANN_VIEW: _dumps(list(view.order)),
     }
     size = sum(len(v.encode()) for v in payload.values())
     if size > MAX_PAYLOAD_BYTES:
@@ -300,7 +336,7 @@ def job_manifest(
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [_container(node.id, attempt, fn, runner_image)],
-                    "volumes": [_in_volume(outputs), {"name": "tmp", "emptyDir": {}}],
+                    "volumes": [_in_volume(view), {"name": "tmp", "emptyDir": {}}],
                 },
             },
         },
@@ -310,8 +346,14 @@ def job_manifest(
     return job
 
 
-def output_configmap(flow: FlowRef, node: str, attempt: int, output: Any) -> Manifest:
-    """The immutable ConfigMap holding a succeeded attempt's output (JSON under output.json)."""
+def output_configmap(
+    flow: FlowRef, node: str, attempt: int, output: Any, writes: Sequence[Write] = ()
+) -> Manifest:
+    """The immutable ConfigMap holding a succeeded attempt's output (JSON under output.json)
+    and, when it wrote to the context, its writes (JSON list under writes.json)."""
+    data = {OUTPUT_KEY: _dumps(output)}
+    if writes:
+        data[WRITES_KEY] = _dumps(list(writes))
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -323,13 +365,32 @@ def output_configmap(flow: FlowRef, node: str, attempt: int, output: Any) -> Man
             "ownerReferences": [owner_reference(flow)],
         },
         "immutable": True,
-        "data": {OUTPUT_KEY: _dumps(output)},
+        "data": data,
     }
 
 
-def read_output(configmap: Manifest) -> Any:
-    """The output value stored by :func:`output_configmap`."""
-    return json.loads((configmap.get("data") or {}).get(OUTPUT_KEY, "null"))
+def read_output(configmap: Manifest) -> tuple[Any, tuple[Write, ...]]:
+    """The output value and context writes stored by :func:`output_configmap`."""
+    data = configmap.get("data") or {}
+    writes = json.loads(data.get(WRITES_KEY, "[]"))
+    return json.loads(data.get(OUTPUT_KEY, "null")), tuple(writes)
+
+
+def context_configmap(flow: FlowRef, context: Mapping[str, Any]) -> Manifest:
+    """The immutable ConfigMap holding the Flow's initial context, mounted by every node."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": names.context_configmap_name(flow.name),
+            "namespace": flow.namespace,
+            "labels": {**labels(flow), LABEL_COMPONENT: "context"},
+            "annotations": {ANN_FLOW: flow.name},
+            "ownerReferences": [owner_reference(flow)],
+        },
+        "immutable": True,
+        "data": {CONTEXT_KEY: _dumps(dict(context))},
+    }
 
 
 def event_manifest(

@@ -11,9 +11,10 @@ Pydantic emits JSON Schema; Kubernetes wants a *structural* OpenAPI v3 schema. T
 fields, and defaults stay the model's business so a stored Flow reads as the user wrote it).
 
 Admission checks added on top, all linear so they fit the API server's CEL cost budget:
-- node ids: the DNS-1123 pattern, and uniqueness through ``x-kubernetes-list-type: map`` keyed
-  by ``id`` (native; no O(n^2) CEL);
-- ``uses`` must name a function: a CEL map lookup per node.
+- node ids: any non-empty string without "/" (as flowcraft allows; Kubernetes names are
+  derived from them, see ``names``), at most 253 characters, and uniqueness through
+  ``x-kubernetes-list-type: map`` keyed by ``id`` (native; no O(n^2) CEL);
+- ``uses`` must name a function or a built-in node type: a CEL map lookup per node.
 Edge endpoints and fallback references are *not* CEL rules: with lists as long as the
 1 -> 1000 -> 1 benchmark needs (``maxItems`` below), ``edges.all(e, nodes.exists(...))`` costs
 nodes x edges, and kube-apiserver 1.35 refused it (estimated cost 15.3x over the per-rule
@@ -32,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from flowcraft.model import FlowSpec, FlowStatus
+from flowcraft.model import BUILTIN_ALIASES, BUILTINS, FlowSpec, FlowStatus
 
 GROUP = "flowcraft.io"
 VERSION = "v1alpha1"
@@ -44,11 +45,14 @@ SHORT_NAMES = ["fl"]
 # Bounds that keep CEL cost estimates finite (see the module docstring).
 MAX_NODES = 1500
 MAX_EDGES = 3000
-MAX_ID = 63
+MAX_ID = 253
 MAX_FUNCTIONS = 256
-_DNS_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_NODE_ID = "^[^/]+$"
 
 Schema = dict[str, Any]
+
+# A constant list literal: the membership test stays linear in the node count.
+_BUILTIN_LIST = "[" + ", ".join(f"'{u}'" for u in sorted(BUILTINS | set(BUILTIN_ALIASES))) + "]"
 
 _DROP = {"title", "default", "examples", "$defs", "discriminator"}
 _PRESERVE = "x-kubernetes-preserve-unknown-fields"
@@ -133,7 +137,7 @@ def spec_schema() -> Schema:
     nodes["x-kubernetes-list-type"] = "map"
     nodes["x-kubernetes-list-map-keys"] = ["id"]
     node_props = nodes["items"]["properties"]
-    node_props["id"].update(maxLength=MAX_ID, pattern=_DNS_LABEL)
+    node_props["id"].update(maxLength=MAX_ID, pattern=_NODE_ID)
     node_props["uses"]["maxLength"] = 253
     node_props["config"]["properties"]["fallback"]["maxLength"] = MAX_ID
     edges = props["edges"]
@@ -144,8 +148,11 @@ def spec_schema() -> Schema:
     spec["x-kubernetes-validations"] = [
         {
             # A map lookup per node: linear, far inside the CEL cost budget.
-            "rule": "self.nodes.all(n, n.uses in self.functions)",
-            "message": "every node's uses must name an entry of spec.functions",
+            "rule": "self.nodes.all(n, n.uses in self.functions || n.uses in "
+            + _BUILTIN_LIST
+            + ")",
+            "message": "every node's uses must name an entry of spec.functions or a built-in "
+            "node type (" + ", ".join(sorted(BUILTINS)) + ")",
             "fieldPath": ".nodes",
         },
     ]

@@ -58,6 +58,11 @@ def output_configmap_name(flow: str, uid: str, node: str, attempt: int) -> str:
     return _dns_label(readable, "out", flow, uid, node, str(attempt))
 
 
+def context_configmap_name(flow: str) -> str:
+    """The ConfigMap holding a Flow's initial context (``spec.context``)."""
+    return _dns_label(f"{flow}-context", "context", flow)
+
+
 def label_value(value: str) -> str:
     """A valid label value for ``value``: itself when valid, else a cleaned prefix plus a hash.
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from flowcraft.contract import Write
 from flowcraft.runtime import parse_result
 
 # The kubelet keeps at most this many bytes of a container's termination message.
@@ -52,6 +53,7 @@ class Succeeded:
     at: datetime
     output: Any
     action: str | None
+    writes: tuple[Write, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ def _from_terminated(term: Manifest, now: datetime) -> Succeeded | Failed:
                 f"output reached the {TERMINATION_MESSAGE_LIMIT}-byte termination-message "
                 "limit and was truncated; return a smaller output",
             )
-        return Succeeded(started, finished, result.output, result.action)
+        return Succeeded(started, finished, result.output, result.action, result.writes)
     detail = result.error if result.error is not None else _tail(message)
     text = f"exit code {code}" + (f" ({reason})" if reason else "")
     if detail:

@@ -37,6 +37,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from flowcraft.contract import Write
 from flowcraft.drivers.kubernetes import builders, metrics, names, outcomes
 from flowcraft.drivers.kubernetes import status as flow_status
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
@@ -85,6 +86,8 @@ class _FlowState:
     engine: Engine | None = None
     engine_generation: int | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
+    writes: dict[str, tuple[Write, ...]] = field(default_factory=dict)
+    context_stored: bool = False  # the initial-context ConfigMap exists (or is not needed)
     written_rv: str | None = None
     # The Flow as our own last status write returned it: the freshest copy there is until a
     # watch event says someone else changed it. Saves a GET of a large object per pass.
@@ -245,6 +248,7 @@ class Reconciler:
             # A new object under an old name: nothing we remember applies.
             state.uid, state.engine, state.outputs = ref.uid, None, {}
             state.pending, state.real_start, state.parsed = [], {}, None
+            state.writes, state.context_stored = {}, False
         raw_status: Manifest = dict(body.get("status") or {})
         generation = _generation(body)
         if raw_status.get("phase") in TERMINAL_FLOW_PHASES:
@@ -267,7 +271,7 @@ class Reconciler:
         await self._load_outputs(ref, state, status)
         events, success_seen = await self._observe(ctx, status, now)
         try:
-            step = engine.advance(status, events, now, state.outputs)
+            step = engine.advance(status, events, now, state.outputs, state.writes)
         except EngineError as exc:
             await self._fail_engine(ref, body, status, now, str(exc))
             return
@@ -308,6 +312,7 @@ class Reconciler:
         metrics.current().forget(metrics.FlowId(key.namespace, key.name))
         state.engine, state.engine_generation = None, None
         state.outputs, state.real_start, state.pending, state.parsed = {}, {}, [], None
+        state.writes, state.context_stored = {}, False
         if state.timer is not None:
             state.timer.cancel()
             state.timer = None
@@ -387,7 +392,10 @@ class Reconciler:
                     builders.describe_controller(found),
                 )
                 continue
-            state.outputs[node] = builders.read_output(found)
+            output, writes = builders.read_output(found)
+            state.outputs[node] = output
+            if writes:
+                state.writes[node] = writes
 
     async def _observe(
         self, ctx: _Pass, status: FlowStatus, now: datetime
@@ -418,9 +426,11 @@ class Reconciler:
             if started is not None and attempt == 1:
                 state.real_start.setdefault(node, started)
             if isinstance(outcome, outcomes.Succeeded):
-                cm = builders.output_configmap(ref, node, attempt, outcome.output)
+                cm = builders.output_configmap(ref, node, attempt, outcome.output, outcome.writes)
                 configmaps.append((len(events), cm))
                 state.outputs[node] = outcome.output
+                if outcome.writes:
+                    state.writes[node] = outcome.writes
                 events.append(
                     NodeSucceeded(
                         node,
@@ -429,6 +439,7 @@ class Reconciler:
                         output=outcome.output,
                         action=outcome.action,
                         output_ref=cm["metadata"]["name"],
+                        writes=outcome.writes,
                     )
                 )
                 seen = self._cache.finished_seen(key, job)
@@ -522,11 +533,13 @@ class Reconciler:
         cancels = [a for a in step.actions if isinstance(a, CancelNode)]
         if not starts and not cancels:
             return set()
-        outputs = flow_status.output_refs(step.status, ctx.engine.graph.fallback)
+        if starts:
+            await self._store_context(ctx)
+        outputs = flow_status.output_refs(step.status)
         loop = asyncio.get_running_loop()
 
         async def start(action: StartNode) -> str:
-            job = self._job(ctx, action, outputs)
+            job = self._job(ctx, step.status, action, outputs)
             if job is None:
                 return ""
             async with self._requests:
@@ -557,7 +570,30 @@ class Reconciler:
         await asyncio.gather(*(cancel(a) for a in cancels))
         return {name for name in created if name}
 
-    def _job(self, ctx: _Pass, action: StartNode, outputs: Mapping[str, str]) -> Manifest | None:
+    async def _store_context(self, ctx: _Pass) -> None:
+        """Create the initial-context ConfigMap before the first Job that mounts it."""
+        if ctx.state.context_stored:
+            return
+        if ctx.spec.context is not None:
+            await self._store_output(ctx.ref, builders.context_configmap(ctx.ref, ctx.spec.context))
+        ctx.state.context_stored = True
+
+    def _view(
+        self, ctx: _Pass, status: FlowStatus, node: str, outputs: Mapping[str, str]
+    ) -> builders.View:
+        order = tuple(ctx.engine.view(status, node))
+        return builders.View(
+            order=order,
+            configmaps=outputs,
+            wrote=frozenset(n for n in order if status.nodes[n].writes),
+            context_configmap=(
+                names.context_configmap_name(ctx.ref.name) if ctx.spec.context is not None else None
+            ),
+        )
+
+    def _job(
+        self, ctx: _Pass, status: FlowStatus, action: StartNode, outputs: Mapping[str, str]
+    ) -> Manifest | None:
         spec = ctx.spec
         node = spec.node(action.node)
         try:
@@ -568,7 +604,7 @@ class Reconciler:
                 action.attempt,
                 action.input,
                 timeout_seconds=action.timeout_seconds,
-                outputs=outputs,
+                view=self._view(ctx, status, action.node, outputs),
                 runner_image=self._runner_image_for(ctx.spec),
             )
         except builders.ManifestTooLarge as exc:
@@ -625,14 +661,15 @@ class Reconciler:
         ]
         if not missing:
             return
-        outputs = flow_status.output_refs(step.status, engine.graph.fallback)
+        await self._store_context(ctx)
+        outputs = flow_status.output_refs(step.status)
         for node, _attempt in missing:
             try:
-                action = engine.start_action(step.status, node, state.outputs)
+                action = engine.start_action(step.status, node, state.outputs, state.writes)
             except EngineError as exc:
                 logger.warning("cannot re-ensure %s of %s: %s", node, key.name, exc)
                 continue
-            job = self._job(ctx, action, outputs)
+            job = self._job(ctx, step.status, action, outputs)
             if job is None:
                 continue
             try:

@@ -229,21 +229,6 @@ def notes(old: FlowStatus, new: FlowStatus) -> list[Note]:
     return out
 
 
-def output_refs(status: FlowStatus, fallbacks: Mapping[str, str]) -> dict[str, str]:
-    """Node id -> output ConfigMap of every completed node, as downstream pods mount them.
-
-    ``fallbacks`` maps a node to its fallback: a node recovered by its fallback shows the
-    fallback's output, as in the engine's context.
-    """
-    refs: dict[str, str] = {
-        node: ns.output_ref for node, ns in status.nodes.items() if ns.output_ref is not None
-    }
-    for node, ns in status.nodes.items():
-        if node in refs or ns.phase != "Failed":
-            continue
-        fallback = fallbacks.get(node)
-        while fallback is not None and fallback not in refs:
-            fallback = fallbacks.get(fallback)
-        if fallback is not None:
-            refs[node] = refs[fallback]
-    return refs
+def output_refs(status: FlowStatus) -> dict[str, str]:
+    """Node id -> output ConfigMap of every node that succeeded (what a view can mount)."""
+    return {node: ns.output_ref for node, ns in status.nodes.items() if ns.output_ref is not None}

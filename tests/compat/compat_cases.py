@@ -1,0 +1,112 @@
+"""The compat cases on disk (tests/compat/cases/<name>/) and how a run is compared with them.
+
+Shared by test_compat_local.py (local runner) and test_compat_cluster.py (operator).
+
+Comparison rule (the only normalisation): flowcraft's expected.json is `JSON.stringify` of its
+`result.context`, which drops keys whose value is `undefined`. A key whose value is null in our
+final context may therefore be absent from expected.json. Everything else must be equal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flowcraft.model import Flow
+from flowcraft.model.loader import blueprint_to_manifest, load_functions, parse_flow
+
+CASES_DIR = Path(__file__).resolve().parent / "cases"
+
+# flowcraft's result.status -> our Flow phase.
+STATUS_TO_PHASE = {"completed": "Succeeded", "failed": "Failed"}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    dir: Path
+    meta: dict[str, Any]  # case.json
+    expected: dict[str, Any]  # expected.json
+
+    @property
+    def pending(self) -> str | None:
+        return self.meta.get("pending")
+
+    @property
+    def initial_context(self) -> dict[str, Any] | None:
+        path = self.dir / "initial-context.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def manifest(self, name: str | None = None) -> dict[str, Any]:
+        """The Flow manifest our tools build from blueprint.json + functions.yaml (+ context)."""
+        blueprint = json.loads((self.dir / "blueprint.json").read_text())
+        functions = load_functions(self.dir / "functions.yaml")
+        manifest = blueprint_to_manifest(
+            blueprint, {key: spec.to_dict() for key, spec in functions.items()}
+        )
+        if name is not None:
+            manifest["metadata"]["name"] = name
+        context = self.initial_context
+        if context is not None:
+            manifest["spec"]["context"] = context
+        return manifest
+
+    def flow(self, name: str | None = None) -> Flow:
+        return parse_flow(self.manifest(name), source=str(self.dir / "blueprint.json"))
+
+
+def load_cases() -> list[Case]:
+    cases = []
+    for path in sorted(CASES_DIR.iterdir()):
+        if (path / "case.json").is_file():
+            cases.append(
+                Case(
+                    name=path.name,
+                    dir=path,
+                    meta=json.loads((path / "case.json").read_text()),
+                    expected=json.loads((path / "expected.json").read_text()),
+                )
+            )
+    return cases
+
+
+def runnable_cases() -> list[Case]:
+    return [case for case in load_cases() if not case.pending]
+
+
+def normalise(ours: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]:
+    """Our context minus the null-valued keys flowcraft leaves undefined (absent in JSON)."""
+    return {k: v for k, v in ours.items() if not (v is None and k not in expected)}
+
+
+def first_difference(ours: dict[str, Any], expected: dict[str, Any]) -> str | None:
+    """A short description of the first difference (key order: expected's, then ours)."""
+    ours = normalise(ours, expected)
+    for key, value in expected.items():
+        if key not in ours:
+            return f"missing key {key!r} (flowcraft: {_short(value)})"
+        if ours[key] != value:
+            return f"key {key!r}: ours {_short(ours[key])}, flowcraft {_short(value)}"
+    for key, value in ours.items():
+        if key not in expected:
+            return f"extra key {key!r} = {_short(value)}"
+    return None
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check(case: Case, phase: str, context: dict[str, Any]) -> list[str]:
+    """Problems with one run of `case`: status first, then the context's first difference."""
+    problems = []
+    want_phase = STATUS_TO_PHASE.get(case.expected["status"], case.expected["status"])
+    if phase != want_phase:
+        problems.append(f"phase {phase}, flowcraft {case.expected['status']} ({want_phase})")
+    diff = first_difference(context, case.expected["context"])
+    if diff is not None:
+        problems.append(f"context: {diff}")
+    return problems

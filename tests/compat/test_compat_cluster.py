@@ -1,0 +1,88 @@
+"""The compat cases on a real cluster: every runnable case submitted at once into one
+namespace, run by the operator, and each final context compared with flowcraft's.
+
+The operator does not publish a Flow's final context (neither `.status` nor `flowcraft get`
+shows it), so the test computes it the way the engine defines it: from the Flow's status and
+the output ConfigMaps (each holds a node's output and its context writes), through
+`Engine.context`, which is what the local runner reports as the final context.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Any
+
+import pytest
+from compat_cases import Case, check, runnable_cases
+
+from cluster import ROOT, Cluster
+from flowcraft.drivers.kubernetes import builders
+from flowcraft.engine import Engine
+from flowcraft.model import FlowStatus
+from operator_harness import OperatorProcess, apply_doc, flow_crd, get_flow, operator
+
+pytestmark = pytest.mark.e2e
+
+__all__ = ["flow_crd", "operator"]  # fixtures
+
+RUNNER_IMAGE = "flowcraft-runner:0.1.0"
+TERMINAL = {"Succeeded", "Failed", "Cancelled"}
+
+
+@pytest.fixture(scope="module")
+def runner_image(cluster: Cluster, load_images: Any) -> str:
+    if not cluster.runs_containers:
+        pytest.fail("compat cluster tests need a cluster that runs containers", pytrace=False)
+    subprocess.run(["make", "-s", "image-runner"], cwd=ROOT, check=True, capture_output=True)
+    load_images(RUNNER_IMAGE)
+    return RUNNER_IMAGE
+
+
+def final_context(cluster: Cluster, namespace: str, case: Case, doc: dict[str, Any]) -> Any:
+    status = FlowStatus.model_validate(doc["status"])
+    outputs: dict[str, Any] = {}
+    writes: dict[str, Any] = {}
+    for node, ns in status.nodes.items():
+        if ns.output_ref:
+            cm = cluster.kubectl_json("get", "configmap", ns.output_ref, "-n", namespace)
+            outputs[node], writes[node] = builders.read_output(cm)
+    return Engine(case.flow().spec).context(status, outputs, writes)
+
+
+def test_compat_cases_on_the_cluster(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, runner_image: str
+) -> None:
+    cases = runnable_cases()
+    for case in cases:
+        # Case names are unique DNS names; several blueprints share an id.
+        apply_doc(cluster, namespace, case.manifest(name=case.name))
+
+    deadline = time.monotonic() + 900
+    docs: dict[str, dict[str, Any]] = {}
+    while len(docs) < len(cases) and time.monotonic() < deadline:
+        for case in cases:
+            if case.name not in docs:
+                doc = get_flow(cluster, namespace, case.name)
+                if (doc.get("status") or {}).get("phase") in TERMINAL:
+                    docs[case.name] = doc
+        time.sleep(2)
+
+    report: dict[str, list[str]] = {}
+    for case in cases:
+        doc = docs.get(case.name)
+        if doc is None:
+            report[case.name] = ["did not finish in time"]
+            continue
+        try:
+            context = final_context(cluster, namespace, case, doc)
+        except Exception as exc:
+            report[case.name] = [f"cannot compute the final context: {exc}"]
+            continue
+        problems = check(case, doc["status"]["phase"], context)
+        if problems:
+            report[case.name] = problems
+    print(f"\ncompat on the cluster: {len(cases) - len(report)} of {len(cases)} cases match")
+    for name, problems in sorted(report.items()):
+        print(f"  {name}: {' | '.join(problems)}")
+    assert not report, f"{len(report)} of {len(cases)} compat cases differ: {sorted(report)}"
