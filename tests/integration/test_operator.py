@@ -313,7 +313,7 @@ def _old_objects(
     fn = FunctionSpec(image=image, env={"SMOKE_MESSAGE": '"STALE"'})
     job = builders.job_manifest(
         old, NodeSpec(id=node, uses="say"), fn, attempt, None,
-        timeout_seconds=None, outputs={}, runner_image="unused",
+        timeout_seconds=None, view=builders.View(), runner_image="unused",
     )  # fmt: skip
     job["spec"]["suspend"] = True
     return job, builders.output_configmap(old, node, attempt, "STALE")
@@ -325,7 +325,7 @@ def _stale_intact(cluster: Cluster, namespace: str, kind: str, name: str) -> dic
     if kind == "job":
         assert obj["spec"]["suspend"] is True, f"the operator resumed the stale Job {name}"
     else:
-        assert builders.read_output(obj) == "STALE"
+        assert "STALE" in json.dumps(obj["data"]), f"ConfigMap {name} changed"
     return obj
 
 
@@ -333,7 +333,8 @@ def _output_of(cluster: Cluster, namespace: str, flow: dict[str, Any], node: str
     ref = flow["status"]["nodes"][node]["outputRef"]
     cm = cluster.kubectl_json("get", "configmap", ref, "-n", namespace)
     assert builders.controlled_by(cm, flow["metadata"]["uid"]), f"{ref} is not this Flow's"
-    return builders.read_output(cm)
+    output, _writes = builders.read_output(cm)
+    return output
 
 
 def test_a_recreated_flow_runs_its_own_jobs_and_never_reads_the_old_outputs(
@@ -473,3 +474,44 @@ def test_a_finished_flow_observes_a_later_spec_edit(
     cluster.kubectl(
         "wait", "--for=condition=Failed", "flow/edited", "-n", namespace, "--timeout=30s"
     )
+
+
+def test_an_initial_context_held_by_another_owner_fails_the_node_naming_it(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """The per-Flow initial-context ConfigMap is tied to the Flow's UID as well: someone
+    else's under its name is never mounted; the node fails saying which object is in the way."""
+    held: list[tuple[str, str]] = []
+    try:
+        doc = _flow("ctx", [{"id": "a", "uses": "ok"}], [])
+        doc["spec"]["context"] = {"who": "fresh"}
+        doc["spec"]["suspend"] = True
+        apply_doc(cluster, namespace, doc)
+        uid = get_flow(cluster, namespace, "ctx")["metadata"]["uid"]
+        old = builders.FlowRef(name="ctx", namespace=namespace, uid=OLD_UID)
+        name = names.context_configmap_name("ctx", uid)
+        _leave_stale(
+            cluster, namespace, builders.context_configmap(old, {"who": "STALE"}), name, held
+        )
+        cluster.kubectl(
+            "patch", "flow", "ctx", "-n", namespace, "--type=merge",
+            "-p", '{"spec":{"suspend":false}}',
+        )  # fmt: skip
+        flow = wait_phase(cluster, namespace, "ctx", {"Succeeded", "Failed"}, timeout=60)
+        assert flow["status"]["phase"] == "Failed"
+        message = flow["status"]["nodes"]["a"]["message"]
+        assert f"ConfigMap {namespace}/{name} already exists" in message, message
+        assert not [
+            j
+            for j in items(cluster, "jobs", namespace, "flowcraft.io/flow=ctx")
+            if builders.controlled_by(j, uid)
+        ], "no Job may mount someone else's context"
+        _stale_intact(cluster, namespace, "configmap", name)
+        wait_for(
+            lambda: [
+                e for e in events_for(cluster, namespace, "ctx") if e["reason"] == "NameConflict"
+            ],
+            what="a NameConflict event",
+        )
+    finally:
+        _release(cluster, namespace, held)

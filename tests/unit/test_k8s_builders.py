@@ -155,7 +155,9 @@ def test_output_configmap_roundtrip() -> None:
 
 def test_context_configmap_holds_the_initial_context() -> None:
     cm = builders.context_configmap(FLOW, {"orderId": 7})
-    assert cm["metadata"]["name"] == names.context_configmap_name("parallel")
+    assert cm["metadata"]["name"] == names.context_configmap_name("parallel", "uid-1")
+    assert cm["metadata"]["labels"][builders.LABEL_FLOW_UID] == "uid-1"
+    assert builders.controlled_by(cm, "uid-1")
     assert cm["immutable"] is True
     assert cm["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     assert json.loads(cm["data"]["initial.json"]) == {"orderId": 7}

@@ -36,6 +36,12 @@ def test_a_recreated_flow_gets_names_of_its_own() -> None:
     )
 
 
+def test_the_initial_context_configmap_is_per_flow_object() -> None:
+    assert names.context_configmap_name("f", UID) == f"f-context-{FRAG}"
+    assert names.context_configmap_name("f", UID) != names.context_configmap_name("f", OTHER_UID)
+    assert names.is_dns_label(names.context_configmap_name("x" * 200, UID))
+
+
 def test_flow_and_node_boundaries_do_not_collide_across_flows() -> None:
     # Flow "a-b" node "c" and flow "a" node "b-c" read alike; their uids keep them apart.
     assert names.job_name("a-b", UID, "c", 1) != names.job_name("a", OTHER_UID, "b-c", 1)

@@ -382,7 +382,7 @@ def context_configmap(flow: FlowRef, context: Mapping[str, Any]) -> Manifest:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": names.context_configmap_name(flow.name),
+            "name": names.context_configmap_name(flow.name, flow.uid),
             "namespace": flow.namespace,
             "labels": {**labels(flow), LABEL_COMPONENT: "context"},
             "annotations": {ANN_FLOW: flow.name},

@@ -58,9 +58,9 @@ def output_configmap_name(flow: str, uid: str, node: str, attempt: int) -> str:
     return _dns_label(readable, "out", flow, uid, node, str(attempt))
 
 
-def context_configmap_name(flow: str) -> str:
+def context_configmap_name(flow: str, uid: str) -> str:
     """The ConfigMap holding a Flow's initial context (``spec.context``)."""
-    return _dns_label(f"{flow}-context", "context", flow)
+    return _dns_label(f"{flow}-context-{uid_fragment(uid)}", "context", flow, uid)
 
 
 def label_value(value: str) -> str:

@@ -533,12 +533,14 @@ class Reconciler:
         cancels = [a for a in step.actions if isinstance(a, CancelNode)]
         if not starts and not cancels:
             return set()
-        if starts:
-            await self._store_context(ctx)
+        context_conflict = await self._store_context(ctx) if starts else None
         outputs = flow_status.output_refs(step.status)
         loop = asyncio.get_running_loop()
 
         async def start(action: StartNode) -> str:
+            if context_conflict is not None:
+                self._fail_later(ctx.state, action, context_conflict)
+                return ""
             job = self._job(ctx, step.status, action, outputs)
             if job is None:
                 return ""
@@ -570,13 +572,21 @@ class Reconciler:
         await asyncio.gather(*(cancel(a) for a in cancels))
         return {name for name in created if name}
 
-    async def _store_context(self, ctx: _Pass) -> None:
-        """Create the initial-context ConfigMap before the first Job that mounts it."""
+    async def _store_context(self, ctx: _Pass) -> str | None:
+        """Create the initial-context ConfigMap before the first Job that mounts it.
+
+        A message when its name holds someone else's ConfigMap: no Job may mount that one.
+        """
         if ctx.state.context_stored:
-            return
+            return None
         if ctx.spec.context is not None:
-            await self._store_output(ctx.ref, builders.context_configmap(ctx.ref, ctx.spec.context))
+            cm = builders.context_configmap(ctx.ref, ctx.spec.context)
+            conflict = await self._store_output(ctx.ref, cm)
+            if conflict is not None:
+                await self._event(ctx.ref, "NameConflict", conflict, True, datetime.now(UTC))
+                return conflict
         ctx.state.context_stored = True
+        return None
 
     def _view(
         self, ctx: _Pass, status: FlowStatus, node: str, outputs: Mapping[str, str]
@@ -587,7 +597,9 @@ class Reconciler:
             configmaps=outputs,
             wrote=frozenset(n for n in order if status.nodes[n].writes),
             context_configmap=(
-                names.context_configmap_name(ctx.ref.name) if ctx.spec.context is not None else None
+                names.context_configmap_name(ctx.ref.name, ctx.ref.uid)
+                if ctx.spec.context is not None
+                else None
             ),
         )
 
@@ -661,13 +673,16 @@ class Reconciler:
         ]
         if not missing:
             return
-        await self._store_context(ctx)
+        context_conflict = await self._store_context(ctx)
         outputs = flow_status.output_refs(step.status)
         for node, _attempt in missing:
             try:
                 action = engine.start_action(step.status, node, state.outputs, state.writes)
             except EngineError as exc:
                 logger.warning("cannot re-ensure %s of %s: %s", node, key.name, exc)
+                continue
+            if context_conflict is not None:
+                self._fail_later(state, action, context_conflict)
                 continue
             job = self._job(ctx, step.status, action, outputs)
             if job is None:
