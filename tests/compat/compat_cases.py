@@ -2,9 +2,11 @@
 
 Shared by test_compat_local.py (local runner) and test_compat_cluster.py (operator).
 
-Comparison rule (the only normalisation): flowcraft's expected.json is `JSON.stringify` of its
+Comparison rules (the only normalisations): flowcraft's expected.json is `JSON.stringify` of its
 `result.context`, which drops keys whose value is `undefined`. A key whose value is null in our
-final context may therefore be absent from expected.json. Everything else must be equal.
+final context may therefore be absent from expected.json. `_executionId` (a random uuid per run,
+which flowcraft also puts into a subflow's final context, i.e. into the output of a subflow node
+with an `outputs` mapping) is not compared at any depth. Everything else must be equal.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flowcraft.model import Flow
+from flowcraft.model.blueprint import Blueprint, load_blueprints
 from flowcraft.model.loader import blueprint_to_manifest, load_functions, parse_flow
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
@@ -56,6 +59,11 @@ class Case:
     def flow(self, name: str | None = None) -> Flow:
         return parse_flow(self.manifest(name), source=str(self.dir / "blueprint.json"))
 
+    def blueprints(self) -> dict[str, Blueprint] | None:
+        """The sub-blueprints its subflow nodes run (subflow-<id>.json), by id; None if none."""
+        files = sorted(self.dir.glob("subflow-*.json"))
+        return load_blueprints(files).blueprints if files else None
+
 
 def load_cases() -> list[Case]:
     cases = []
@@ -81,8 +89,18 @@ def normalise(ours: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in ours.items() if not (v is None and k not in expected)}
 
 
+def without_execution_id(value: Any) -> Any:
+    """`value` without `_executionId` keys at any depth."""
+    if isinstance(value, dict):
+        return {k: without_execution_id(v) for k, v in value.items() if k != "_executionId"}
+    if isinstance(value, list):
+        return [without_execution_id(v) for v in value]
+    return value
+
+
 def first_difference(ours: dict[str, Any], expected: dict[str, Any]) -> str | None:
     """A short description of the first difference (key order: expected's, then ours)."""
+    expected = without_execution_id(expected)
     ours = normalise(ours, expected)
     for key, value in expected.items():
         if key not in ours:
