@@ -48,16 +48,33 @@ PENDING = {
     "guide-pausing-expense-approval": "wait",
 }
 
+# Cases whose built-in node types run but whose result can still differ from flowcraft's.
+DIFFERS = {
+    "ex-built-in-subflow": (
+        "differs at random: _inputs.processResults is the output of whichever of the two "
+        "parallel subflow nodes completes last, and both are equally short; flowcraft "
+        "runs them in one batch and applies the batch's results in node order, so "
+        "enrichmentSubflow always wins there (engine completion order, not subflows)"
+    ),
+}
+
 CASES = runnable_cases()
 
 
 def test_pending_cases() -> None:
-    found = {case.name: ", ".join(case.meta["builtins"]) for case in load_cases() if case.pending}
+    found = {
+        case.name: ", ".join(case.meta["builtins"])
+        for case in load_cases()
+        if case.pending and case.name not in DIFFERS
+    }
     print("\npending compat cases (need built-in node types, next issue):")
     for name, builtins in sorted(found.items()):
         print(f"  {name}: {builtins}")
     assert found == PENDING
     for case in load_cases():
+        if case.name in DIFFERS:
+            assert case.pending == DIFFERS[case.name]
+            continue
         supported = set(case.meta["builtins"]) <= SUPPORTED
         assert bool(case.pending) != supported, case.name
         if case.pending:
