@@ -6,7 +6,12 @@ Comparison rules (the only normalisations): flowcraft's expected.json is `JSON.s
 `result.context`, which drops keys whose value is `undefined`. A key whose value is null in our
 final context may therefore be absent from expected.json. `_executionId` (a random uuid per run,
 which flowcraft also puts into a subflow's final context, i.e. into the output of a subflow node
-with an `outputs` mapping) is not compared at any depth. Everything else must be equal.
+with an `outputs` mapping) is not compared at any depth. A case may name keys whose value
+depends on timing (which of several parallel branches finishes last: flowcraft itself runs at
+most `navigator.hardwareConcurrency` nodes at once, so its order depends on the machine) in
+case.json's "timingDependent" with the reason: those keys must exist, their values are not
+compared. Everything else must be equal. When flowcraft threw (status "threw", no context: its
+traversal limit on an endless loop), the run must fail and the context is not compared.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from flowcraft.model.loader import blueprint_to_manifest, load_functions, parse_
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 
 # flowcraft's result.status -> our Flow phase.
-STATUS_TO_PHASE = {"completed": "Succeeded", "failed": "Failed"}
+STATUS_TO_PHASE = {"completed": "Succeeded", "failed": "Failed", "threw": "Failed"}
 
 
 @dataclass(frozen=True)
@@ -98,13 +103,17 @@ def without_execution_id(value: Any) -> Any:
     return value
 
 
-def first_difference(ours: dict[str, Any], expected: dict[str, Any]) -> str | None:
+def first_difference(
+    ours: dict[str, Any], expected: dict[str, Any], timing: frozenset[str] = frozenset()
+) -> str | None:
     """A short description of the first difference (key order: expected's, then ours)."""
     expected = without_execution_id(expected)
     ours = normalise(ours, expected)
     for key, value in expected.items():
         if key not in ours:
             return f"missing key {key!r} (flowcraft: {_short(value)})"
+        if key in timing:
+            continue
         if ours[key] != value:
             return f"key {key!r}: ours {_short(ours[key])}, flowcraft {_short(value)}"
     for key, value in ours.items():
@@ -124,7 +133,10 @@ def check(case: Case, phase: str, context: dict[str, Any]) -> list[str]:
     want_phase = STATUS_TO_PHASE.get(case.expected["status"], case.expected["status"])
     if phase != want_phase:
         problems.append(f"phase {phase}, flowcraft {case.expected['status']} ({want_phase})")
-    diff = first_difference(context, case.expected["context"])
+    if case.expected["context"] is None:
+        return problems  # flowcraft threw: nothing to compare but the failure
+    timing = frozenset(case.meta.get("timingDependent", {}))
+    diff = first_difference(context, case.expected["context"], timing)
     if diff is not None:
         problems.append(f"context: {diff}")
     return problems

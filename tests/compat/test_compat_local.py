@@ -89,7 +89,7 @@ def test_every_case_has_its_files() -> None:
     for case in load_cases():
         for name in ("blueprint.json", "expected.json", "functions.yaml", "case.json"):
             assert (case.dir / name).is_file(), f"{case.name}/{name}"
-        assert set(case.meta) <= {"source", "builtins", "pending", "notes"}, case.name
+        assert set(case.meta) <= {"source", "builtins", "pending", "notes", "timingDependent"}
         assert case.expected["evaluator"] in ("property", "unsafe"), case.name
 
 

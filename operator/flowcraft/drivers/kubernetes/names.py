@@ -34,13 +34,20 @@ def _dns_label(readable: str, *identity: str) -> str:
     return f"{prefix}-{suffix}" if prefix else f"x-{suffix}"
 
 
-def job_name(flow: str, node: str, attempt: int) -> str:
-    """The Job of one attempt of one node."""
+def job_name(flow: str, node: str, attempt: int, iteration: int = 0) -> str:
+    """The Job of one attempt of one node (in one loop iteration: a later iteration's Jobs
+    carry it, so each (node, iteration, attempt) has its own name)."""
+    if iteration:
+        readable = f"{flow}-{node}-i{iteration}-{attempt}"
+        return _dns_label(readable, "job", flow, node, str(attempt), str(iteration))
     return _dns_label(f"{flow}-{node}-{attempt}", "job", flow, node, str(attempt))
 
 
-def output_configmap_name(flow: str, node: str, attempt: int) -> str:
+def output_configmap_name(flow: str, node: str, attempt: int, iteration: int = 0) -> str:
     """The ConfigMap holding the output of the attempt that succeeded."""
+    if iteration:
+        readable = f"{flow}-{node}-i{iteration}-{attempt}-out"
+        return _dns_label(readable, "out", flow, node, str(attempt), str(iteration))
     return _dns_label(f"{flow}-{node}-{attempt}-out", "out", flow, node, str(attempt))
 
 

@@ -31,8 +31,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flowcraft.contract import Write
-from flowcraft.drivers.kubernetes import builders, metrics, names, outcomes
+from flowcraft.contract import Write, result_key
+from flowcraft.drivers.kubernetes import builders, metrics, names, outcomes, subflows
 from flowcraft.drivers.kubernetes import status as flow_status
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
 from flowcraft.drivers.kubernetes.client import (
@@ -128,6 +128,7 @@ class Reconciler:
         self._runner_image = runner_image
         self._flows: dict[FlowKey, _FlowState] = {}
         self._requests = asyncio.Semaphore(_MAX_PARALLEL_REQUESTS)
+        self.subflows = subflows.Subflows(client)  # subflow nodes run as child Flows
 
     # -- triggering -----------------------------------------------------------------------
 
@@ -346,9 +347,9 @@ class Reconciler:
     ) -> None:
         """Fill the outputs the engine may need (after a restart: from the ConfigMaps)."""
         missing = {
-            node: ns.output_ref
-            for node, ns in status.nodes.items()
-            if ns.output_ref is not None and node not in state.outputs
+            key: ref
+            for key, ref in flow_status.output_refs(status).items()
+            if key not in state.outputs
         }
         if not missing:
             return
@@ -382,7 +383,20 @@ class Reconciler:
         configmaps: list[Manifest] = []
         stuck: list[str] = []
         for node, attempt in engine.running(status):
-            job_name = names.job_name(ref.name, node, attempt)
+            iteration = status.nodes[node].iteration or 0
+            if subflows.runs(engine, node):
+                sub = await self.subflows.observe(
+                    ref,
+                    ctx.spec,
+                    node,
+                    attempt,
+                    iteration,
+                    outputs=state.outputs,
+                    writes=state.writes,
+                )
+                events.extend([sub] if sub is not None else [])
+                continue
+            job_name = names.job_name(ref.name, node, attempt, iteration)
             job = self._cache.job(key, job_name)
             if job is not None and suspended and (job.get("spec") or {}).get("suspend"):
                 continue  # its pod was stopped on purpose; the attempt resumes later
@@ -397,11 +411,14 @@ class Reconciler:
             if started is not None and attempt == 1:
                 state.real_start.setdefault(node, started)
             if isinstance(outcome, outcomes.Succeeded):
-                cm = builders.output_configmap(ref, node, attempt, outcome.output, outcome.writes)
+                cm = builders.output_configmap(
+                    ref, node, attempt, outcome.output, outcome.writes, iteration=iteration
+                )
                 configmaps.append(cm)
-                state.outputs[node] = outcome.output
+                stored = result_key(node, iteration)
+                state.outputs[stored] = outcome.output
                 if outcome.writes:
-                    state.writes[node] = outcome.writes
+                    state.writes[stored] = outcome.writes
                 events.append(
                     NodeSucceeded(
                         node,
@@ -411,6 +428,7 @@ class Reconciler:
                         action=outcome.action,
                         output_ref=cm["metadata"]["name"],
                         writes=outcome.writes,
+                        iteration=iteration,
                     )
                 )
                 seen = self._cache.finished_seen(key, job_name)
@@ -418,7 +436,14 @@ class Reconciler:
                     success_seen = seen if success_seen is None else max(success_seen, seen)
             elif isinstance(outcome, outcomes.Failed):
                 events.append(
-                    NodeFailed(node, attempt, outcome.at, outcome.message, outcome.timed_out)
+                    NodeFailed(
+                        node,
+                        attempt,
+                        outcome.at,
+                        outcome.message,
+                        outcome.timed_out,
+                        iteration=iteration,
+                    )
                 )
                 if outcome.stuck and job is not None and not _job_terminal(job):
                     stuck.append(job_name)  # e.g. an image that cannot be pulled
@@ -472,6 +497,18 @@ class Reconciler:
         loop = asyncio.get_running_loop()
 
         async def start(action: StartNode) -> str:
+            if subflows.runs(ctx.engine, action.node):
+                why = await self.subflows.start(
+                    ref,
+                    ctx.engine,
+                    step.status,
+                    action,
+                    outputs=ctx.state.outputs,
+                    writes=ctx.state.writes,
+                )
+                if why is not None:
+                    self._fail_later(ctx.state, action, why)
+                return ""
             job = self._job(ctx, step.status, action, outputs)
             if job is None:
                 return ""
@@ -492,7 +529,11 @@ class Reconciler:
             return str(job["metadata"]["name"])
 
         async def cancel(action: CancelNode) -> None:
-            await self._delete_job(ref, names.job_name(ref.name, action.node, action.attempt))
+            if subflows.runs(ctx.engine, action.node):
+                await self.subflows.cancel(ref, action.node, action.attempt, action.iteration)
+                return
+            name = names.job_name(ref.name, action.node, action.attempt, action.iteration)
+            await self._delete_job(ref, name)
 
         created = await asyncio.gather(*(start(a) for a in starts))
         await asyncio.gather(*(cancel(a) for a in cancels))
@@ -509,11 +550,10 @@ class Reconciler:
     def _view(
         self, ctx: _Pass, status: FlowStatus, node: str, outputs: Mapping[str, str]
     ) -> builders.View:
-        order = tuple(ctx.engine.view(status, node))
+        order = tuple(ctx.engine.view(status, node, ctx.state.outputs, ctx.state.writes))
         return builders.View(
             order=order,
             configmaps=outputs,
-            wrote=frozenset(n for n in order if status.nodes[n].writes),
             context_configmap=(
                 names.context_configmap_name(ctx.ref.name) if ctx.spec.context is not None else None
             ),
@@ -534,8 +574,9 @@ class Reconciler:
                 timeout_seconds=action.timeout_seconds,
                 view=self._view(ctx, status, action.node, outputs),
                 runner_image=self._runner_image_for(ctx.spec),
+                iteration=action.iteration,
             )
-        except builders.ManifestTooLarge as exc:
+        except builders.ManifestError as exc:
             self._fail_later(ctx.state, action, str(exc))
             return None
 
@@ -558,7 +599,11 @@ class Reconciler:
         self._cache.remember_job(ctx.key, created)
 
     def _fail_later(self, state: _FlowState, action: StartNode, message: str) -> None:
-        state.pending.append(NodeFailed(action.node, action.attempt, datetime.now(UTC), message))
+        state.pending.append(
+            NodeFailed(
+                action.node, action.attempt, datetime.now(UTC), message, iteration=action.iteration
+            )
+        )
 
     async def _ensure_running(self, ctx: _Pass, step: Step, created: set[str]) -> None:
         """Re-create Jobs the status says are running but the cache has not seen (restart)."""
@@ -568,7 +613,13 @@ class Reconciler:
         missing = [
             (node, attempt)
             for node, attempt in engine.running(step.status)
-            if (name := names.job_name(ref.name, node, attempt)) not in created
+            if not subflows.runs(engine, node)  # a child Flow, re-checked by observe
+            and (
+                name := names.job_name(
+                    ref.name, node, attempt, step.status.nodes[node].iteration or 0
+                )
+            )
+            not in created
             and self._cache.job(key, name) is None
         ]
         if not missing:
@@ -598,7 +649,8 @@ class Reconciler:
         key, ref = ctx.key, ctx.ref
         want = ctx.spec.suspend and step.status.phase not in TERMINAL_FLOW_PHASES
         for node, attempt in ctx.engine.running(step.status):
-            name = names.job_name(ref.name, node, attempt)
+            iteration = step.status.nodes[node].iteration or 0
+            name = names.job_name(ref.name, node, attempt, iteration)
             job = self._cache.job(key, name)
             if job is None or bool((job.get("spec") or {}).get("suspend")) == want:
                 continue
