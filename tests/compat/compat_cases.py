@@ -28,7 +28,12 @@ from flowcraft.model.loader import blueprint_to_manifest, load_functions, parse_
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 
 # flowcraft's result.status -> our Flow phase.
-STATUS_TO_PHASE = {"completed": "Succeeded", "failed": "Failed", "threw": "Failed"}
+STATUS_TO_PHASE = {
+    "completed": "Succeeded",
+    "failed": "Failed",
+    "threw": "Failed",
+    "awaiting": "Awaiting",
+}
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from flowcraft.model import (
     FlowSpec,
     FlowStatus,
     NodeStatus,
+    format_timestamp,
 )
 
 # Machine-readable NodeStatus.reason values.
@@ -179,7 +180,21 @@ class Engine:
         then per completed node (in completion order) its writes, `_outputs.<id>`/`<id>`
         and `_inputs.<target>` of the edges it took (a node recovered by its fallback: null)."""
         run = _Run(self, status, status.started_at or _EPOCH, outputs, writes, copy=False)
-        return dict(run.context_at(status.seq))
+        context = dict(run.context_at(status.seq))
+        # flowcraft keeps what a paused run waits for in the context itself.
+        waiting = [
+            (n, ns) for n, ns in status.nodes.items() if ns.phase in ("Awaiting", "Sleeping")
+        ]
+        if waiting:
+            waiting.sort(key=lambda item: (item[1].started_at or _EPOCH, self.graph.order[item[0]]))
+            context["_awaitingNodeIds"] = [n for n, _ in waiting]
+            context["_awaitingDetails"] = {
+                n: {"reason": "external_event"}
+                if ns.phase == "Awaiting"
+                else {"reason": "timer", "wakeUpAt": format_timestamp(ns.wake_at or _EPOCH)}
+                for n, ns in waiting
+            }
+        return context
 
     def node_context(
         self,
