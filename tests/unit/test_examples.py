@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
+from flowcraft.drivers.local import LocalRunner
 from flowcraft.model import API_VERSION, DEFAULT_RUNNER_IMAGE, KIND, load_flow
+from flowcraft.model.loader import load_initial_context
 
 pytestmark = pytest.mark.unit
 
@@ -48,3 +51,41 @@ def test_parallel_is_the_reference_flow() -> None:
     edges = {(edge.source, edge.target) for edge in spec.edges}
     tasks = ("task-1", "task-2", "task-3")
     assert edges == {("start-parallel", t) for t in tasks} | {(t, "gather") for t in tasks}
+
+
+BLUEPRINT = Path(__file__).resolve().parents[2] / "examples" / "blueprint"
+
+# What flowcraft 2.10.1 itself returns as result.context for examples/blueprint (run with its
+# UnsafeEvaluator and JavaScript twins of functions.yaml; `_executionId` left out).
+FLOWCRAFT_CONTEXT = {
+    "orderId": 7,
+    "customer": "ada@example.com",
+    "notified": 2,
+    "_outputs.fetchOrder": {"id": 7, "total": 42.5, "customer": "ada@example.com"},
+    "fetchOrder": {"id": 7, "total": 42.5, "customer": "ada@example.com"},
+    "_inputs.chargeCard": {"id": 7, "total": 42.5, "customer": "ada@example.com"},
+    "chargedAt": "2024-01-01T00:00:00Z",
+    "_outputs.chargeCard": {"status": "charged", "amount": 42.5},
+    "chargeCard": {"status": "charged", "amount": 42.5},
+    "_inputs.retryCounter": "notice 2 for 42.5",
+    "_outputs.retryCounter": None,
+    "retryCounter": None,
+    "_inputs.notifyCustomer": {"status": "charged", "amount": 42.5},
+    "_outputs.notifyCustomer": "notice 2 for 42.5",
+    "notifyCustomer": "notice 2 for 42.5",
+    "_inputs.done": None,
+    "_outputs.done": {"notified": 2, "charged": 42.5},
+    "done": {"notified": 2, "charged": 42.5},
+}
+
+
+def test_the_blueprint_example_gives_flowcrafts_context(tmp_path: Path) -> None:
+    flow = load_flow(
+        BLUEPRINT / "blueprint.json",
+        functions=BLUEPRINT / "functions.yaml",
+        initial_context=load_initial_context(BLUEPRINT / "context.json"),
+    )
+    # camelCase ids, a loop, JavaScript conditions, writes and an initial context.
+    result = asyncio.run(LocalRunner(flow, tmp_path / "run").run())
+    assert result.status.phase == "Succeeded"
+    assert result.context == FLOWCRAFT_CONTEXT
