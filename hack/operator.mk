@@ -10,11 +10,13 @@ IMAGE_CONTEXT := build/images
 
 .PHONY: generate verify images image-runner image-operator operator-run crd-install deploy undeploy deploy-manifest
 
-generate: $(STAMP) ## Regenerate crds/flow.yaml from the pydantic model (never hand-edit it)
+generate: $(STAMP) ## Regenerate crds/flow.yaml and crds/blueprint.yaml from the pydantic models (never hand-edit them)
 	$(BIN)/python -m flowcraft.drivers.kubernetes.crd crds/flow.yaml
+	$(BIN)/python -m flowcraft.drivers.kubernetes.crd --kind blueprint crds/blueprint.yaml
 
-verify: $(STAMP) ## Fail when generated files (crds/flow.yaml) drift from their generator
+verify: $(STAMP) ## Fail when generated files (crds/*.yaml) drift from their generator
 	$(BIN)/python -m flowcraft.drivers.kubernetes.crd --check crds/flow.yaml
+	$(BIN)/python -m flowcraft.drivers.kubernetes.crd --check --kind blueprint crds/blueprint.yaml
 
 image-runner: ## Build the node runtime image offline (--network none) FROM the harness base image
 	rm -rf $(IMAGE_CONTEXT)/runner && mkdir -p $(IMAGE_CONTEXT)/runner
@@ -36,8 +38,8 @@ image-operator: $(STAMP) ## Build the operator image offline from wheels prepare
 images: image-runner image-operator ## Build runner + operator images offline and load them into the cluster
 	hack/image-load.sh $(RUNNER_IMAGE) $(OPERATOR_IMAGE)
 
-crd-install: ## Apply crds/flow.yaml to the cluster (OPERATOR_KUBECONFIG, default .cluster/kubeconfig)
-	kubectl --kubeconfig $(OPERATOR_KUBECONFIG) apply --server-side -f crds/flow.yaml
+crd-install: ## Apply crds/*.yaml (Flow, Blueprint) to the cluster (OPERATOR_KUBECONFIG, default .cluster/kubeconfig)
+	kubectl --kubeconfig $(OPERATOR_KUBECONFIG) apply --server-side -f crds/flow.yaml -f crds/blueprint.yaml
 
 operator-run: $(STAMP) crd-install ## Run the operator on this machine against the cluster (metrics on :8080)
 	$(BIN)/python -m flowcraft.drivers.kubernetes --kubeconfig $(OPERATOR_KUBECONFIG) $(OPERATOR_ARGS)

@@ -4,9 +4,10 @@ Why a subprocess (not an in-process task): the restart-safety tests SIGKILL it b
 what an OOM kill or a node loss does, and a fresh process proves nothing survives in memory.
 Each test gets its own operator watching only its own namespace, so tests stay independent.
 
-Fixtures (import into a conftest): ``flow_crd`` (session: applies crds/flow.yaml and waits for
-it to be Established) and ``operator`` (function: an :class:`OperatorProcess` started for the
-test's ``namespace``; stopped after the test, its log attached to failures).
+Fixtures (import into a conftest): ``flow_crd`` (session: applies crds/flow.yaml and
+crds/blueprint.yaml and waits for them to be Established) and ``operator`` (function: an
+:class:`OperatorProcess` started for the test's ``namespace``; stopped after the test, its log
+attached to failures).
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 
 from cluster import ROOT, Cluster
 
 T = TypeVar("T")
 
 CRD_FILE = ROOT / "crds" / "flow.yaml"
+BLUEPRINT_CRD_FILE = ROOT / "crds" / "blueprint.yaml"
 EXAMPLES = ROOT / "examples"
 
 
@@ -187,15 +190,37 @@ def apply_doc(cluster: Cluster, namespace: str, doc: dict[str, Any]) -> None:
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
 
 
+def operator_role_kubeconfig(cluster: Cluster, namespace: str, tmp_path: Path) -> Path:
+    """A kubeconfig for a ServiceAccount bound (in ``namespace``) to deploy/operator.yaml's
+    ClusterRole: the operator then runs with exactly the rights it ships with. The caller deletes
+    the ClusterRole ``flowcraft-operator-test-<namespace>`` (cut to 63) afterwards."""
+    docs = list(yaml.safe_load_all((ROOT / "deploy" / "operator.yaml").read_text()))
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    role["metadata"]["name"] = f"flowcraft-operator-test-{namespace}"[:63]
+    apply_doc(cluster, namespace, role)
+    cluster.kubectl("create", "serviceaccount", "op", "-n", namespace)
+    cluster.kubectl(
+        "create", "rolebinding", "op", "-n", namespace,
+        f"--clusterrole={role['metadata']['name']}", f"--serviceaccount={namespace}:op",
+    )  # fmt: skip
+    token = cluster.kubectl("create", "token", "op", "-n", namespace).stdout.strip()
+    admin = cluster.kubectl_json("config", "view", "--raw", "--minify")
+    admin["users"] = [{"name": "op", "user": {"token": token}}]
+    admin["contexts"][0]["context"]["user"] = "op"
+    path = tmp_path / "operator-sa.kubeconfig"
+    path.write_text(json.dumps(admin))
+    return path
+
+
 # ---------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="session")
 def flow_crd(cluster: Cluster) -> None:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/flows.flowcraft.io", "--timeout=60s"
-    )
+    for path in (CRD_FILE, BLUEPRINT_CRD_FILE):
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    for crd in ("crd/flows.flowcraft.io", "crd/blueprints.flowcraft.io"):
+        cluster.kubectl("wait", "--for=condition=Established", crd, "--timeout=60s")
 
 
 @pytest.fixture
@@ -225,6 +250,7 @@ __all__ = [
     "items",
     "jobs_by_node",
     "operator",
+    "operator_role_kubeconfig",
     "wait_for",
     "wait_phase",
 ]

@@ -14,7 +14,12 @@ dots, so the first dot separates them). VALUE is parsed as JSON when it is valid
 ``--initial-context FILE`` (``run``, ``validate``, ``submit``) sets the flow's initial context,
 ``spec.context``, from a JSON or YAML object; its keys are merged over the manifest's own
 ``spec.context`` (shallow, the file winning). Not ``--context``: on ``submit`` that names the
-kubeconfig context. What the loader accepts but wants the user to know (a blueprint key
+kubeconfig context. ``--blueprints FILE_OR_DIR`` (``run``, ``validate``; repeatable) loads the
+blueprints subflow nodes run, keyed by their id: a file is one flowcraft blueprint (JSON/YAML), a
+``kind: Blueprint`` or a ``kind: Flow`` manifest; a directory contributes every such
+``*.json``/``*.yaml`` in it (other files are skipped with a warning). With it, a subflow node
+naming no known blueprint is invalid input (exit 2); without it, such a node fails when it runs.
+What the loader accepts but wants the user to know (a blueprint key
 flowcraft ignores, an unquoted ``n``/``yes`` that kubectl reads as a boolean) is printed on
 stderr as ``warning: <path>: <message>`` before the command goes on.
 
@@ -36,6 +41,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from flowcraft.drivers.local import RunResult
     from flowcraft.model import Flow, FlowStatus
+    from flowcraft.model.blueprint import Blueprint
 
 EXIT_OK = 0
 EXIT_FLOW_FAILED = 1
@@ -88,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         "1 Failed or Cancelled, 2 invalid input.",
     )
     _flow_arguments(run)
+    _blueprints_argument(run)
     run.add_argument(
         "--param",
         action="append",
@@ -122,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Check a flow without running it. Exit code: 0 valid, 2 invalid.",
     )
     _flow_arguments(validate)
+    _blueprints_argument(validate)
     validate.set_defaults(handler=_cmd_validate)
     _cluster_commands(commands)
     # The operator's flags live with the Kubernetes driver; its entry module imports only
@@ -155,6 +163,38 @@ def _flow_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _blueprints_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--blueprints",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE_OR_DIR",
+        help="blueprints that subflow nodes run, by id (repeatable): a blueprint JSON/YAML, "
+        "a Blueprint or Flow manifest, or a directory of them",
+    )
+
+
+def _load_blueprints(args: argparse.Namespace, flow: Flow) -> dict[str, Blueprint] | None:
+    """The --blueprints registry, checked against every subflow node it can reach (None
+    when the flag is absent); problems exit 2, warnings go to stderr."""
+    from flowcraft.model import FlowValidationError  # noqa: PLC0415
+    from flowcraft.model.blueprint import check_blueprints, load_blueprints  # noqa: PLC0415
+
+    if not args.blueprints:
+        return None
+    try:
+        loaded = load_blueprints(args.blueprints)
+    except FlowValidationError as err:
+        raise UsageError(str(err).replace("invalid flow", "invalid --blueprints", 1)) from None
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    problems = check_blueprints(flow.spec, loaded.blueprints, loaded.sources)
+    if problems:
+        raise UsageError(str(FlowValidationError(problems, source=str(args.flow))))
+    return loaded.blueprints
+
+
 def _load(args: argparse.Namespace) -> Flow:
     """Load FLOW (+ --functions, --initial-context); warnings go to stderr, errors exit 2."""
     from flowcraft.model import FlowValidationError  # noqa: PLC0415
@@ -179,8 +219,10 @@ def _load(args: argparse.Namespace) -> Flow:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     flow = _load(args)
+    blueprints = _load_blueprints(args, flow)
     nodes, edges = _plural(len(flow.spec.nodes), "node"), _plural(len(flow.spec.edges), "edge")
-    print(f"ok: flow {flow.metadata.name}: {nodes}, {edges}")
+    used = f", {_plural(len(blueprints), 'blueprint')}" if blueprints else ""
+    print(f"ok: flow {flow.metadata.name}: {nodes}, {edges}{used}")
     return EXIT_OK
 
 
@@ -230,6 +272,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import tempfile  # noqa: PLC0415
 
     flow = apply_params(_load(args), args.param)
+    blueprints = _load_blueprints(args, flow)
     from flowcraft.drivers.local import LocalRunner  # noqa: PLC0415
 
     name = flow.metadata.name
@@ -250,6 +293,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         on_status=progress.update,
         pythonpath=[str(args.flow.resolve().parent)],
         out_limit=None if args.no_output_limit else 4096,
+        blueprints=blueprints,
     )
 
     async def supervise() -> RunResult:

@@ -44,6 +44,55 @@ _ERROR_KEYS = frozenset({"error", "traceback"})
 Write = dict[str, Any]
 
 
+class ViewItem(NamedTuple):
+    """One entry of a node's view (``view.json``): a success folded into its context.
+
+    A stored result is read from ``outputs/<stem>.json`` (and ``writes/<stem>.json`` when
+    ``wrote``), stem = ``file_stem(key)``; an ``inline`` item carries its output (a built-in
+    the engine ran, or a node its fallback recovered: null); ``undefined`` removes the keys
+    (flowcraft's undefined output)."""
+
+    node: str
+    key: str | None = None
+    wrote: bool = False
+    inline: bool = False
+    value: Any = None
+    undefined: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"id": self.node}
+        if self.inline:
+            doc["value"] = self.value
+        elif self.undefined:
+            doc["undefined"] = True
+        else:
+            if self.key is not None and self.key != self.node:
+                doc["key"] = self.key
+            if self.wrote:
+                doc["writes"] = True
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Any) -> ViewItem | None:
+        if isinstance(doc, str):
+            return cls(doc, key=doc)
+        if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
+            return None
+        node = doc["id"]
+        if "value" in doc:
+            return cls(node, inline=True, value=doc["value"])
+        if doc.get("undefined"):
+            return cls(node, undefined=True)
+        key = doc.get("key", node)
+        return cls(node, key=key if isinstance(key, str) else node, wrote=bool(doc.get("writes")))
+
+
+def result_key(node_id: str, iteration: int = 0) -> str:
+    """Where a driver stores a node's result (output, writes) for one loop iteration: the
+    node id for the first run, ``<id>/<iteration>`` after (ids never contain "/")."""
+    return node_id if not iteration else f"{node_id}/{iteration}"
+
+
 def file_stem(node_id: str) -> str:
     """The file name (without ``.json``) that stands for a node id in the input directory.
 

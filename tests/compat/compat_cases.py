@@ -2,9 +2,16 @@
 
 Shared by test_compat_local.py (local runner) and test_compat_cluster.py (operator).
 
-Comparison rule (the only normalisation): flowcraft's expected.json is `JSON.stringify` of its
+Comparison rules (the only normalisations): flowcraft's expected.json is `JSON.stringify` of its
 `result.context`, which drops keys whose value is `undefined`. A key whose value is null in our
-final context may therefore be absent from expected.json. Everything else must be equal.
+final context may therefore be absent from expected.json. `_executionId` (a random uuid per run,
+which flowcraft also puts into a subflow's final context, i.e. into the output of a subflow node
+with an `outputs` mapping) is not compared at any depth. A case may name keys whose value
+depends on timing (which of several parallel branches finishes last: flowcraft itself runs at
+most `navigator.hardwareConcurrency` nodes at once, so its order depends on the machine) in
+case.json's "timingDependent" with the reason: those keys must exist, their values are not
+compared. Everything else must be equal. When flowcraft threw (status "threw", no context: its
+traversal limit on an endless loop), the run must fail and the context is not compared.
 """
 
 from __future__ import annotations
@@ -15,12 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from flowcraft.model import Flow
+from flowcraft.model.blueprint import Blueprint, load_blueprints
 from flowcraft.model.loader import blueprint_to_manifest, load_functions, parse_flow
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 
 # flowcraft's result.status -> our Flow phase.
-STATUS_TO_PHASE = {"completed": "Succeeded", "failed": "Failed"}
+STATUS_TO_PHASE = {
+    "completed": "Succeeded",
+    "failed": "Failed",
+    "threw": "Failed",
+    "awaiting": "Awaiting",
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,11 @@ class Case:
     def flow(self, name: str | None = None) -> Flow:
         return parse_flow(self.manifest(name), source=str(self.dir / "blueprint.json"))
 
+    def blueprints(self) -> dict[str, Blueprint] | None:
+        """The sub-blueprints its subflow nodes run (subflow-<id>.json), by id; None if none."""
+        files = sorted(self.dir.glob("subflow-*.json"))
+        return load_blueprints(files).blueprints if files else None
+
 
 def load_cases() -> list[Case]:
     cases = []
@@ -81,12 +99,26 @@ def normalise(ours: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in ours.items() if not (v is None and k not in expected)}
 
 
-def first_difference(ours: dict[str, Any], expected: dict[str, Any]) -> str | None:
+def without_execution_id(value: Any) -> Any:
+    """`value` without `_executionId` keys at any depth."""
+    if isinstance(value, dict):
+        return {k: without_execution_id(v) for k, v in value.items() if k != "_executionId"}
+    if isinstance(value, list):
+        return [without_execution_id(v) for v in value]
+    return value
+
+
+def first_difference(
+    ours: dict[str, Any], expected: dict[str, Any], timing: frozenset[str] = frozenset()
+) -> str | None:
     """A short description of the first difference (key order: expected's, then ours)."""
+    expected = without_execution_id(expected)
     ours = normalise(ours, expected)
     for key, value in expected.items():
         if key not in ours:
             return f"missing key {key!r} (flowcraft: {_short(value)})"
+        if key in timing:
+            continue
         if ours[key] != value:
             return f"key {key!r}: ours {_short(ours[key])}, flowcraft {_short(value)}"
     for key, value in ours.items():
@@ -106,7 +138,10 @@ def check(case: Case, phase: str, context: dict[str, Any]) -> list[str]:
     want_phase = STATUS_TO_PHASE.get(case.expected["status"], case.expected["status"])
     if phase != want_phase:
         problems.append(f"phase {phase}, flowcraft {case.expected['status']} ({want_phase})")
-    diff = first_difference(context, case.expected["context"])
+    if case.expected["context"] is None:
+        return problems  # flowcraft threw: nothing to compare but the failure
+    timing = frozenset(case.meta.get("timingDependent", {}))
+    diff = first_difference(context, case.expected["context"], timing)
     if diff is not None:
         problems.append(f"context: {diff}")
     return problems

@@ -4,7 +4,9 @@ namespace, run by the operator, and each final context compared with flowcraft's
 The operator does not publish a Flow's final context (neither `.status` nor `flowcraft get`
 shows it), so the test computes it the way the engine defines it: from the Flow's status and
 the output ConfigMaps (each holds a node's output and its context writes), through
-`Engine.context`, which is what the local runner reports as the final context.
+`flowcraft.drivers.kubernetes.results.final_context` (`Engine.context`, what the local runner
+reports; the operator computes a subflow's result the same way). A case's sub-blueprints
+(subflow-<id>.json) are applied as `Blueprint` objects first.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import time
 from typing import Any
 
 import pytest
-from compat_cases import Case, check, runnable_cases
+from compat_cases import check, runnable_cases
 
 from cluster import ROOT, Cluster
-from flowcraft.drivers.kubernetes import builders
-from flowcraft.engine import Engine
+from flowcraft.drivers.kubernetes import results
+from flowcraft.drivers.kubernetes import status as flow_status
 from flowcraft.model import FlowStatus
 from operator_harness import OperatorProcess, apply_doc, flow_crd, get_flow, operator
 
@@ -39,15 +41,13 @@ def runner_image(cluster: Cluster, load_images: Any) -> str:
     return RUNNER_IMAGE
 
 
-def final_context(cluster: Cluster, namespace: str, case: Case, doc: dict[str, Any]) -> Any:
+def final_context(cluster: Cluster, namespace: str, doc: dict[str, Any]) -> Any:
     status = FlowStatus.model_validate(doc["status"])
-    outputs: dict[str, Any] = {}
-    writes: dict[str, Any] = {}
-    for node, ns in status.nodes.items():
-        if ns.output_ref:
-            cm = cluster.kubectl_json("get", "configmap", ns.output_ref, "-n", namespace)
-            outputs[node], writes[node] = builders.read_output(cm)
-    return Engine(case.flow().spec).context(status, outputs, writes)
+    configmaps = {
+        ref: cluster.kubectl_json("get", "configmap", ref, "-n", namespace)
+        for ref in flow_status.output_refs(status).values()
+    }
+    return results.final_context(doc, configmaps)
 
 
 def test_compat_cases_on_the_cluster(
@@ -55,6 +55,8 @@ def test_compat_cases_on_the_cluster(
 ) -> None:
     cases = runnable_cases()
     for case in cases:
+        for blueprint in (case.blueprints() or {}).values():
+            apply_doc(cluster, namespace, blueprint.to_dict())
         # Case names are unique DNS names; several blueprints share an id.
         apply_doc(cluster, namespace, case.manifest(name=case.name))
 
@@ -75,7 +77,7 @@ def test_compat_cases_on_the_cluster(
             report[case.name] = ["did not finish in time"]
             continue
         try:
-            context = final_context(cluster, namespace, case, doc)
+            context = final_context(cluster, namespace, doc)
         except Exception as exc:
             report[case.name] = [f"cannot compute the final context: {exc}"]
             continue

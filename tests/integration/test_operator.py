@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from cluster import ROOT, Cluster
+from cluster import Cluster
 from flowcraft.drivers.kubernetes import builders, names
 from flowcraft.model import FunctionSpec, NodeSpec
 from operator_harness import (
@@ -28,6 +27,7 @@ from operator_harness import (
     items,
     jobs_by_node,
     operator,
+    operator_role_kubeconfig,
     wait_for,
     wait_phase,
 )
@@ -213,31 +213,10 @@ def test_deleting_the_flow_removes_its_jobs_and_configmaps(
     assert operator.alive()
 
 
-def _operator_role_kubeconfig(cluster: Cluster, namespace: str, tmp_path: Path) -> Path:
-    """A kubeconfig for a ServiceAccount bound (in ``namespace``) to deploy/operator.yaml's
-    ClusterRole: the operator then runs with exactly the rights it ships with."""
-    docs = list(yaml.safe_load_all((ROOT / "deploy" / "operator.yaml").read_text()))
-    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
-    role["metadata"]["name"] = f"flowcraft-operator-test-{namespace}"[:63]
-    apply_doc(cluster, namespace, role)
-    cluster.kubectl("create", "serviceaccount", "op", "-n", namespace)
-    cluster.kubectl(
-        "create", "rolebinding", "op", "-n", namespace,
-        f"--clusterrole={role['metadata']['name']}", f"--serviceaccount={namespace}:op",
-    )  # fmt: skip
-    token = cluster.kubectl("create", "token", "op", "-n", namespace).stdout.strip()
-    admin = cluster.kubectl_json("config", "view", "--raw", "--minify")
-    admin["users"] = [{"name": "op", "user": {"token": token}}]
-    admin["contexts"][0]["context"]["user"] = "op"
-    path = tmp_path / "operator-sa.kubeconfig"
-    path.write_text(json.dumps(admin))
-    return path
-
-
 def test_operator_runs_with_only_its_shipped_rbac(
     cluster: Cluster, namespace: str, flow_crd: None, tmp_path: Path
 ) -> None:
-    kubeconfig = _operator_role_kubeconfig(cluster, namespace, tmp_path)
+    kubeconfig = operator_role_kubeconfig(cluster, namespace, tmp_path)
     restricted = Cluster(kubeconfig=kubeconfig, mode=cluster.mode)
     denied = restricted.kubectl("get", "secrets", "-n", namespace, check=False)
     assert denied.returncode != 0, "the operator's role must not read secrets"

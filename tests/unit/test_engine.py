@@ -378,13 +378,28 @@ def test_skipping_propagates_so_joins_never_hang() -> None:
 
 def test_everything_skipped_downstream_still_succeeds() -> None:
     spec = make_spec(
-        [node("a"), node("b"), node("c")], [edge("a", "b", action="x"), *chain("b", "c")]
+        [node("a"), node("b"), node("c")],
+        [edge("a", "b", condition="false"), *chain("b", "c")],
     )
     run = Run(spec)
     step = run.ok("a")
     assert step.actions == ()
     assert run.status.phase == "Succeeded"
     assert [run.phase(n) for n in "bc"] == ["Skipped", "Skipped"]
+
+
+def test_a_node_that_routes_nowhere_triggers_unconditional_successors_as_flowcraft() -> None:
+    # flowcraft: no action edge matched and no default edge -> successors whose incoming
+    # edges carry no condition still start, without an input from this node.
+    spec = make_spec(
+        [node("a"), node("b"), node("c")],
+        [edge("a", "b", action="x", transform="input"), edge("a", "c", condition="false")],
+    )
+    run = Run(spec)
+    step = run.ok("a", "A", action="y")
+    assert starts(step) == {"b": None}
+    assert run.phase("c") == "Skipped"  # a conditional edge into c: never triggered
+    assert "_inputs.b" not in run.engine.context(run.status, run.outputs)
 
 
 # -- inputs selectors -----------------------------------------------------------------------

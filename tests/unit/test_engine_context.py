@@ -183,4 +183,4 @@ def test_view_lists_what_a_node_can_see_in_completion_order() -> None:
     run.ok("s")
     run.ok("y")
     run.ok("x")  # finishes after `after` started: not in its view
-    assert run.engine.view(run.step.status, "after") == ["s", "y"]
+    assert [i.node for i in run.engine.view(run.step.status, "after")] == ["s", "y"]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 import pytest
 
+from flowcraft.drivers.local import LocalRunner
 from flowcraft.model import API_VERSION, DEFAULT_RUNNER_IMAGE, KIND, load_flow
+from flowcraft.model.loader import load_initial_context
 
 pytestmark = pytest.mark.unit
 
@@ -48,3 +52,22 @@ def test_parallel_is_the_reference_flow() -> None:
     edges = {(edge.source, edge.target) for edge in spec.edges}
     tasks = ("task-1", "task-2", "task-3")
     assert edges == {("start-parallel", t) for t in tasks} | {(t, "gather") for t in tasks}
+
+
+BLUEPRINT = Path(__file__).resolve().parents[2] / "examples" / "blueprint"
+
+# What flowcraft 2.10.1 itself returns as result.context for examples/blueprint (its
+# UnsafeEvaluator, JavaScript twins of functions.yaml; `_executionId` left out).
+FLOWCRAFT_CONTEXT = json.loads((BLUEPRINT / "flowcraft-context.json").read_text())
+
+
+def test_the_blueprint_example_gives_flowcrafts_context(tmp_path: Path) -> None:
+    flow = load_flow(
+        BLUEPRINT / "blueprint.json",
+        functions=BLUEPRINT / "functions.yaml",
+        initial_context=load_initial_context(BLUEPRINT / "context.json"),
+    )
+    # camelCase ids, a loop, JavaScript conditions, writes and an initial context.
+    result = asyncio.run(LocalRunner(flow, tmp_path / "run").run())
+    assert result.status.phase == "Succeeded"
+    assert result.context == FLOWCRAFT_CONTEXT

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from flowcraft.contract import ViewItem
 from flowcraft.drivers.kubernetes import builders, names
 from flowcraft.model import FunctionSpec, NodeSpec
 
@@ -21,9 +22,12 @@ def _job(fn: FunctionSpec, **kw: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "timeout_seconds": None,
         "view": builders.View(
-            order=("task-1", "fetchUser", "recovered"),
-            configmaps={"task-1": "parallel-task-1-1-out", "fetchUser": "parallel-fu-1-out"},
-            wrote=frozenset({"fetchUser"}),
+            order=(
+                ViewItem("task-1", key="task-1"),
+                ViewItem("fetchUser", key="fetchUser/2", wrote=True),
+                ViewItem("recovered", inline=True, value=None),
+            ),
+            configmaps={"task-1": "parallel-task-1-1-out", "fetchUser/2": "parallel-fu-1-out"},
             context_configmap="parallel-context",
         ),
         "runner_image": "flowcraft-runner:0.1.0",
@@ -94,7 +98,11 @@ def test_inputs_are_one_projected_volume_from_annotations_and_output_configmaps(
     assert ann[builders.ANN_FUNCTION] == '{"script":"def run(ctx): return 1","name":"g"}'
     assert ann[builders.ANN_PARAMS] == '{"a":1}'
     assert ann[builders.ANN_INPUT] == '{"x":[1,2]}'
-    assert json.loads(ann[builders.ANN_VIEW]) == ["task-1", "fetchUser", "recovered"]
+    assert json.loads(ann[builders.ANN_VIEW]) == [
+        {"id": "task-1"},
+        {"id": "fetchUser", "key": "fetchUser/2", "writes": True},
+        {"id": "recovered", "value": None},
+    ]
     (vol,) = [v for v in tpl["spec"]["volumes"] if v["name"] == "flowcraft-in"]
     down, context, cm, cm2 = vol["projected"]["sources"]
     paths = {i["path"]: i["fieldRef"]["fieldPath"] for i in down["downwardAPI"]["items"]}
@@ -109,9 +117,9 @@ def test_inputs_are_one_projected_volume_from_annotations_and_output_configmaps(
     assert cm["configMap"]["items"] == [{"key": "output.json", "path": "outputs/task-1.json"}]
     # A node that wrote to the context also contributes its writes; a recovered node
     # (no ConfigMap) is in the view only: the runtime shows it as null.
-    assert cm2["configMap"]["items"] == [
-        {"key": "output.json", "path": "outputs/fetchUser.json"},
-        {"key": "writes.json", "path": "writes/fetchUser.json"},
+    assert cm2["configMap"]["items"] == [  # a later loop iteration's result: its key
+        {"key": "output.json", "path": "outputs/fetchUser%2F2.json"},
+        {"key": "writes.json", "path": "writes/fetchUser%2F2.json"},
     ]
 
 

@@ -52,7 +52,14 @@ def test_context_folds_initial_keys_and_upstream_writes_in_view_order(node: Node
     node.upstream("fetchUser", {"name": "ada"}, [{"op": "set", "key": "shared", "value": "A"}])
     node.upstream("b c_é", 2, [{"op": "set", "key": "shared", "value": "B"}])
     node.upstream("late", 3)  # not in the view: finished after this node started
-    node.write("view.json", ["fetchUser", "b c_é", "recovered"])
+    node.write(
+        "view.json",
+        [
+            {"id": "fetchUser", "writes": True},
+            {"id": "b c_é", "writes": True},
+            {"id": "recovered", "value": None},  # recovered by its fallback: null, inline
+        ],
+    )
     node.write("input.json", "in")
     code, result = node.run(
         """

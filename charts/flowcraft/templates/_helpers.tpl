@@ -55,6 +55,9 @@ result); output ConfigMaps are created once. Node pods get no RBAC at all.
 {{- define "flowcraft.rules" -}}
 - apiGroups: ["flowcraft.io"]
   resources: ["flows"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+- apiGroups: ["flowcraft.io"]
+  resources: ["blueprints"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["flowcraft.io"]
   resources: ["flows/status"]

@@ -6,7 +6,8 @@ The driver only acts and reports: the engine decides what to start, retry, skip 
 node attempt is a ``python -m flowcraft.runtime`` process (``docker run`` for container
 functions) prepared exactly as a pod would be (see ``flowcraft.runtime``); the driver feeds
 NodeStarted/NodeSucceeded/NodeFailed back the moment they happen (no polling) and wakes the
-engine at its ``wake_at`` for retry backoff and deadlines.
+engine at its ``wake_at`` for retry backoff and deadlines. A ``subflow`` node runs as a nested
+LocalRunner over the blueprint it names (``blueprints``; see ``local_subflow``).
 
 Layout of a run directory (kept for inspection; the CLI removes a temporary one on success)::
 
@@ -28,7 +29,7 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,10 +49,13 @@ from flowcraft.contract import (
     PARAMS_FILE,
     VIEW_FILE,
     WRITES_DIR,
+    ViewItem,
     Write,
     file_stem,
     parse_result,
+    result_key,
 )
+from flowcraft.drivers.local_subflow import Subflows
 from flowcraft.engine import (
     CancelFlow,
     CancelNode,
@@ -63,6 +67,7 @@ from flowcraft.engine import (
     Step,
 )
 from flowcraft.model import Flow, FlowStatus, FunctionSpec
+from flowcraft.model.blueprint import Blueprint
 
 _TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
 _LOG_TAIL_LINES = 5
@@ -116,9 +121,13 @@ class LocalRunner:
         docker: str = "docker",
         pythonpath: Sequence[str] = (),
         out_limit: int | None = DEFAULT_OUT_LIMIT,
+        blueprints: Mapping[str, Blueprint] | None = None,
+        chain: Sequence[str] = (),
     ) -> None:
         """``pythonpath`` is prepended for ``python:`` functions (the CLI passes the flow's
-        directory); ``out_limit`` mirrors the cluster's result limit (None: unlimited)."""
+        directory); ``out_limit`` mirrors the cluster's result limit (None: unlimited).
+        ``blueprints`` (by id) are what subflow nodes run; ``chain`` names a nested runner's
+        enclosing flows (the flow, then each subflow's blueprint id), to bound the depth."""
         self.flow = flow
         self.run_dir = run_dir
         self._engine = Engine(flow.spec)
@@ -131,11 +140,12 @@ class LocalRunner:
         self._outputs: dict[str, Any] = {}
         self._writes: dict[str, tuple[Write, ...]] = {}
         self._published: set[str] = set()
-        self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
-        self._procs: dict[tuple[str, int], _Proc] = {}
-        self._cancelled: set[tuple[str, int]] = set()
+        self._tasks: dict[AttemptKey, asyncio.Task[None]] = {}
+        self._procs: dict[AttemptKey, _Proc] = {}
+        self._cancelled: set[AttemptKey] = set()
         self._records: list[AttemptRecord] = []
         self._docker_ready: asyncio.Task[str | None] | None = None
+        self._subflows = Subflows(self, blueprints, tuple(chain) or (flow.metadata.name,))
 
     def cancel(self, reason: str) -> None:
         """Ask the engine to cancel the flow (e.g. on Ctrl-C); safe to call from the loop."""
@@ -153,6 +163,8 @@ class LocalRunner:
             while True:
                 if status.phase in _TERMINAL:
                     break
+                if status.phase == "Awaiting" and not self._tasks and self._events.empty():
+                    break  # a wait node needs resume data: the run stops here, resumable
                 events = await self._next_events(step.wake_at)
                 step = self._engine.advance(status, events, utcnow(), self._outputs, self._writes)
                 status = self._apply(step)
@@ -161,7 +173,6 @@ class LocalRunner:
                 self._cancelled.add(key)
                 await proc.kill()
             await self._drain_tasks()
-            self._publish(status)  # the run directory keeps every result for inspection
         finally:
             await self._shutdown()
         return RunResult(
@@ -190,57 +201,59 @@ class LocalRunner:
             events.append(self._events.get_nowait())
         for event in events:
             if isinstance(event, NodeSucceeded):
-                self._outputs[event.node] = event.output
-                if event.writes:
-                    self._writes[event.node] = event.writes
+                self._store(event)
         return events
+
+    def _store(self, event: NodeSucceeded) -> None:
+        """Keep a success's output and writes under its result key, in memory and as the
+        files later attempts' views hard-link (written once, atomically)."""
+        key = result_key(event.node, event.iteration)
+        self._outputs[key] = event.output
+        stem = file_stem(key)
+        _write_atomic(self.run_dir / OUTPUTS_DIR / f"{stem}.json", event.output)
+        if event.writes:
+            self._writes[key] = event.writes
+            _write_atomic(self.run_dir / WRITES_DIR / f"{stem}.json", list(event.writes))
 
     def _apply(self, step: Step) -> FlowStatus:
         for action in step.actions:
-            key = (action.node, action.attempt)
+            key = _key(action)
             if isinstance(action, StartNode):
-                self._publish(step.status)
-                visible = self._engine.view(step.status, action.node)
+                if self._subflows.handles(action.node):
+                    run = self._subflows.run(action, key, step.status, self._attempt_dir(action))
+                    self._tasks[key] = asyncio.create_task(self._subflow_attempt(key, run))
+                    continue
+                visible = self._engine.view(step.status, action.node, self._outputs, self._writes)
                 self._tasks[key] = asyncio.create_task(self._attempt(action, visible))
             elif isinstance(action, CancelNode):
                 self._cancelled.add(key)
                 proc = self._procs.get(key)
                 if proc is not None:
                     proc.kill_soon()
+                self._subflows.cancel(key, action.reason)
         if self._on_status is not None:
             self._on_status(step.status)
         return step.status
 
-    def _publish(self, status: FlowStatus) -> None:
-        """Write the output (and context writes) of every node that succeeded, once each.
-
-        A succeeded node's result never changes, so each file is written once, atomically;
-        attempts hard-link the files their view names.
-        """
-        for node_id, ns in status.nodes.items():
-            if ns.phase != "Succeeded" or node_id in self._published:
-                continue
-            stem = file_stem(node_id)
-            _write_atomic(self.run_dir / OUTPUTS_DIR / f"{stem}.json", self._outputs.get(node_id))
-            if node_id in self._writes:
-                _write_atomic(
-                    self.run_dir / WRITES_DIR / f"{stem}.json", list(self._writes[node_id])
-                )
-            self._published.add(node_id)
-
-    async def _attempt(self, action: StartNode, visible: list[str]) -> None:
-        key = (action.node, action.attempt)
+    async def _attempt(self, action: StartNode, visible: list[ViewItem]) -> None:
+        key = _key(action)
         try:
             await self._run_attempt(action, visible)
         finally:
             self._tasks.pop(key, None)
             self._procs.pop(key, None)
 
-    async def _run_attempt(self, action: StartNode, visible: list[str]) -> None:
+    async def _subflow_attempt(self, key: AttemptKey, run: Awaitable[None]) -> None:
+        try:
+            await run
+        finally:
+            self._tasks.pop(key, None)
+
+    async def _run_attempt(self, action: StartNode, visible: list[ViewItem]) -> None:
         node = self.flow.spec.node(action.node)
         function = self.flow.spec.functions[node.uses]
-        attempt_dir = self.run_dir / "nodes" / action.node / str(action.attempt)
-        key = (action.node, action.attempt)
+        attempt_dir = self._attempt_dir(action)
+        key = _key(action)
         log_path = attempt_dir / "log.txt"
         problem: str | None = None
         proc: _Proc | None = None
@@ -265,16 +278,19 @@ class LocalRunner:
             # Report it as an attempt that started and failed, so retries and fallback apply.
             now = utcnow()
             message = problem or "node process did not start"
-            self._report(NodeStarted(action.node, action.attempt, now), key)
+            self._report(NodeStarted(action.node, action.attempt, now, action.iteration), key)
             self._finish(action, "failed", message, log=log_path, started=now, finished=now)
-            self._report(NodeFailed(action.node, action.attempt, now, message), key)
+            self._report(
+                NodeFailed(action.node, action.attempt, now, message, iteration=action.iteration),
+                key,
+            )
             return
 
         started = utcnow()
         self._procs[key] = proc
         if key in self._cancelled:  # cancelled while spawning
             await proc.kill()
-        self._report(NodeStarted(action.node, action.attempt, started), key)
+        self._report(NodeStarted(action.node, action.attempt, started, action.iteration), key)
 
         timed_out = False
         try:
@@ -296,7 +312,15 @@ class LocalRunner:
                 action, "timed-out", message, log=log_path, started=started, finished=finished
             )
             self._report(
-                NodeFailed(action.node, action.attempt, finished, message, timed_out=True), key
+                NodeFailed(
+                    action.node,
+                    action.attempt,
+                    finished,
+                    message,
+                    timed_out=True,
+                    iteration=action.iteration,
+                ),
+                key,
             )
             return
 
@@ -314,15 +338,19 @@ class LocalRunner:
                     action=result.action,
                     output_ref=str(out_file),
                     writes=result.writes,
+                    iteration=action.iteration,
                 ),
                 key,
             )
             return
         message = result.error or _exit_message(code, log_path)
         self._finish(action, "failed", message, log=log_path, started=started, finished=finished)
-        self._report(NodeFailed(action.node, action.attempt, finished, message), key)
+        self._report(
+            NodeFailed(action.node, action.attempt, finished, message, iteration=action.iteration),
+            key,
+        )
 
-    def _report(self, event: Event, key: tuple[str, int]) -> None:
+    def _report(self, event: Event, key: AttemptKey) -> None:
         if key not in self._cancelled:
             self._events.put_nowait(event)
 
@@ -346,10 +374,10 @@ class LocalRunner:
         params: Mapping[str, Any],
         uses: str,
         function: FunctionSpec,
-        visible: list[str],
+        visible: list[ViewItem],
     ) -> tuple[Path, Path]:
         """Write the attempt's inputs as the runtime contract lays them out."""
-        attempt_dir = self.run_dir / "nodes" / action.node / str(action.attempt)
+        attempt_dir = self._attempt_dir(action)
         in_dir = attempt_dir / "in"
         outputs_dir = in_dir / OUTPUTS_DIR
         outputs_dir.mkdir(parents=True, exist_ok=True)
@@ -368,15 +396,24 @@ class LocalRunner:
         (in_dir / FUNCTION_FILE).write_text(json.dumps(doc))
         (in_dir / PARAMS_FILE).write_text(json.dumps(params))
         (in_dir / INPUT_FILE).write_text(json.dumps(action.input))
-        (in_dir / VIEW_FILE).write_text(json.dumps(visible, ensure_ascii=False))
+        view = [item.to_json() for item in visible]
+        (in_dir / VIEW_FILE).write_text(json.dumps(view, ensure_ascii=False))
         _link(self.run_dir / INITIAL_CONTEXT_FILE, in_dir / INITIAL_CONTEXT_FILE)
-        for node_id in visible:
-            stem = file_stem(node_id)
-            for folder, target_dir in ((OUTPUTS_DIR, outputs_dir), (WRITES_DIR, writes_dir)):
-                source = self.run_dir / folder / f"{stem}.json"
-                if source.is_file():
-                    _link(source, target_dir / f"{stem}.json")
+        for item in visible:
+            if item.key is None:
+                continue  # inline or undefined: nothing stored
+            stem = file_stem(item.key)
+            _link(self.run_dir / OUTPUTS_DIR / f"{stem}.json", outputs_dir / f"{stem}.json")
+            if item.wrote:
+                _link(self.run_dir / WRITES_DIR / f"{stem}.json", writes_dir / f"{stem}.json")
         return in_dir, out_dir / _RESULT_FILE
+
+    def _attempt_dir(self, action: StartNode) -> Path:
+        # Ids may hold any character but "/": the directory uses the id's file stem.
+        name = str(action.attempt)
+        if action.iteration:
+            name = f"{action.iteration}.{action.attempt}"
+        return self.run_dir / "nodes" / file_stem(action.node) / name
 
     def _node_env(self, action: StartNode, in_dir: Path, out_file: Path) -> dict[str, str]:
         env = dict(os.environ)
@@ -427,6 +464,7 @@ class LocalRunner:
 
     async def _shutdown(self) -> None:
         """Never leave a node process behind, whatever ended the run."""
+        self._subflows.shutdown()
         for key, proc in list(self._procs.items()):
             self._cancelled.add(key)
             await proc.kill()
@@ -519,6 +557,13 @@ async def _check_docker(docker: str) -> str | None:
         detail = (err or out).decode(errors="replace").strip().splitlines()
         return f"'{docker} info' failed: {detail[-1] if detail else f'exit {proc.returncode}'}"
     return None
+
+
+AttemptKey = tuple[str, int, int]
+
+
+def _key(action: StartNode | CancelNode) -> AttemptKey:
+    return (action.node, action.iteration, action.attempt)
 
 
 def _write_atomic(path: Path, value: Any) -> None:

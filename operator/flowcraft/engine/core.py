@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
-from flowcraft.contract import Write
+from flowcraft.contract import ViewItem, Write, result_key
 from flowcraft.engine.graph import CompiledEdge, Graph
 from flowcraft.engine.types import (
     Action,
@@ -33,13 +33,16 @@ from flowcraft.engine.types import (
     StartNode,
     Step,
 )
-from flowcraft.engine.values import Values, truthy
+from flowcraft.engine.values import Done, Values, resume_data, truthy
 from flowcraft.model import (
     TERMINAL_FLOW_PHASES,
+    UNDEFINED,
+    Completion,
     ExpressionError,
     FlowSpec,
     FlowStatus,
     NodeStatus,
+    format_timestamp,
 )
 
 # Machine-readable NodeStatus.reason values.
@@ -55,9 +58,15 @@ REASON_FLOW_FAILED = "FlowFailed"
 REASON_FLOW_CANCELLED = "FlowCancelled"
 REASON_DEADLINE = "DeadlineExceeded"
 
-_ACTIVE: frozenset[str] = frozenset({"Pending", "Running", "Retrying"})
+REASON_NOT_REACHED = "NotReached"
+REASON_LOOP_LIMIT = "MaxIterations"
+
+_ACTIVE: frozenset[str] = frozenset({"Pending", "Running", "Retrying", "Sleeping", "Awaiting"})
 
 EdgeState = Literal["taken", "dead", "failed", "pending"]
+
+# Built-ins the engine runs itself: their outputs are derived, never stored by a driver.
+_VIRTUAL: frozenset[str | None] = frozenset({"sleep", "wait", "loop-controller"})
 
 
 def _require_aware(now: datetime) -> datetime:
@@ -123,6 +132,8 @@ class Engine:
             run.check_deadline()
         if not run.terminal:
             run.collect_due_retries()
+            run.wake_sleepers()
+            run.resume_waiters()
         return self._remember(run.finish(), run)
 
     def _remember(self, step: Step, run: _Run) -> Step:
@@ -156,6 +167,7 @@ class Engine:
             attempt=ns.attempts,
             input=run.input_of(node),
             timeout_seconds=self.graph.timeout_seconds(node),
+            iteration=ns.iteration or 0,
         )
 
     def context(
@@ -168,7 +180,21 @@ class Engine:
         then per completed node (in completion order) its writes, `_outputs.<id>`/`<id>`
         and `_inputs.<target>` of the edges it took (a node recovered by its fallback: null)."""
         run = _Run(self, status, status.started_at or _EPOCH, outputs, writes, copy=False)
-        return dict(run.context_at(status.seq))
+        context = dict(run.context_at(status.seq))
+        # flowcraft keeps what a paused run waits for in the context itself.
+        waiting = [
+            (n, ns) for n, ns in status.nodes.items() if ns.phase in ("Awaiting", "Sleeping")
+        ]
+        if waiting:
+            waiting.sort(key=lambda item: (item[1].started_at or _EPOCH, self.graph.order[item[0]]))
+            context["_awaitingNodeIds"] = [n for n, _ in waiting]
+            context["_awaitingDetails"] = {
+                n: {"reason": "external_event"}
+                if ns.phase == "Awaiting"
+                else {"reason": "timer", "wakeUpAt": format_timestamp(ns.wake_at or _EPOCH)}
+                for n, ns in waiting
+            }
+        return context
 
     def node_context(
         self,
@@ -184,19 +210,44 @@ class Engine:
         watermark = ns.input_seq if ns is not None and ns.input_seq is not None else status.seq
         return dict(run.context_at(watermark))
 
-    def view(self, status: FlowStatus, node: str) -> list[str]:
-        """What a starting node's runtime folds into its context, in order: the nodes that
-        had completed when it first started (a recovered node, shown as null, just before
-        its fallback). With the initial context, this is everything the node can see."""
-        run = _Run(self, status, status.started_at or _EPOCH, {}, None, copy=False)
+    def view(
+        self,
+        status: FlowStatus,
+        node: str,
+        outputs: Mapping[str, Any] | None = None,
+        writes: Mapping[str, Sequence[Write]] | None = None,
+    ) -> list[ViewItem]:
+        """What a starting node's runtime folds into its context, in order: every success
+        before it first started (earlier loop iterations included; a node recovered by its
+        fallback, null, just before the fallback). Stored results are named by their result
+        key; built-ins the engine ran carry their output inline. With the initial context,
+        this is everything the node can see. `outputs`/`writes` are needed only when the view
+        holds a sleep node (its inline output is its input)."""
+        run = _Run(self, status, status.started_at or _EPOCH, outputs or {}, writes, copy=False)
         ns = status.nodes.get(node)
         watermark = ns.input_seq if ns is not None and ns.input_seq is not None else status.seq
-        order: list[str] = []
-        for router in run.timeline():
-            if (run.nodes[router].seq or 0) > watermark:
+        order: list[ViewItem] = []
+        context: dict[str, Any] | None = None
+        for done in run.timeline():
+            if done.seq > watermark:
                 break
-            order.extend(reversed(run.owners(router)))
-            order.append(router)
+            order.extend(ViewItem(o, inline=True) for o in reversed(run.owners(done.node)))
+            kind = self.graph.builtin.get(done.node)
+            if kind in _VIRTUAL:
+                if kind == "sleep" and context is None:
+                    context = run.context_at(watermark)
+                value = (
+                    run.input_of(done.node)
+                    if kind == "sleep" and done.current
+                    else run.builtin_output(done.node, done.action, done.iteration, context)
+                )
+                if value is UNDEFINED:
+                    order.append(ViewItem(done.node, undefined=True))
+                else:
+                    order.append(ViewItem(done.node, inline=True, value=value))
+                continue
+            key = result_key(done.node, done.iteration)
+            order.append(ViewItem(done.node, key=key, wrote=bool(done.writes)))
         return order
 
 
@@ -230,8 +281,9 @@ class _Run(Values):
         self.writes: Mapping[str, Sequence[Write]] = writes or {}
         self.fresh_outputs: dict[str, Any] = {}
         self.fresh_writes: dict[str, Sequence[Write]] = {}
-        self.timeline_memo: list[str] | None = None
-        self.edge_memo: dict[int, Any] = {}
+        self.history: list[Completion] = list(status.history)
+        self.timeline_memo: list[Done] | None = None
+        self.edge_memo: dict[tuple[int, int], Any] = {}
         self.original = status
         self.nodes: dict[str, NodeStatus] = dict(status.nodes) if copy else status.nodes
         self.errors = list(status.errors)
@@ -246,6 +298,12 @@ class _Run(Values):
         self.context_memo: dict[int, dict[str, Any]] = {}
         self.running = 0
         self.retrying: list[str] = []
+        self.sleeping: list[str] = [
+            n for n, k in self.graph.builtin.items() if k == "sleep" and n in self.nodes
+        ]
+        self.awaiting: list[str] = [
+            n for n, k in self.graph.builtin.items() if k == "wait" and n in self.nodes
+        ]
         if index is not None and index.nodes is status.nodes:
             self.running = index.running
             self.retrying = list(index.retrying)
@@ -283,8 +341,13 @@ class _Run(Values):
         if isinstance(event, NodeStarted):
             return  # informational: startedAt is set when the engine issues StartNode
         ns = self.nodes.get(event.node)
-        if ns is None or ns.phase != "Running" or ns.attempts != event.attempt:
-            return  # duplicate or stale: already applied, other attempt, or not running
+        if (
+            ns is None
+            or ns.phase != "Running"
+            or ns.attempts != event.attempt
+            or (ns.iteration or 0) != event.iteration
+        ):
+            return  # duplicate or stale: already applied, other attempt/iteration, not running
         if isinstance(event, NodeSucceeded):
             self.succeed(event)
         else:
@@ -292,7 +355,8 @@ class _Run(Values):
 
     def succeed(self, event: NodeSucceeded) -> None:
         node_id = event.node
-        self.fresh_outputs[node_id] = event.output
+        if self.graph.builtin.get(node_id) not in _VIRTUAL:
+            self.fresh_outputs[node_id] = event.output
         self.fresh_writes[node_id] = event.writes
         seq = self.seq + 1
         ns = self.set(
@@ -344,16 +408,28 @@ class _Run(Values):
         result names no action or none of its action edges passed its condition."""
         edges = [self.graph.edges[i] for i in self.graph.routes[node_id]]
         taken: list[int] = []
-        if ns.action is not None:
+        if self.graph.builtin.get(node_id) == "loop-controller":
+            # flowcraft routes a loop controller by its conditional edges first.
+            taken = self._passing(node_id, ns, [e for e in edges if e.condition is not None])
+        if not taken and ns.action is not None:
             taken = self._passing(node_id, ns, [e for e in edges if e.action == ns.action])
         if not taken:
             taken = self._passing(node_id, ns, [e for e in edges if e.action is None])
+        if not taken:
+            # flowcraft: a node that routed nowhere still starts successors none of whose
+            # incoming edges has a condition (when their joins allow) — without handing them
+            # an input. Recorded as -(index + 1): a trigger, not a data edge.
+            taken = [
+                -(e.index + 1) for e in edges if e.target not in self.graph.conditional_targets
+            ]
         # Record the routing, then evaluate the taken edges' transforms now (in the context
         # as it stands after this node) so a broken transform fails the source, not the
         # target later.
         self.set(node_id, taken_edges=taken)
         self.forget_views()
         for index in taken:
+            if index < 0:
+                break  # triggers carry no data
             edge = self.graph.edges[index]
             if edge.transform is not None:
                 try:
@@ -489,10 +565,12 @@ class _Run(Values):
             if phase == "Succeeded":
                 taken = ns.taken_edges or ()
                 for index in taken:
-                    edge = self.graph.edges[index]
+                    edge = self.graph.edges[index if index >= 0 else -index - 1]
                     if edge.source == source and edge.target == target:
                         return "taken"
-                return "dead"
+                # A loop controller runs again: an edge it did not take this time may be
+                # taken later (a node it never reaches ends as NotReached, not skipped now).
+                return "pending" if current in self.graph.loop_body else "dead"
             if phase in _ACTIVE:
                 return "pending"
             if phase == "Failed":
@@ -507,10 +585,19 @@ class _Run(Values):
 
     def check(self, node_id: str) -> None:
         ns = self.nodes[node_id]
+        if ns.phase == "Succeeded" and node_id in self.graph.loop_body:
+            # A loop controller runs again on every new arrival (flowcraft's `any` join).
+            if self.arrived_since(node_id, ns.seq or 0):
+                self.rearm(node_id)
+            return
         if ns.phase != "Pending" or node_id in self.graph.owner:
             return
         states = [self.edge_state(s, node_id) for s in self.graph.sources[node_id]]
-        if self.graph.nodes[node_id].config.join_strategy == "any":
+        # A loop controller is entered from outside and from its body: always an `any` join.
+        if (
+            self.graph.nodes[node_id].config.join_strategy == "any"
+            or node_id in self.graph.loop_body
+        ):
             if "taken" in states:
                 self.ready.add(node_id)
             elif "pending" in states:
@@ -550,6 +637,7 @@ class _Run(Values):
                 break
         queue = [] if self.terminal else sorted(self.ready, key=self.graph.order.__getitem__)
         if not self.terminal:
+            self.phase = "Running"
             self.settle(queue)
         # Every field is already valid: construct without re-validating 1,000 node entries.
         status = FlowStatus.model_construct(
@@ -561,6 +649,7 @@ class _Run(Values):
             errors=self.errors,
             seq=self.seq,
             queue=queue,
+            history=self.history,
         )
         wake = None if self.terminal else self.wake_at()
         return Step(status=status, actions=tuple(self.actions), wake_at=wake)
@@ -587,7 +676,130 @@ class _Run(Values):
             )
             self.final_failure(node_id, f"input could not be computed: {exc}")
             return
-        self.actions.append(StartNode(node_id, attempt, value, self.graph.timeout_seconds(node_id)))
+        kind = self.graph.builtin.get(node_id)
+        if kind in _VIRTUAL:
+            self.run_builtin(node_id, kind)
+            return
+        iteration = self.nodes[node_id].iteration or 0
+        timeout = self.graph.timeout_seconds(node_id)
+        self.actions.append(StartNode(node_id, attempt, value, timeout, iteration))
+
+    # -- built-in nodes the engine runs itself --------------------------------------------
+
+    def run_builtin(self, node_id: str, kind: str | None) -> None:
+        """sleep: a durable timer (wake_at in the status); wait: Awaiting until spec.resume
+        names the node; loop-controller: its condition decides continue or break."""
+        ns = self.nodes[node_id]
+        if kind == "sleep":
+            delay = timedelta(milliseconds=self.graph.sleep_ms(node_id))
+            self.set(node_id, phase="Sleeping", wake_at=self.now + delay)
+            self.sleeping.append(node_id)
+            return
+        if kind == "wait":
+            self.set(node_id, phase="Awaiting")
+            self.awaiting.append(node_id)
+            self.resume_waiters()
+            return
+        condition = self.graph.loop_condition[node_id]
+        context = self.context_at(ns.input_seq or 0)
+        try:
+            value = condition.evaluate({**context, "context": context})
+        except ExpressionError as exc:
+            self.fail_builtin(node_id, REASON_ROUTING, f"loop condition: {exc}")
+            return
+        action = "continue" if truthy(value) else "break"
+        limit = self.graph.loop_limit[node_id]
+        if action == "continue" and (ns.iteration or 0) >= limit:
+            self.fail_builtin(
+                node_id,
+                REASON_LOOP_LIMIT,
+                f"loop {node_id!r} exceeded maxIterations ({limit}); raise params.maxIterations "
+                "or check its condition",
+            )
+            return
+        self.finish_builtin(node_id, action)
+
+    def finish_builtin(self, node_id: str, action: str | None) -> None:
+        ns = self.nodes[node_id]
+        event = NodeSucceeded(
+            node_id, ns.attempts, self.now, action=action, iteration=ns.iteration or 0
+        )
+        self.succeed(event)
+
+    def fail_builtin(self, node_id: str, reason: str, message: str) -> None:
+        self.set(node_id, phase="Failed", finished_at=self.now, reason=reason, message=message)
+        self.final_failure(node_id, message)
+
+    def wake_sleepers(self) -> None:
+        for node_id in self.sleeping:
+            ns = self.nodes[node_id]
+            if ns.phase == "Sleeping" and ns.wake_at is not None and ns.wake_at <= self.now:
+                self.set(node_id, wake_at=None)
+                self.finish_builtin(node_id, None)
+
+    def resume_waiters(self) -> None:
+        """Awaiting wait nodes whose resume data is in the spec succeed with it."""
+        for node_id in self.awaiting:
+            if self.nodes[node_id].phase != "Awaiting":
+                continue
+            _, action, present = resume_data(self.spec.resume, node_id)
+            if present:
+                self.finish_builtin(node_id, action)
+
+    def arrived_since(self, node_id: str, since: int) -> bool:
+        """Whether a predecessor took an edge into `node_id` after completion `since`."""
+        for source in self.graph.sources[node_id]:
+            router = self.router(source)
+            if router is None:
+                continue
+            rs = self.nodes[router]
+            if (rs.seq or 0) <= since:
+                continue
+            for index in rs.taken_edges or ():
+                edge = self.graph.edges[index if index >= 0 else -index - 1]
+                if edge.source == source and edge.target == node_id:
+                    return True
+        return False
+
+    def rearm(self, controller: str) -> None:
+        """Start a loop's next iteration: its body's results so far move to the history
+        (they stay in the context), the body nodes become Pending again, and the controller
+        evaluates its condition anew. Nodes still running finish their own iteration.
+        The controller's iteration count is bounded by maxIterations, whatever re-runs it."""
+        limit = self.graph.loop_limit[controller]
+        if (self.nodes[controller].iteration or 0) + 1 > limit:
+            if self.nodes[controller].phase == "Succeeded":
+                self.set(controller, phase="Pending")  # so it can be marked Failed below
+            self.fail_builtin(
+                controller,
+                REASON_LOOP_LIMIT,
+                f"loop {controller!r} exceeded maxIterations ({limit}); raise "
+                "params.maxIterations or check its condition",
+            )
+            return
+        members = self.graph.loop_body[controller] | {controller}
+        for node_id in sorted(members, key=lambda m: self.nodes[m].seq or 0):
+            ns = self.nodes[node_id]
+            if ns.phase in ("Running", "Retrying", "Sleeping", "Awaiting"):
+                continue
+            if ns.phase == "Pending" and node_id != controller:
+                continue  # never reached in this iteration: nothing to reset
+            if ns.phase == "Succeeded" and ns.seq is not None:
+                self.history.append(
+                    Completion(
+                        node=node_id,
+                        iteration=ns.iteration or 0,
+                        attempt=ns.attempts,
+                        seq=ns.seq,
+                        output_ref=ns.output_ref,
+                        action=ns.action,
+                        taken_edges=ns.taken_edges,
+                        writes=ns.writes,
+                    )
+                )
+            self.nodes[node_id] = NodeStatus(iteration=(ns.iteration or 0) + 1)
+        self.forget_views()
+        self.ready.add(controller)
 
     def settle(self, queue: list[str]) -> None:
         """Finish the flow when nothing runs, waits for a retry, or waits for a slot."""
@@ -595,7 +807,24 @@ class _Run(Values):
             return
         if any(self.nodes[n].phase == "Retrying" for n in self.retrying):
             return
+        if any(self.nodes[n].phase == "Sleeping" for n in self.sleeping):
+            return
+        if any(self.nodes[n].phase == "Awaiting" for n in self.awaiting):
+            self.phase = "Awaiting"  # until someone resumes a wait node (spec.resume)
+            return
         active = [n for n in self.graph.order if self.nodes[n].phase in _ACTIVE]
+        if active and self.graph.loop_body:
+            # With loops, a join can wait for a node that will never run again (a loop body
+            # after its loop broke, or a node waiting on a loop that never started): as in
+            # flowcraft, those nodes simply do not run.
+            for node_id in active:
+                self.set(
+                    node_id,
+                    phase="Skipped",
+                    reason=REASON_NOT_REACHED,
+                    message="never became ready: a predecessor in a loop did not run (again)",
+                )
+            active = []
         if active:
             # Defensive: every join resolves once its predecessors do, so this is a bug.
             self.errors.append(f"engine stalled with unresolved nodes: {', '.join(active)}")
@@ -617,6 +846,11 @@ class _Run(Values):
             and ns.retry_at is not None
             and ns.retry_at > self.now
         ]
+        times.extend(
+            ns.wake_at
+            for n in self.sleeping
+            if (ns := self.nodes[n]).phase == "Sleeping" and ns.wake_at is not None
+        )
         deadline = self.deadline()
         if deadline is not None:
             times.append(deadline)

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from flowcraft.model import EdgeSpec, FlowSpec, NodeSpec, compile_expression
+from flowcraft.model import BuiltinKind, EdgeSpec, FlowSpec, NodeSpec, compile_expression
+from flowcraft.model.validation import DEFAULT_MAX_ITERATIONS, DURATION
 
 
 class Expr(Protocol):
@@ -93,10 +94,34 @@ class Graph:
         self.route_targets: dict[str, tuple[str, ...]] = {
             n: tuple(dict.fromkeys(self.edges[i].target for i in r)) for n, r in self.routes.items()
         }
+        # Nodes with a conditional incoming edge: flowcraft never triggers them without data.
+        self.conditional_targets: frozenset[str] = frozenset(
+            e.target for e in self.edges if e.condition is not None
+        )
+        # Built-in node types, and what the engine needs to run loops and sleeps itself.
+        self.builtin: dict[str, BuiltinKind] = {
+            node.id: kind for node in spec.nodes if (kind := spec.builtin(node)) is not None
+        }
+        self.loop_condition: dict[str, Expr] = {}
+        self.loop_limit: dict[str, int] = {}
+        self.loop_body: dict[str, frozenset[str]] = {}
+        for node_id, kind in self.builtin.items():
+            if kind != "loop-controller":
+                continue
+            params = self.nodes[node_id].params
+            self.loop_condition[node_id] = compile_expression(
+                str(params.get("condition", "")), spec.expression_language
+            )
+            self.loop_limit[node_id] = int(params.get("maxIterations", DEFAULT_MAX_ITERATIONS))
+            self.loop_body[node_id] = self._body(node_id)
+        self.in_loop: frozenset[str] = frozenset().union(*self.loop_body.values())
         # Roots start with the flow; a fallback node only ever runs in place of its owner.
         self.roots: tuple[str, ...] = tuple(
             n for n in self.order if not self.incoming[n] and n not in self.owner
         )
+        if not self.roots and self.loop_body:
+            # Every node is in a cycle: like flowcraft, enter through the loops.
+            self.roots = tuple(n for n in self.order if n in self.loop_body)
 
     def _routes(self, node_id: str) -> tuple[int, ...]:
         routes = list(self.out[node_id])
@@ -107,6 +132,38 @@ class Graph:
             seen.add(current)
             routes.extend(self.out[current])
         return tuple(dict.fromkeys(routes))
+
+    def _body(self, controller: str) -> frozenset[str]:
+        """The nodes a loop re-runs: everything reachable from its `continue` target without
+        passing through a loop controller (flowcraft resets these on each iteration)."""
+        start = next(
+            (e.target for e in self.edges if e.source == controller and e.action == "continue"),
+            None,
+        )
+        if start is None:
+            return frozenset()
+        body = {start}
+        stack = [start]
+        while stack:
+            current = stack.pop()
+            for index in self.out[current]:
+                target = self.edges[index].target
+                if target in body or self.builtin.get(target) == "loop-controller":
+                    continue
+                body.add(target)
+                stack.append(target)
+        return frozenset(body)
+
+    def sleep_ms(self, node_id: str) -> float:
+        """A sleep node's duration in milliseconds (validated: a number or 5s/10m/1h/2d)."""
+        duration = self.nodes[node_id].params.get("duration")
+        if isinstance(duration, str):
+            found = DURATION.match(duration)
+            if found is None:
+                raise ValueError(f"invalid duration {duration!r}")
+            unit = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}[found.group(2)]
+            return int(found.group(1)) * unit
+        return float(duration or 0)
 
     def timeout_seconds(self, node_id: str) -> float | None:
         timeout = self.nodes[node_id].config.timeout

@@ -21,6 +21,7 @@ class NodeStarted:
     node: str
     attempt: int
     at: datetime
+    iteration: int = 0
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class NodeSucceeded:
     output_ref: str | None = None
     # The attempt's context writes, applied (in order) only because it succeeded.
     writes: tuple[Write, ...] = ()
+    iteration: int = 0  # the loop iteration the attempt belongs to (StartNode.iteration)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class NodeFailed:
     at: datetime
     message: str
     timed_out: bool = False
+    iteration: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class StartNode:
     attempt: int
     input: Any
     timeout_seconds: float | None
+    # Loop iteration (0: the first run). Drivers name attempts by (node, iteration, attempt)
+    # and store results under contract.result_key(node, iteration).
+    iteration: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class CancelNode:
     node: str
     attempt: int
     reason: str
+    iteration: int = 0
 
 
 Action = StartNode | CancelNode

@@ -11,12 +11,37 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from flowcraft.contract import Write, apply_writes
+from flowcraft.contract import Write, apply_writes, result_key
 from flowcraft.engine.graph import CompiledEdge, Expr, Graph
 from flowcraft.engine.types import MissingOutputError
-from flowcraft.model import UNDEFINED, NodeStatus
+from flowcraft.model import UNDEFINED, Completion, NodeStatus
+
+
+class Done(NamedTuple):
+    """One success in the context's timeline: a node's current one, or an earlier loop
+    iteration's (from the flow's history)."""
+
+    node: str
+    iteration: int
+    seq: int
+    taken_edges: list[int] | None
+    writes: int | None
+    action: str | None
+    current: bool
+
+
+def resume_data(resume: Mapping[str, Any] | None, node_id: str) -> tuple[Any, str | None, bool]:
+    """(output, action, present) of a wait node's resume data: flowcraft's resumeData is
+    {output, action}; any other value is taken as the output."""
+    if resume is None or node_id not in resume:
+        return None, None, False
+    data = resume[node_id]
+    if isinstance(data, dict) and data and set(data) <= {"output", "action"}:
+        action = data.get("action")
+        return data.get("output"), action if isinstance(action, str) else None, True
+    return data, None, True
 
 
 class Values:
@@ -28,29 +53,55 @@ class Values:
     writes: Mapping[str, Sequence[Write]]
     fresh_outputs: dict[str, Any]
     fresh_writes: dict[str, Sequence[Write]]
-    timeline_memo: list[str] | None
-    edge_memo: dict[int, Any]
+    timeline_memo: list[Done] | None
+    edge_memo: dict[tuple[int, int], Any]
+    history: list[Completion]
     input_memo: dict[str, Any]
     context_memo: dict[int, dict[str, Any]]
     seq: int
 
     def output_of(self, node_id: str) -> Any:
+        """The output of the node's current (latest) success."""
         if node_id in self.fresh_outputs:
             return self.fresh_outputs[node_id]
+        ns = self.nodes[node_id]
+        virtual = self.builtin_output(node_id, ns.action, ns.iteration or 0, None)
+        if virtual is not _UNSET:
+            return virtual
+        key = result_key(node_id, ns.iteration or 0)
         try:
-            return self.outputs[node_id]
+            return self.outputs[key]
         except KeyError:
-            raise MissingOutputError(node_id) from None
+            raise MissingOutputError(key) from None
 
-    def writes_of(self, node_id: str) -> Sequence[Write]:
-        if node_id in self.fresh_writes:
+    def builtin_output(
+        self, node_id: str, action: str | None, iteration: int, context: Mapping[str, Any] | None
+    ) -> Any:
+        """The output of a built-in the engine runs itself (nothing stored), else _UNSET.
+
+        loop-controller: undefined when it continues, null when it breaks (flowcraft's);
+        wait: the resume data's output; sleep: its input (for an earlier iteration, the
+        `_inputs` entry the context held for it)."""
+        kind = self.graph.builtin.get(node_id)
+        if kind == "loop-controller":
+            return UNDEFINED if action == "continue" else None
+        if kind == "wait":
+            return resume_data(self.graph.spec.resume, node_id)[0]
+        if kind == "sleep":
+            if context is not None:
+                return context.get(f"_inputs.{node_id}")
+            return self.input_of(node_id)
+        return _UNSET
+
+    def writes_of(self, node_id: str, iteration: int | None = None) -> Sequence[Write]:
+        current = iteration is None or iteration == (self.nodes[node_id].iteration or 0)
+        if current and node_id in self.fresh_writes:
             return self.fresh_writes[node_id]
-        if not self.nodes[node_id].writes:
-            return ()
+        key = result_key(node_id, self.nodes[node_id].iteration or 0 if current else iteration or 0)
         try:
-            return self.writes[node_id]
+            return self.writes[key]
         except KeyError:
-            raise MissingOutputError(node_id) from None
+            raise MissingOutputError(key) from None
 
     def router(self, node_id: str) -> str | None:
         """The node whose success decides `node_id`'s routing (itself or a fallback)."""
@@ -73,13 +124,20 @@ class Values:
             owner = self.graph.owner.get(owner)
         return chain
 
-    def timeline(self) -> list[str]:
-        """Succeeded nodes in completion order: the order the context is folded in."""
+    def timeline(self) -> list[Done]:
+        """Every success in completion order (earlier loop iterations included): the order
+        the context is folded in."""
         if self.timeline_memo is None:
             done = [
-                n for n, ns in self.nodes.items() if ns.phase == "Succeeded" and ns.seq is not None
+                Done(c.node, c.iteration, c.seq, c.taken_edges, c.writes, c.action, False)
+                for c in self.history
             ]
-            done.sort(key=lambda n: self.nodes[n].seq or 0)
+            done.extend(
+                Done(n, ns.iteration or 0, ns.seq, ns.taken_edges, ns.writes, ns.action, True)
+                for n, ns in self.nodes.items()
+                if ns.phase == "Succeeded" and ns.seq is not None
+            )
+            done.sort(key=lambda d: d.seq)
             self.timeline_memo = done
         return self.timeline_memo
 
@@ -102,31 +160,52 @@ class Values:
             return cached
         context: dict[str, Any] = dict(self.graph.initial)
         effective: dict[str, Any] = {}
-        for router in self.timeline():
-            ns = self.nodes[router]
-            if (ns.seq or 0) > watermark:
+        for done in self.timeline():
+            if done.seq > watermark:
                 break
-            for owner in reversed(self.owners(router)):
+            for owner in reversed(self.owners(done.node)):
                 context[f"_outputs.{owner}"] = None
                 context[owner] = None
-            apply_writes(context, self.writes_of(router))
-            value = self.output_of(router)
-            context[f"_outputs.{router}"] = value
-            context[router] = value
-            for index in ns.taken_edges or ():
-                self._apply_edge(self.graph.edges[index], router, context, effective)
+            if done.writes:
+                apply_writes(context, self.writes_of(done.node, done.iteration))
+            value = self.done_output(done, context)
+            if value is UNDEFINED:
+                # flowcraft stores undefined: the key exists but JSON leaves it out.
+                context.pop(f"_outputs.{done.node}", None)
+                context.pop(done.node, None)
+            else:
+                context[f"_outputs.{done.node}"] = value
+                context[done.node] = value
+            for index in done.taken_edges or ():
+                if index >= 0:  # a negative index is a trigger: no `_inputs` (see core.route)
+                    self._apply_edge(self.graph.edges[index], done, context, effective)
         self.context_memo[watermark] = context
         return context
 
+    def done_output(self, done: Done, context: Mapping[str, Any]) -> Any:
+        if done.current:
+            return self.output_of(done.node)
+        virtual = self.builtin_output(done.node, done.action, done.iteration, context)
+        if virtual is not _UNSET:
+            return virtual
+        key = result_key(done.node, done.iteration)
+        try:
+            return self.outputs[key]
+        except KeyError:
+            raise MissingOutputError(key) from None
+
     def _apply_edge(
-        self, edge: CompiledEdge, router: str, context: dict[str, Any], effective: dict[str, Any]
+        self, edge: CompiledEdge, done: Done, context: dict[str, Any], effective: dict[str, Any]
     ) -> None:
         """Set `_inputs.<target>` for a taken edge, as flowcraft does when it routes."""
         target = edge.target
         current = effective.get(target, self.graph.nodes[target].inputs)
-        value = self.edge_memo.get(edge.index, _UNSET)
+        memo_key = (edge.index, done.seq)
+        value = self.edge_memo.get(memo_key, _UNSET)
         if value is _UNSET:
-            source_value = self.output_of(router)
+            source_value = self.done_output(done, context)
+            if source_value is UNDEFINED:
+                source_value = None
             if edge.transform is not None:
                 # flowcraft feeds a transform the target's `inputs` key instead of the
                 # source's output when that key names something already in the context.
@@ -137,7 +216,7 @@ class Values:
                 value = edge.transform.evaluate({"input": source_value, "context": context})
             else:
                 value = source_value
-            self.edge_memo[edge.index] = value
+            self.edge_memo[memo_key] = value
         key = f"_inputs.{target}"
         if value is UNDEFINED:
             context.pop(key, None)
@@ -173,7 +252,7 @@ class Values:
         applied = self._applied_edges(node_id, watermark)
         if applied and (selector is None or any(e.transform for _, e in applied)):
             router = applied[-1][0]
-            if not any(e.transform for _, e in applied):
+            if node_id not in self.graph.in_loop and not any(e.transform for _, e in applied):
                 return self.output_of(router)  # fast path: no context needed
             return self.context_at(watermark).get(f"_inputs.{node_id}")
         context = self.context_at(watermark)
@@ -195,6 +274,8 @@ class Values:
             if rs.seq is None or rs.seq > watermark:
                 continue
             for index in rs.taken_edges or ():
+                if index < 0:
+                    continue  # a trigger carries no input
                 edge = self.graph.edges[index]
                 if edge.source == source and edge.target == node_id:
                     found.append((rs.seq, index, router, edge))

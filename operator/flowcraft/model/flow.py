@@ -304,7 +304,8 @@ class NodeStatus(_StatusModel):
         default=None,
         description="Indexes into spec.edges of the edges taken when this node succeeded "
         "(routing is decided once, at completion); a fallback node's list includes the "
-        "edges it inherited.",
+        "edges it inherited. -(i+1) marks edge i as a trigger without data (flowcraft starts "
+        "unconditional successors of a node that routed nowhere).",
     )
     seq: int | None = Field(
         default=None, description="Order of this node's success within the run (context view)."

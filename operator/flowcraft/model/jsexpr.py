@@ -1732,10 +1732,9 @@ class Program:
         """
         if self.mode == "path":
             return _export(self._evaluate_path(scope))
-        # flowcraft passes every identifier-like key as a parameter of `new Function`; a
-        # reserved word among them is a SyntaxError, so every expression is undefined.
-        if any(word in scope for word in _KEYWORDS):
-            return UNDEFINED
+        # flowcraft passes every identifier-like key as a parameter of `new Function`, so a
+        # reserved word among them (a node called `default`) turns every expression into
+        # undefined there. Deliberately not copied: such a key is simply not a variable here.
         tree = self._tree_for(scope)
         if tree is None:
             return UNDEFINED

@@ -34,6 +34,7 @@ from flowcraft.contract import (
     PARAMS_FILE,
     VIEW_FILE,
     WRITES_DIR,
+    ViewItem,
     Write,
     apply_writes,
     encode_error,
@@ -152,17 +153,26 @@ class NodeContext:
                 base.update(initial)
         order = _read_json(self._in_dir / VIEW_FILE, VIEW_FILE)
         if not isinstance(order, list):
-            raise SetupError(f"{VIEW_FILE} must hold a list of node ids")
-        for node in order:
-            if not isinstance(node, str):
+            raise SetupError(f"{VIEW_FILE} must hold a list")
+        for doc in order:
+            item = ViewItem.from_json(doc)
+            if item is None:
+                raise SetupError(f"{VIEW_FILE}: unreadable entry {json.dumps(doc)[:200]}")
+            node = item.node
+            if item.undefined:
+                base.pop(f"_outputs.{node}", None)
+                base.pop(node, None)
                 continue
-            stem = file_stem(node)
-            writes_path = self._in_dir / WRITES_DIR / f"{stem}.json"
-            if writes_path.is_file():
-                apply_writes(base, _read_json(writes_path, f"writes of node {node!r}"))
-            value = self._output(node)
-            base[f"_outputs.{node}"] = None if value is _MISSING else value
-            base[node] = base[f"_outputs.{node}"]
+            if item.inline:
+                value = item.value
+            else:
+                stem = file_stem(item.key or node)
+                if item.wrote:
+                    writes_path = self._in_dir / WRITES_DIR / f"{stem}.json"
+                    apply_writes(base, _read_json(writes_path, f"writes of node {node!r}"))
+                value = self._stored(stem, node)
+            base[f"_outputs.{node}"] = value
+            base[node] = value
         self._base = base
         return base
 
@@ -177,6 +187,15 @@ class NodeContext:
         value = _read_json(path, f"output of node {node!r}")
         self._outputs[node] = value
         return value
+
+    def _stored(self, stem: str, node: str) -> Any:
+        """A stored output named in the view; the driver mounts every one it names."""
+        if self._outputs_dir is None:
+            raise SetupError(f"{VIEW_FILE} names the output of node {node!r} but no outputs/")
+        path = self._outputs_dir / f"{stem}.json"
+        if not path.is_file():
+            raise SetupError(f"output of node {node!r} is missing at {path}")
+        return _read_json(path, f"output of node {node!r}")
 
 
 class ContextView:

@@ -42,6 +42,7 @@ from flowcraft.contract import (
     PARAMS_FILE,
     VIEW_FILE,
     WRITES_DIR,
+    ViewItem,
     Write,
     file_stem,
 )
@@ -64,6 +65,7 @@ LABEL_COMPONENT = "flowcraft.io/component"
 ANN_FLOW = "flowcraft.io/flow-name"
 ANN_NODE = "flowcraft.io/node-id"
 ANN_ATTEMPT = "flowcraft.io/attempt"
+ANN_ITERATION = "flowcraft.io/iteration"  # loop iterations after the first (absent: 0)
 ANN_FUNCTION = "flowcraft.io/function"
 ANN_PARAMS = "flowcraft.io/params"
 ANN_INPUT = "flowcraft.io/input"
@@ -83,7 +85,11 @@ RUNTIME_COMMAND = ("python3", "-m", "flowcraft.runtime")
 MAX_PAYLOAD_BYTES = 200 * 1024
 
 
-class ManifestTooLarge(ValueError):
+class ManifestError(ValueError):
+    """A node attempt's Job cannot be built; the attempt fails with this message."""
+
+
+class ManifestTooLarge(ManifestError):
     """A node's function, params and input do not fit in its pod template."""
 
 
@@ -231,13 +237,12 @@ def _container(node: str, attempt: int, fn: FunctionSpec, runner_image: str) -> 
 
 @dataclass(frozen=True)
 class View:
-    """What a node attempt can see: the nodes folded into its context, in order, with the
-    output ConfigMap of each that has one (a node recovered by its fallback has none: it
-    reads as null), which of them wrote to the context, and the initial-context ConfigMap."""
+    """What a node attempt can see: the successes folded into its context, in order (see
+    ``flowcraft.contract.ViewItem``), the output ConfigMap of each stored result (by result
+    key), and the initial-context ConfigMap."""
 
-    order: tuple[str, ...] = ()
+    order: tuple[ViewItem, ...] = ()
     configmaps: Mapping[str, str] | None = None
-    wrote: frozenset[str] = frozenset()
     context_configmap: str | None = None
 
 
@@ -268,13 +273,18 @@ def _in_volume(view: View) -> Manifest:
             }
         )
     configmaps = view.configmaps or {}
-    for node in view.order:
-        cm = configmaps.get(node)
+    for item in view.order:
+        if item.key is None:
+            continue  # inline in view.json
+        cm = configmaps.get(item.key)
         if cm is None:
-            continue
-        stem = file_stem(node)
+            raise ManifestError(  # a driver bug, reported through the node's failure
+                f"no output ConfigMap is known for {item.key!r}, which node "
+                f"{item.node!r}'s result is stored under"
+            )
+        stem = file_stem(item.key)
         items = [{"key": OUTPUT_KEY, "path": f"{OUTPUTS_DIR}/{stem}.json"}]
-        if node in view.wrote:
+        if item.wrote:
             items.append({"key": WRITES_KEY, "path": f"{WRITES_DIR}/{stem}.json"})
         sources.append({"configMap": {"name": cm, "items": items}})
     return {"name": "flowcraft-in", "projected": {"defaultMode": 0o444, "sources": sources}}
@@ -290,6 +300,7 @@ def job_manifest(
     timeout_seconds: float | None,
     view: View,
     runner_image: str,
+    iteration: int = 0,
 ) -> Manifest:
     """The Job of one node attempt.
 
@@ -300,7 +311,7 @@ def job_manifest(
         ANN_FUNCTION: _dumps(function_document(fn, node.uses)),
         ANN_PARAMS: _dumps(node.params),
         ANN_INPUT: _dumps(input_value),
-        ANN_VIEW: _dumps(list(view.order)),
+        ANN_VIEW: _dumps([item.to_json() for item in view.order]),
     }
     size = sum(len(v.encode()) for v in payload.values())
     if size > MAX_PAYLOAD_BYTES:
@@ -309,12 +320,14 @@ def job_manifest(
             f"{MAX_PAYLOAD_BYTES}-byte limit for pod annotations"
         )
     ident = {ANN_FLOW: flow.name, ANN_NODE: node.id, ANN_ATTEMPT: str(attempt)}
+    if iteration:
+        ident[ANN_ITERATION] = str(iteration)
     job_labels = labels(flow, node.id, attempt)
     job: Manifest = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": names.job_name(flow.name, flow.uid, node.id, attempt),
+            "name": names.job_name(flow.name, flow.uid, node.id, attempt, iteration),
             "namespace": flow.namespace,
             "labels": job_labels,
             "annotations": ident,
@@ -347,7 +360,13 @@ def job_manifest(
 
 
 def output_configmap(
-    flow: FlowRef, node: str, attempt: int, output: Any, writes: Sequence[Write] = ()
+    flow: FlowRef,
+    node: str,
+    attempt: int,
+    output: Any,
+    writes: Sequence[Write] = (),
+    *,
+    iteration: int = 0,
 ) -> Manifest:
     """The immutable ConfigMap holding a succeeded attempt's output (JSON under output.json)
     and, when it wrote to the context, its writes (JSON list under writes.json)."""
@@ -358,7 +377,7 @@ def output_configmap(
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": names.output_configmap_name(flow.name, flow.uid, node, attempt),
+            "name": names.output_configmap_name(flow.name, flow.uid, node, attempt, iteration),
             "namespace": flow.namespace,
             "labels": {**labels(flow, node, attempt), LABEL_COMPONENT: "output"},
             "annotations": {ANN_FLOW: flow.name, ANN_NODE: node, ANN_ATTEMPT: str(attempt)},

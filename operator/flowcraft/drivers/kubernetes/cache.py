@@ -30,6 +30,7 @@ from flowcraft.drivers.kubernetes.builders import (
     ANN_FLOW,
     ANN_FUNCTION,
     ANN_INPUT,
+    ANN_ITERATION,
     ANN_NODE,
     ANN_PARAMS,
     KIND,
@@ -45,11 +46,13 @@ class FlowKey(NamedTuple):
 
 
 class Attempt(NamedTuple):
-    """One node attempt of one Flow object (``flow_uid``: the Flow's metadata.uid)."""
+    """One node attempt (in one loop iteration) of one Flow object (``flow_uid``: the Flow's
+    metadata.uid)."""
 
     flow_uid: str
     node: str
     attempt: int
+    iteration: int = 0
 
 
 @dataclass
@@ -125,12 +128,15 @@ def job_attempt(job: Manifest) -> Attempt | None:
     owner = controller_of(job, KIND)
     annotations = (job.get("metadata") or {}).get("annotations") or {}
     node, attempt = annotations.get(ANN_NODE), annotations.get(ANN_ATTEMPT)
+    iteration = annotations.get(ANN_ITERATION, "0")
     if owner is None or not isinstance(node, str) or not isinstance(attempt, str):
         return None
     flow_uid = owner.get("uid")
     if not isinstance(flow_uid, str) or not flow_uid or not attempt.isdigit():
         return None
-    return Attempt(flow_uid, node, int(attempt))
+    if not isinstance(iteration, str) or not iteration.isdigit():
+        return None
+    return Attempt(flow_uid, node, int(attempt), int(iteration))
 
 
 def pod_job_uid(pod: Manifest) -> str | None:
@@ -203,12 +209,14 @@ class ObjectCache:
         objs.jobs.setdefault(uid, _slim(job))
         objs.attempts.setdefault(attempt, uid)
 
-    def job(self, key: FlowKey, flow_uid: str, node: str, attempt: int) -> Manifest | None:
+    def job(
+        self, key: FlowKey, flow_uid: str, node: str, attempt: int, iteration: int = 0
+    ) -> Manifest | None:
         """The Job of this attempt controlled by the Flow object ``flow_uid``, if seen."""
         objs = self._flows.get(key)
         if objs is None:
             return None
-        uid = objs.attempts.get(Attempt(flow_uid, node, attempt))
+        uid = objs.attempts.get(Attempt(flow_uid, node, attempt, iteration))
         return objs.jobs.get(uid) if uid is not None else None
 
     def pod(self, key: FlowKey, job: Manifest) -> Manifest | None:

@@ -35,6 +35,7 @@ Manifest = dict[str, Any]
 FLOW_GROUP = "flowcraft.io"
 FLOW_VERSION = "v1alpha1"
 FLOW_PLURAL = "flows"
+BLUEPRINT_PLURAL = "blueprints"
 
 
 class ApiError(Exception):
@@ -313,6 +314,15 @@ class Client:
     async def replace_flow_status(self, namespace: str, name: str, body: Manifest) -> Manifest:
         """PUT the status subresource; ``body`` carries metadata.resourceVersion (→ Conflict)."""
         return await self.request("PUT", self._flow_path(namespace, name, "/status"), body=body)
+
+    async def list_flows(self, namespace: str, selector: str) -> list[Manifest]:
+        return await self._list(self._flow_path(namespace), selector)
+
+    # --- Blueprints (what subflow nodes run) ---------------------------------------------
+
+    async def list_blueprints(self, namespace: str) -> list[Manifest]:
+        path = f"/apis/{FLOW_GROUP}/{FLOW_VERSION}/namespaces/{_q(namespace)}/{BLUEPRINT_PLURAL}"
+        return await self._list(path, "")
 
     # --- Jobs ------------------------------------------------------------------------------
 

@@ -71,6 +71,12 @@ def build_registry(
         if namespace is None:
             return  # Flows are namespaced; nothing else can arrive here
         key = FlowKey(namespace, name)
+        # A child Flow (a subflow node's run) that ended or vanished: its parent decides next.
+        parent = reconciler.subflows.child_changed(
+            _raw(event), deleted=event.get("type") == "DELETED"
+        )
+        if parent is not None:
+            reconciler.trigger(parent)
         if event.get("type") == "DELETED":
             reconciler.forget(key)
             return

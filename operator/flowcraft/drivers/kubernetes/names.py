@@ -46,16 +46,20 @@ def uid_fragment(uid: str) -> str:
     return _digest("uid", uid)[:_UID_LEN]
 
 
-def job_name(flow: str, uid: str, node: str, attempt: int) -> str:
-    """The Job of one attempt of one node of the Flow object with this ``uid``."""
-    readable = f"{flow}-{node}-{attempt}-{uid_fragment(uid)}"
-    return _dns_label(readable, "job", flow, uid, node, str(attempt))
+def job_name(flow: str, uid: str, node: str, attempt: int, iteration: int = 0) -> str:
+    """The Job of one attempt of one node of the Flow object with this ``uid`` (in one loop
+    iteration: a later iteration's Jobs carry it, so each (node, iteration, attempt) has its
+    own name)."""
+    step = f"i{iteration}-{attempt}" if iteration else str(attempt)
+    readable = f"{flow}-{node}-{step}-{uid_fragment(uid)}"
+    return _dns_label(readable, "job", flow, uid, node, str(attempt), str(iteration))
 
 
-def output_configmap_name(flow: str, uid: str, node: str, attempt: int) -> str:
+def output_configmap_name(flow: str, uid: str, node: str, attempt: int, iteration: int = 0) -> str:
     """The ConfigMap holding the output of the attempt that succeeded."""
-    readable = f"{flow}-{node}-{attempt}-{uid_fragment(uid)}-out"
-    return _dns_label(readable, "out", flow, uid, node, str(attempt))
+    step = f"i{iteration}-{attempt}" if iteration else str(attempt)
+    readable = f"{flow}-{node}-{step}-{uid_fragment(uid)}-out"
+    return _dns_label(readable, "out", flow, uid, node, str(attempt), str(iteration))
 
 
 def context_configmap_name(flow: str, uid: str) -> str:

@@ -37,8 +37,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flowcraft.contract import Write
-from flowcraft.drivers.kubernetes import builders, metrics, names, outcomes
+from flowcraft.contract import Write, result_key
+from flowcraft.drivers.kubernetes import builders, metrics, names, outcomes, subflows
 from flowcraft.drivers.kubernetes import status as flow_status
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
 from flowcraft.drivers.kubernetes.client import (
@@ -134,6 +134,7 @@ class Reconciler:
         self._runner_image = runner_image
         self._flows: dict[FlowKey, _FlowState] = {}
         self._requests = asyncio.Semaphore(_MAX_PARALLEL_REQUESTS)
+        self.subflows = subflows.Subflows(client)  # subflow nodes run as child Flows
 
     # -- triggering -----------------------------------------------------------------------
 
@@ -365,9 +366,9 @@ class Reconciler:
     ) -> None:
         """Fill the outputs the engine may need (after a restart: from the ConfigMaps)."""
         missing = {
-            node: ns.output_ref
-            for node, ns in status.nodes.items()
-            if ns.output_ref is not None and node not in state.outputs
+            key: ref
+            for key, ref in flow_status.output_refs(status).items()
+            if key not in state.outputs
         }
         if not missing:
             return
@@ -409,7 +410,20 @@ class Reconciler:
         configmaps: list[tuple[int, Manifest]] = []  # (index in events, ConfigMap)
         stuck: list[Manifest] = []
         for node, attempt in engine.running(status):
-            job = self._cache.job(key, ref.uid, node, attempt)
+            iteration = status.nodes[node].iteration or 0
+            if subflows.runs(engine, node):
+                sub = await self.subflows.observe(
+                    ref,
+                    ctx.spec,
+                    node,
+                    attempt,
+                    iteration,
+                    outputs=state.outputs,
+                    writes=state.writes,
+                )
+                events.extend([sub] if sub is not None else [])
+                continue
+            job = self._cache.job(key, ref.uid, node, attempt, iteration)
             if job is None:
                 continue  # not created, or not seen yet: _ensure_running sees to it
             job_name = str((job.get("metadata") or {}).get("name"))
@@ -426,11 +440,14 @@ class Reconciler:
             if started is not None and attempt == 1:
                 state.real_start.setdefault(node, started)
             if isinstance(outcome, outcomes.Succeeded):
-                cm = builders.output_configmap(ref, node, attempt, outcome.output, outcome.writes)
+                cm = builders.output_configmap(
+                    ref, node, attempt, outcome.output, outcome.writes, iteration=iteration
+                )
                 configmaps.append((len(events), cm))
-                state.outputs[node] = outcome.output
+                stored = result_key(node, iteration)
+                state.outputs[stored] = outcome.output
                 if outcome.writes:
-                    state.writes[node] = outcome.writes
+                    state.writes[stored] = outcome.writes
                 events.append(
                     NodeSucceeded(
                         node,
@@ -440,6 +457,7 @@ class Reconciler:
                         action=outcome.action,
                         output_ref=cm["metadata"]["name"],
                         writes=outcome.writes,
+                        iteration=iteration,
                     )
                 )
                 seen = self._cache.finished_seen(key, job)
@@ -447,7 +465,14 @@ class Reconciler:
                     success_seen = seen if success_seen is None else max(success_seen, seen)
             elif isinstance(outcome, outcomes.Failed):
                 events.append(
-                    NodeFailed(node, attempt, outcome.at, outcome.message, outcome.timed_out)
+                    NodeFailed(
+                        node,
+                        attempt,
+                        outcome.at,
+                        outcome.message,
+                        outcome.timed_out,
+                        iteration=iteration,
+                    )
                 )
                 if outcome.stuck and not _job_terminal(job):
                     stuck.append(job)  # e.g. an image that cannot be pulled
@@ -538,6 +563,18 @@ class Reconciler:
         loop = asyncio.get_running_loop()
 
         async def start(action: StartNode) -> str:
+            if subflows.runs(ctx.engine, action.node):
+                why = await self.subflows.start(
+                    ref,
+                    ctx.engine,
+                    step.status,
+                    action,
+                    outputs=ctx.state.outputs,
+                    writes=ctx.state.writes,
+                )
+                if why is not None:
+                    self._fail_later(ctx.state, action, why)
+                return ""
             if context_conflict is not None:
                 self._fail_later(ctx.state, action, context_conflict)
                 return ""
@@ -561,11 +598,16 @@ class Reconciler:
             return str(job["metadata"]["name"])
 
         async def cancel(action: CancelNode) -> None:
-            job = self._cache.job(ctx.key, ref.uid, action.node, action.attempt)
+            if subflows.runs(ctx.engine, action.node):
+                await self.subflows.cancel(ref, action.node, action.attempt, action.iteration)
+                return
+            job = self._cache.job(ctx.key, ref.uid, action.node, action.attempt, action.iteration)
             if job is not None:
                 await self._delete_job(ref, _name(job), _uid(job))
             else:
-                name = names.job_name(ref.name, ref.uid, action.node, action.attempt)
+                name = names.job_name(
+                    ref.name, ref.uid, action.node, action.attempt, action.iteration
+                )
                 await self._delete_job(ref, name, None)
 
         created = await asyncio.gather(*(start(a) for a in starts))
@@ -591,11 +633,10 @@ class Reconciler:
     def _view(
         self, ctx: _Pass, status: FlowStatus, node: str, outputs: Mapping[str, str]
     ) -> builders.View:
-        order = tuple(ctx.engine.view(status, node))
+        order = tuple(ctx.engine.view(status, node, ctx.state.outputs, ctx.state.writes))
         return builders.View(
             order=order,
             configmaps=outputs,
-            wrote=frozenset(n for n in order if status.nodes[n].writes),
             context_configmap=(
                 names.context_configmap_name(ctx.ref.name, ctx.ref.uid)
                 if ctx.spec.context is not None
@@ -618,8 +659,9 @@ class Reconciler:
                 timeout_seconds=action.timeout_seconds,
                 view=self._view(ctx, status, action.node, outputs),
                 runner_image=self._runner_image_for(ctx.spec),
+                iteration=action.iteration,
             )
-        except builders.ManifestTooLarge as exc:
+        except builders.ManifestError as exc:
             self._fail_later(ctx.state, action, str(exc))
             return None
 
@@ -643,7 +685,11 @@ class Reconciler:
         self._cache.remember_job(ctx.key, created)
 
     def _fail_later(self, state: _FlowState, action: StartNode, message: str) -> None:
-        state.pending.append(NodeFailed(action.node, action.attempt, datetime.now(UTC), message))
+        state.pending.append(
+            NodeFailed(
+                action.node, action.attempt, datetime.now(UTC), message, iteration=action.iteration
+            )
+        )
 
     async def _adopt_job(self, ctx: _Pass, action: StartNode, name: str) -> None:
         """The Job's name is taken: ours (a restart, a lagging cache) is adopted; anyone
@@ -668,8 +714,13 @@ class Reconciler:
         missing = [
             (node, attempt)
             for node, attempt in engine.running(step.status)
-            if names.job_name(ref.name, ref.uid, node, attempt) not in created
-            and self._cache.job(key, ref.uid, node, attempt) is None
+            if not subflows.runs(engine, node)  # a child Flow, re-checked by observe
+            and names.job_name(
+                ref.name, ref.uid, node, attempt, step.status.nodes[node].iteration or 0
+            )
+            not in created
+            and self._cache.job(key, ref.uid, node, attempt, step.status.nodes[node].iteration or 0)
+            is None
         ]
         if not missing:
             return
@@ -702,7 +753,8 @@ class Reconciler:
         key, ref = ctx.key, ctx.ref
         want = ctx.spec.suspend and step.status.phase not in TERMINAL_FLOW_PHASES
         for node, attempt in ctx.engine.running(step.status):
-            job = self._cache.job(key, ref.uid, node, attempt)
+            iteration = step.status.nodes[node].iteration or 0
+            job = self._cache.job(key, ref.uid, node, attempt, iteration)
             if job is None or bool((job.get("spec") or {}).get("suspend")) == want:
                 continue
             name = _name(job)

@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from flowcraft.contract import result_key
 from flowcraft.model import (
     TERMINAL_FLOW_PHASES,
     TERMINAL_NODE_PHASES,
@@ -230,5 +231,14 @@ def notes(old: FlowStatus, new: FlowStatus) -> list[Note]:
 
 
 def output_refs(status: FlowStatus) -> dict[str, str]:
-    """Node id -> output ConfigMap of every node that succeeded (what a view can mount)."""
-    return {node: ns.output_ref for node, ns in status.nodes.items() if ns.output_ref is not None}
+    """Result key -> output ConfigMap of every stored success, current and from earlier loop
+    iterations (what a view can mount; see ``flowcraft.contract.result_key``)."""
+    refs = {
+        result_key(node, ns.iteration or 0): ns.output_ref
+        for node, ns in status.nodes.items()
+        if ns.output_ref is not None
+    }
+    for done in status.history:
+        if done.output_ref is not None:
+            refs[result_key(done.node, done.iteration)] = done.output_ref
+    return refs
