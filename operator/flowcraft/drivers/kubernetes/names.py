@@ -38,8 +38,9 @@ def job_name(flow: str, node: str, attempt: int, iteration: int = 0) -> str:
     """The Job of one attempt of one node (in one loop iteration: a later iteration's Jobs
     carry it, so each (node, iteration, attempt) has its own name)."""
     if iteration:
+        # Always hashed: "<flow>-<node>-i2-1" alone could also be node "<node>-i2" attempt 1.
         readable = f"{flow}-{node}-i{iteration}-{attempt}"
-        return _dns_label(readable, "job", flow, node, str(attempt), str(iteration))
+        return _hashed(readable, "job", flow, node, str(attempt), str(iteration))
     return _dns_label(f"{flow}-{node}-{attempt}", "job", flow, node, str(attempt))
 
 
@@ -47,8 +48,61 @@ def output_configmap_name(flow: str, node: str, attempt: int, iteration: int = 0
     """The ConfigMap holding the output of the attempt that succeeded."""
     if iteration:
         readable = f"{flow}-{node}-i{iteration}-{attempt}-out"
-        return _dns_label(readable, "out", flow, node, str(attempt), str(iteration))
+        return _hashed(readable, "out", flow, node, str(attempt), str(iteration))
     return _dns_label(f"{flow}-{node}-{attempt}-out", "out", flow, node, str(attempt))
+
+
+def _hashed(readable: str, *identity: str, limit: int = MAX_NAME) -> str:
+    """A DNS-1123 label: a cleaned prefix of ``readable`` plus, always, a hash of ``identity``.
+
+    For batch items, whose readable parts (flow, scatter, item, attempt) are joined by dashes
+    that ids may contain too: the hash keeps 10,000 names per flow collision-free whatever the
+    ids look like, and the readable prefix keeps ``kubectl get jobs`` legible."""
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", readable.lower())
+    cleaned = re.sub(r"-{2,}", "-", cleaned)
+    prefix = cleaned[: limit - _HASH_LEN - 1].strip("-")
+    suffix = _digest(*identity)
+    return f"{prefix}-{suffix}" if prefix else f"x-{suffix}"
+
+
+def _item_readable(flow: str, scatter: str, iteration: int, tail: str) -> str:
+    # The tail (item index, attempt...) comes last: a cut flow/scatter name must not cut it.
+    head = f"{flow}-{scatter}" + (f"-i{iteration}" if iteration else "")
+    room = MAX_NAME - _HASH_LEN - 2 - len(tail)
+    return f"{head[:room].rstrip('-')}-{tail}"
+
+
+def item_job_name(flow: str, scatter: str, iteration: int, item: int, attempt: int) -> str:
+    """The Job of one attempt of one batch item (``item`` indexes the scatter's input)."""
+    readable = _item_readable(flow, scatter, iteration, f"{item}-a{attempt}")
+    return _hashed(readable, "item-job", flow, scatter, str(iteration), str(item), str(attempt))
+
+
+def item_output_name(flow: str, scatter: str, iteration: int, item: int) -> str:
+    """The ConfigMap holding a batch item's output (one per item: only one attempt succeeds)."""
+    readable = _item_readable(flow, scatter, iteration, f"{item}-out")
+    return _hashed(readable, "item-out", flow, scatter, str(iteration), str(item))
+
+
+# Pods of an Indexed Job are named (and get the hostname) "<job>-<index>-<random>": keep room.
+MAX_INDEXED_JOB = MAX_NAME - 11
+
+
+def round_job_name(flow: str, scatter: str, iteration: int, round_: int) -> str:
+    """The Indexed Job running the first attempts of one round (``chunkSize`` items)."""
+    head = f"{flow}-{scatter}" + (f"-i{iteration}" if iteration else "")
+    tail = f"r{round_}"
+    room = MAX_INDEXED_JOB - _HASH_LEN - 2 - len(tail)
+    readable = f"{head[:room].rstrip('-')}-{tail}"
+    return _hashed(
+        readable, "round-job", flow, scatter, str(iteration), str(round_), limit=MAX_INDEXED_JOB
+    )
+
+
+def round_items_name(flow: str, scatter: str, iteration: int, round_: int) -> str:
+    """The ConfigMap holding one round's item inputs (``<index>.json``) for its Indexed Job."""
+    readable = _item_readable(flow, scatter, iteration, f"r{round_}-items")
+    return _hashed(readable, "round-items", flow, scatter, str(iteration), str(round_))
 
 
 def context_configmap_name(flow: str) -> str:
