@@ -9,6 +9,9 @@ NodeStarted/NodeSucceeded/NodeFailed back the moment they happen (no polling) an
 engine at its ``wake_at`` for retry backoff and deadlines. A ``subflow`` node runs as a nested
 LocalRunner over the blueprint it names (``blueprints``; see ``local_subflow``).
 
+A flow that stops at a wait node (phase Awaiting) ends ``run()``; ``run(resume_from=status)``
+continues it later in the same run directory once ``spec.resume`` holds the node's data.
+
 Layout of a run directory (kept for inspection; the CLI removes a temporary one on success)::
 
     <run>/outputs/<stem>.json            the output of each succeeded node (contract.file_stem)
@@ -18,6 +21,7 @@ Layout of a run directory (kept for inspection; the CLI removes a temporary one 
                                          view.json, outputs/, writes/ (what the node can see)
     <run>/nodes/<node>/<attempt>/out/result.json   what the runtime wrote ($FLOWCRAFT_OUT)
     <run>/nodes/<node>/<attempt>/log.txt           the attempt's stdout and stderr
+    <run>/state.json                     flow + status of a run stopped Awaiting (local_state)
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from flowcraft.contract import (
     parse_result,
     result_key,
 )
+from flowcraft.drivers.local_state import load_results
 from flowcraft.drivers.local_subflow import Subflows
 from flowcraft.engine import (
     CancelFlow,
@@ -151,14 +156,25 @@ class LocalRunner:
         """Ask the engine to cancel the flow (e.g. on Ctrl-C); safe to call from the loop."""
         self._events.put_nowait(CancelFlow(reason))
 
-    async def run(self) -> RunResult:
+    async def run(self, resume_from: FlowStatus | None = None) -> RunResult:
+        """Run to a terminal phase, or until the flow is Awaiting a wait node's resume data.
+
+        ``resume_from``: continue a run that stopped Awaiting in this same run directory, from
+        its saved status (see ``local_state``), instead of starting afresh; the stored outputs
+        and writes are read back from the directory."""
         (self.run_dir / OUTPUTS_DIR).mkdir(parents=True, exist_ok=True)
         (self.run_dir / WRITES_DIR).mkdir(parents=True, exist_ok=True)
-        (self.run_dir / INITIAL_CONTEXT_FILE).write_text(
-            json.dumps(self.flow.spec.context or {}, ensure_ascii=False)
-        )
+        if resume_from is None:
+            (self.run_dir / INITIAL_CONTEXT_FILE).write_text(
+                json.dumps(self.flow.spec.context or {}, ensure_ascii=False)
+            )
+        else:
+            self._outputs, self._writes = load_results(self.run_dir, resume_from)
         try:
-            step = self._engine.start(utcnow())
+            if resume_from is None:
+                step = self._engine.start(utcnow())
+            else:
+                step = self._engine.advance(resume_from, [], utcnow(), self._outputs, self._writes)
             status = self._apply(step)
             while True:
                 if status.phase in _TERMINAL:

@@ -669,7 +669,7 @@ class Reconciler:
     ) -> None:
         if new.phase in TERMINAL_FLOW_PHASES and old.phase != new.phase:
             logger.info("%s/%s: %s (%s)", ref.namespace, ref.name, new.phase, new.message)
-        for note in flow_status.notes(old, new):
+        for note in flow_status.notes(old, new, ref.name, ref.namespace):
             await self._event(ref, note.reason, note.message, note.warning, now)
 
     async def _event(

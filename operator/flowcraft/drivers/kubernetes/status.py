@@ -106,17 +106,37 @@ def _without_starts(status: Mapping[str, Any]) -> dict[str, Any]:
     return {**status, "nodes": stripped}
 
 
-def notes(old: FlowStatus, new: FlowStatus) -> list[Note]:
-    """Events for the transitions from ``old`` to ``new``: final node failures and the end.
+def notes(
+    old: FlowStatus, new: FlowStatus, flow: str = "FLOW", namespace: str | None = None
+) -> list[Note]:
+    """Events for the transitions from ``old`` to ``new``: final node failures, a wait node
+    that starts awaiting (NodeAwaiting, with the command that resumes it: ``flow`` and
+    ``namespace`` name the Flow there) or that was resumed (NodeResumed), and the end.
 
     Only transitions produce Events, so re-running a pass never repeats one, and retries or
     routine starts never flood ``kubectl describe``.
     """
     out: list[Note] = []
+    where = f" -n {namespace}" if namespace else ""
     for node, ns in new.nodes.items():
         before = old.nodes.get(node)
-        if ns.phase == "Failed" and (before is None or before.phase != "Failed"):
+        was = before.phase if before is not None else "Pending"
+        if ns.phase == "Failed" and was != "Failed":
             out.append(Note("NodeFailed", f"node {node} failed: {ns.message or ns.reason}", True))
+        elif ns.phase == "Awaiting" and was != "Awaiting":
+            out.append(
+                Note(
+                    "NodeAwaiting",
+                    f"node {node} awaits resume data; resume it with: flowcraft resume {flow} "
+                    f"{node}{where} --data '{{\"output\": ...}}' (or kubectl patch flow {flow}"
+                    f'{where} --type merge -p \'{{"spec":{{"resume":{{"{node}":'
+                    f'{{"output": ...}}}}}}}}\')',
+                    False,
+                )
+            )
+        elif was == "Awaiting" and ns.phase == "Succeeded":
+            action = f" (action {ns.action})" if ns.action else ""
+            out.append(Note("NodeResumed", f"node {node} resumed{action}", False))
     if new.phase in TERMINAL_FLOW_PHASES and old.phase != new.phase:
         out.append(Note(f"Flow{new.phase}", new.message or new.phase, new.phase != "Succeeded"))
     return out
