@@ -93,6 +93,12 @@ def result_key(node_id: str, iteration: int = 0) -> str:
     return node_id if not iteration else f"{node_id}/{iteration}"
 
 
+def item_key(node_id: str, iteration: int, item: int) -> str:
+    """Where a driver stores a batch item's result (output, writes): ``<scatter>/<iteration>/
+    <item>``. Two slashes, so it never collides with a result key (at most one)."""
+    return f"{node_id}/{iteration}/{item}"
+
+
 def file_stem(node_id: str) -> str:
     """The file name (without ``.json``) that stands for a node id in the input directory.
 

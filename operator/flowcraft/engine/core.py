@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
 from flowcraft.contract import ViewItem, Write, result_key
+from flowcraft.engine.batch import item_input, running_items
 from flowcraft.engine.graph import CompiledEdge, Graph
 from flowcraft.engine.types import (
     Action,
@@ -44,6 +45,7 @@ from flowcraft.model import (
     NodeStatus,
     format_timestamp,
 )
+from flowcraft.model.flow import ITEM_RUNNING
 
 # Machine-readable NodeStatus.reason values.
 REASON_ERROR = "Error"
@@ -142,12 +144,30 @@ class Engine:
         return step
 
     def running(self, status: FlowStatus) -> list[tuple[str, int]]:
-        """(node, attempt) pairs the snapshot says are running, in spec order."""
+        """(node, attempt) pairs the snapshot says are running, in spec order. A running
+        batch-scatter is not listed (it runs nothing itself): see `running_items`."""
         return [
             (node_id, ns.attempts)
             for node_id in self.graph.order
-            if (ns := status.nodes.get(node_id)) is not None and ns.phase == "Running"
+            if (ns := status.nodes.get(node_id)) is not None
+            and ns.phase == "Running"
+            and node_id not in self.graph.scatters
         ]
+
+    def running_items(self, status: FlowStatus) -> list[tuple[str, int, int, int]]:
+        """(scatter, iteration, item, attempt) of every running batch item, in spec order
+        then item order: what drivers observe and ensure, like `running`."""
+        found: list[tuple[str, int, int, int]] = []
+        for scatter in self.graph.scatters:
+            ns = status.nodes.get(scatter)
+            if ns is None or ns.phase != "Running" or ns.batch is None:
+                continue
+            batch = ns.batch
+            iteration = ns.iteration or 0
+            found.extend(
+                (scatter, iteration, item, batch.attempt(item)) for item in running_items(batch)
+            )
+        return found
 
     def start_action(
         self,
@@ -155,13 +175,31 @@ class Engine:
         node: str,
         outputs: Mapping[str, Any],
         writes: Mapping[str, Sequence[Write]] | None = None,
+        *,
+        item: int | None = None,
     ) -> StartNode:
-        """The StartNode for a node the snapshot says is Running (same input as first issued)."""
+        """The StartNode for a node the snapshot says is Running (same input as first issued),
+        or for batch item `item` of scatter `node` that is running."""
         ns = status.nodes.get(node)
         if ns is None or ns.phase != "Running":
             phase = ns.phase if ns is not None else "unknown"
             raise EngineError(f"node {node!r} is not running (phase {phase})")
         run = _Run(self, status, status.started_at or _EPOCH, outputs, writes, copy=False)
+        if item is not None or node in self.graph.scatters:
+            batch = ns.batch
+            if item is None or batch is None or not 0 <= item < batch.total:
+                raise EngineError(f"node {node!r} is a batch-scatter: name a running item")
+            if batch.items[item] != ITEM_RUNNING:
+                raise EngineError(f"item {item} of {node!r} is not running")
+            return StartNode(
+                node=node,
+                attempt=batch.attempt(item),
+                input=item_input(run.input_of(node), item),
+                timeout_seconds=self.graph.timeout_seconds(node),
+                iteration=ns.iteration or 0,
+                item=item,
+                uses=self.graph.worker[node],
+            )
         return StartNode(
             node=node,
             attempt=ns.attempts,
