@@ -49,7 +49,8 @@ class ViewItem(NamedTuple):
 
     A stored result is read from ``outputs/<stem>.json`` (and ``writes/<stem>.json`` when
     ``wrote``), stem = ``file_stem(key)``; an ``inline`` item carries its output (a built-in
-    the engine ran, or a node its fallback recovered: null); ``undefined`` removes the keys
+    the engine ran, or a node its fallback recovered: null) and, in ``applied``, the writes
+    applied before it (a batch-gather's ``outputKey``); ``undefined`` removes the keys
     (flowcraft's undefined output)."""
 
     node: str
@@ -58,10 +59,13 @@ class ViewItem(NamedTuple):
     inline: bool = False
     value: Any = None
     undefined: bool = False
+    applied: tuple[Write, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"id": self.node}
         if self.inline:
+            if self.applied:
+                doc["set"] = list(self.applied)
             doc["value"] = self.value
         elif self.undefined:
             doc["undefined"] = True
@@ -80,7 +84,9 @@ class ViewItem(NamedTuple):
             return None
         node = doc["id"]
         if "value" in doc:
-            return cls(node, inline=True, value=doc["value"])
+            applied = doc.get("set")
+            writes = tuple(applied) if isinstance(applied, list) else ()
+            return cls(node, inline=True, value=doc["value"], applied=writes)
         if doc.get("undefined"):
             return cls(node, undefined=True)
         key = doc.get("key", node)

@@ -10,13 +10,20 @@ with an `outputs` mapping) is not compared at any depth. A case may name keys wh
 depends on timing (which of several parallel branches finishes last: flowcraft itself runs at
 most `navigator.hardwareConcurrency` nodes at once, so its order depends on the machine) in
 case.json's "timingDependent" with the reason: those keys must exist, their values are not
-compared. Everything else must be equal. When flowcraft threw (status "threw", no context: its
-traversal limit on an endless loop), the run must fail and the context is not compared.
+compared. UUIDs are normalised: flowcraft draws a random batch id per batch-scatter (in the
+`_batch.<scatter>_<batchId>_item_<i>` keys and the worker ids `<uses>_<batchId>_<i>`), this
+engine a deterministic one; every UUID in a key or a value (at any depth, also inside a longer
+string) is replaced by `<uuid-N>`, N numbering the distinct UUIDs in order of first
+appearance (keys in context order, a key before its value), in each context separately, so two
+batches stay two. Everything else must be equal. When flowcraft threw (status "threw", no
+context: its traversal limit on an endless loop), the run must fail and the context is not
+compared.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,12 +115,38 @@ def without_execution_id(value: Any) -> Any:
     return value
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def without_uuids(context: dict[str, Any]) -> dict[str, Any]:
+    """`context` with each distinct UUID replaced by `<uuid-N>` (order of first appearance)."""
+    names: dict[str, str] = {}
+
+    def text(value: str) -> str:
+        def name(found: re.Match[str]) -> str:
+            uuid = found.group(0).lower()
+            return names.setdefault(uuid, f"<uuid-{len(names) + 1}>")
+
+        return _UUID.sub(name, value)
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return text(value)
+        if isinstance(value, dict):
+            return {text(k): walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return {text(k): walk(v) for k, v in context.items()}
+
+
 def first_difference(
     ours: dict[str, Any], expected: dict[str, Any], timing: frozenset[str] = frozenset()
 ) -> str | None:
     """A short description of the first difference (key order: expected's, then ours)."""
-    expected = without_execution_id(expected)
-    ours = normalise(ours, expected)
+    expected = without_uuids(without_execution_id(expected))
+    ours = normalise(without_uuids(ours), expected)
     for key, value in expected.items():
         if key not in ours:
             return f"missing key {key!r} (flowcraft: {_short(value)})"

@@ -24,9 +24,10 @@ from flowcraft.drivers.local import LocalRunner
 
 pytestmark = pytest.mark.unit
 
-# Built-in node types that run here; batch-scatter/batch-gather are the next step.
-SUPPORTED = frozenset({"subflow", "loop-controller", "wait", "sleep"})
-_BATCH = "needs built-in node type batch-scatter, batch-gather (next issue)"
+# Built-in node types that run here (webhook does not).
+SUPPORTED = frozenset(
+    {"subflow", "loop-controller", "wait", "sleep", "batch-scatter", "batch-gather"}
+)
 _SLEEP = (
     "needs flowcraft's resumed result: its run() stops at a sleep (status awaiting) until its "
     "scheduler resumes it, while a sleep here wakes up by itself; the generator does not "
@@ -36,11 +37,6 @@ _SLEEP = (
 # Every pending case and why, spelled out so a change in either place is a visible diff:
 # missing node types, or a difference from flowcraft kept on purpose (README's table).
 PENDING = {
-    "demo-batch": _BATCH,
-    "demo-intro": "needs built-in node type batch-scatter, batch-gather, loop-controller, "
-    "wait (next issue)",
-    "ex-built-in-batch": _BATCH,
-    "guide-batches": _BATCH,
     "guide-core-concepts-delayed": _SLEEP,
     "guide-getting-started": _SLEEP,
     "ex-loops-multi-node-loop": "difference: JavaScript object aliasing — the example returns "

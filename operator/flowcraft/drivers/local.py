@@ -21,6 +21,8 @@ Layout of a run directory (kept for inspection; the CLI removes a temporary one 
                                          view.json, outputs/, writes/ (what the node can see)
     <run>/nodes/<node>/<attempt>/out/result.json   what the runtime wrote ($FLOWCRAFT_OUT)
     <run>/nodes/<node>/<attempt>/log.txt           the attempt's stdout and stderr
+    <run>/nodes/<scatter>/<iteration>.items/<item>.<attempt>/   a batch item's attempt (same
+                                         layout; its result is outputs/<stem(item_key)>.json)
     <run>/state.json                     flow + status of a run stopped Awaiting (local_state)
 """
 
@@ -56,6 +58,7 @@ from flowcraft.contract import (
     ViewItem,
     Write,
     file_stem,
+    item_key,
     parse_result,
     result_key,
 )
@@ -71,6 +74,7 @@ from flowcraft.engine import (
     StartNode,
     Step,
 )
+from flowcraft.engine.batch import worker_id
 from flowcraft.model import Flow, FlowStatus, FunctionSpec
 from flowcraft.model.blueprint import Blueprint
 
@@ -95,6 +99,7 @@ class AttemptRecord:
     outcome: str  # "succeeded" | "failed" | "timed-out" | "cancelled"
     message: str | None
     log: Path
+    item: int | None = None  # a batch item of scatter `node`
 
 
 @dataclass
@@ -151,6 +156,7 @@ class LocalRunner:
         self._records: list[AttemptRecord] = []
         self._docker_ready: asyncio.Task[str | None] | None = None
         self._subflows = Subflows(self, blueprints, tuple(chain) or (flow.metadata.name,))
+        self._item_views: dict[tuple[str, int], list[ViewItem]] = {}
 
     def cancel(self, reason: str) -> None:
         """Ask the engine to cancel the flow (e.g. on Ctrl-C); safe to call from the loop."""
@@ -223,7 +229,10 @@ class LocalRunner:
     def _store(self, event: NodeSucceeded) -> None:
         """Keep a success's output and writes under its result key, in memory and as the
         files later attempts' views hard-link (written once, atomically)."""
-        key = result_key(event.node, event.iteration)
+        if event.item is not None:
+            key = item_key(event.node, event.iteration, event.item)
+        else:
+            key = result_key(event.node, event.iteration)
         self._outputs[key] = event.output
         stem = file_stem(key)
         _write_atomic(self.run_dir / OUTPUTS_DIR / f"{stem}.json", event.output)
@@ -239,7 +248,7 @@ class LocalRunner:
                     run = self._subflows.run(action, key, step.status, self._attempt_dir(action))
                     self._tasks[key] = asyncio.create_task(self._subflow_attempt(key, run))
                     continue
-                visible = self._engine.view(step.status, action.node, self._outputs, self._writes)
+                visible = self._view(step.status, action)
                 self._tasks[key] = asyncio.create_task(self._attempt(action, visible))
             elif isinstance(action, CancelNode):
                 self._cancelled.add(key)
@@ -250,6 +259,18 @@ class LocalRunner:
         if self._on_status is not None:
             self._on_status(step.status)
         return step.status
+
+    def _view(self, status: FlowStatus, action: StartNode) -> list[ViewItem]:
+        """What the attempt sees; a batch item sees its scatter's view, computed once per
+        (scatter, iteration) while its items run."""
+        if action.item is None:
+            return self._engine.view(status, action.node, self._outputs, self._writes)
+        cache_key = (action.node, action.iteration)
+        view = self._item_views.get(cache_key)
+        if view is None:
+            view = self._engine.view(status, action.node, self._outputs, self._writes)
+            self._item_views = {cache_key: view}
+        return view
 
     async def _attempt(self, action: StartNode, visible: list[ViewItem]) -> None:
         key = _key(action)
@@ -267,14 +288,19 @@ class LocalRunner:
 
     async def _run_attempt(self, action: StartNode, visible: list[ViewItem]) -> None:
         node = self.flow.spec.node(action.node)
-        function = self.flow.spec.functions[node.uses]
+        # A batch item runs the scatter's worker function (no params, as flowcraft's
+        # dynamic worker nodes have none).
+        uses = action.uses if action.item is not None and action.uses else node.uses
+        params = node.params if action.item is None else {}
+        function = self.flow.spec.functions[uses]
         attempt_dir = self._attempt_dir(action)
         key = _key(action)
         log_path = attempt_dir / "log.txt"
         problem: str | None = None
         proc: _Proc | None = None
+        item = action.item
         try:
-            in_dir, out_file = self._prepare(action, node.params, node.uses, function, visible)
+            in_dir, out_file = self._prepare(action, params, uses, function, visible)
             if function.kind == "container":
                 docker_problem = await self._docker_problem()
                 if docker_problem is not None:
@@ -294,10 +320,12 @@ class LocalRunner:
             # Report it as an attempt that started and failed, so retries and fallback apply.
             now = utcnow()
             message = problem or "node process did not start"
-            self._report(NodeStarted(action.node, action.attempt, now, action.iteration), key)
+            self._report(NodeStarted(action.node, action.attempt, now, action.iteration, item), key)
             self._finish(action, "failed", message, log=log_path, started=now, finished=now)
             self._report(
-                NodeFailed(action.node, action.attempt, now, message, iteration=action.iteration),
+                NodeFailed(
+                    action.node, action.attempt, now, message, iteration=action.iteration, item=item
+                ),
                 key,
             )
             return
@@ -306,7 +334,7 @@ class LocalRunner:
         self._procs[key] = proc
         if key in self._cancelled:  # cancelled while spawning
             await proc.kill()
-        self._report(NodeStarted(action.node, action.attempt, started, action.iteration), key)
+        self._report(NodeStarted(action.node, action.attempt, started, action.iteration, item), key)
 
         timed_out = False
         try:
@@ -335,6 +363,7 @@ class LocalRunner:
                     message,
                     timed_out=True,
                     iteration=action.iteration,
+                    item=item,
                 ),
                 key,
             )
@@ -355,6 +384,7 @@ class LocalRunner:
                     output_ref=str(out_file),
                     writes=result.writes,
                     iteration=action.iteration,
+                    item=item,
                 ),
                 key,
             )
@@ -362,7 +392,14 @@ class LocalRunner:
         message = result.error or _exit_message(code, log_path)
         self._finish(action, "failed", message, log=log_path, started=started, finished=finished)
         self._report(
-            NodeFailed(action.node, action.attempt, finished, message, iteration=action.iteration),
+            NodeFailed(
+                action.node,
+                action.attempt,
+                finished,
+                message,
+                iteration=action.iteration,
+                item=item,
+            ),
             key,
         )
 
@@ -381,7 +418,9 @@ class LocalRunner:
         finished: datetime,
     ) -> None:
         self._records.append(
-            AttemptRecord(action.node, action.attempt, started, finished, outcome, message, log)
+            AttemptRecord(
+                action.node, action.attempt, started, finished, outcome, message, log, action.item
+            )
         )
 
     def _prepare(
@@ -427,6 +466,9 @@ class LocalRunner:
     def _attempt_dir(self, action: StartNode) -> Path:
         # Ids may hold any character but "/": the directory uses the id's file stem.
         name = str(action.attempt)
+        if action.item is not None:
+            items = self.run_dir / "nodes" / file_stem(action.node) / f"{action.iteration}.items"
+            return items / f"{action.item}.{action.attempt}"
         if action.iteration:
             name = f"{action.iteration}.{action.attempt}"
         return self.run_dir / "nodes" / file_stem(action.node) / name
@@ -435,6 +477,9 @@ class LocalRunner:
         env = dict(os.environ)
         env.pop(ENV_OUT_LIMIT, None)
         env[ENV_NODE] = action.node
+        if action.item is not None and action.uses:
+            # flowcraft's id of the dynamic worker node (what `_inputs.<id>` names).
+            env[ENV_NODE] = worker_id(action.uses, action.node, action.iteration, action.item)
         env[ENV_ATTEMPT] = str(action.attempt)
         env[ENV_IN] = str(in_dir)
         env[ENV_OUT] = str(out_file)
@@ -448,9 +493,12 @@ class LocalRunner:
         self, action: StartNode, function: FunctionSpec, attempt_dir: Path
     ) -> list[str]:
         """``docker run`` with the pod's contract: Kubernetes command/args semantics."""
-        name = f"flowcraft-{self.flow.metadata.name}-{action.node}-{action.attempt}-{os.getpid()}"
+        node = action.node if action.item is None else f"{action.node}-{action.item}"
+        name = f"flowcraft-{self.flow.metadata.name}-{node}-{action.attempt}-{os.getpid()}"
         env = {
-            ENV_NODE: action.node,
+            ENV_NODE: action.node
+            if action.item is None or not action.uses
+            else worker_id(action.uses, action.node, action.iteration, action.item),
             ENV_ATTEMPT: str(action.attempt),
             ENV_IN: _CONTAINER_IN,
             ENV_OUT: f"{_CONTAINER_OUT_DIR}/{_RESULT_FILE}",
@@ -575,11 +623,12 @@ async def _check_docker(docker: str) -> str | None:
     return None
 
 
-AttemptKey = tuple[str, int, int]
+AttemptKey = tuple[str, int, int, int]
 
 
 def _key(action: StartNode | CancelNode) -> AttemptKey:
-    return (action.node, action.iteration, action.attempt)
+    item = -1 if action.item is None else action.item
+    return (action.node, action.iteration, action.attempt, item)
 
 
 def _write_atomic(path: Path, value: Any) -> None:
