@@ -405,20 +405,18 @@ def scatter_keys(values: Values, done: Done, context: dict[str, Any]) -> None:
     context[f"{scatter}_currentIndex"] = total
     context[f"{gather}_hasMore"] = False
     uses = values.graph.worker[scatter]
-    context[f"{gather}_allWorkerIds"] = [
-        worker_id(uses, scatter, done.iteration, i) for i in range(total)
-    ]
+    context[f"{gather}_allWorkerIds"] = [f"{uses}_{bid}_{i}" for i in range(total)]
 
 
 def item_keys(values: Values, done: Done, context: dict[str, Any]) -> None:
     """Each item's writes and `_outputs.<workerId>`/`<workerId>` (final context only), in
     item order, right after its scatter."""
     scatter = done.node
-    uses = values.graph.worker[scatter]
+    prefix = f"{values.graph.worker[scatter]}_{batch_id(scatter, done.iteration)}_"
     for i in range(done.items or 0):
         key = item_key(scatter, done.iteration, i)
         apply_writes(context, values.writes.get(key))
         output = item_output(values, scatter, done.iteration, i)
-        wid = worker_id(uses, scatter, done.iteration, i)
+        wid = f"{prefix}{i}"
         context[f"_outputs.{wid}"] = output
         context[wid] = output
