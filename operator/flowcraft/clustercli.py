@@ -115,7 +115,13 @@ def dag_tree(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> list[Tre
     return lines
 
 
-_ITEM_STATES = (("R", "running"), ("r", "retrying"), ("F", "failed"), (".", "pending"))
+_ITEM_STATES = (
+    ("R", "running"),
+    ("r", "retrying"),
+    ("F", "failed"),
+    ("C", "cancelled"),
+    (".", "pending"),
+)
 
 
 def batch_summary(batch: Mapping[str, Any]) -> str:

@@ -18,12 +18,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from flowcraft.drivers.kubernetes.builders import ANN_FLOW, ANN_FUNCTION, ANN_INPUT, ANN_PARAMS
+from flowcraft.drivers.kubernetes.builders import (
+    ANN_FLOW,
+    ANN_FUNCTION,
+    ANN_INPUT,
+    ANN_PARAMS,
+    ANN_VIEW,
+)
 
 Manifest = dict[str, Any]
 
 _JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 _JOB_NAME_LABEL_OLD = "job-name"
+_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
+
+
+def slot(job: str, index: int | None = None) -> str:
+    """Where the pods of a Job (or of one index of an Indexed Job) are kept: a batch round's
+    Indexed Job has one pod per item, and each item must be found without scanning the rest."""
+    return job if index is None else f"{job}#{index}"
 
 
 class FlowKey(NamedTuple):
@@ -34,17 +47,19 @@ class FlowKey(NamedTuple):
 @dataclass
 class _FlowObjects:
     jobs: dict[str, Manifest] = field(default_factory=dict)
-    # job name -> pod name -> pod
+    # slot (job name, or "<job>#<index>" for an Indexed Job's pod) -> pod name -> pod
     pods: dict[str, dict[str, Manifest]] = field(default_factory=dict)
-    # job name -> loop time the attempt was first seen finished
+    # slot -> loop time the attempt was first seen finished
     finished_seen: dict[str, float] = field(default_factory=dict)
+    # Indexed Job name -> its slots that hold pods (to drop them with the Job)
+    indexed: dict[str, set[str]] = field(default_factory=dict)
 
 
 # The bulk of a node's Job and pod: its function, params and input travel as annotations
 # (copied into the pod template and the pod), and the template/pod spec holds env and
 # volumes. The reconcile reads none of it (metadata, status and a Job's ``spec.suspend``
 # only); with 1000 active flows the cache holds thousands of these objects.
-_BULKY_ANNOTATIONS = frozenset({ANN_FUNCTION, ANN_PARAMS, ANN_INPUT})
+_BULKY_ANNOTATIONS = frozenset({ANN_FUNCTION, ANN_PARAMS, ANN_INPUT, ANN_VIEW})
 _KEPT_SPEC_FIELDS = ("suspend", "nodeName")
 
 
@@ -97,6 +112,15 @@ def pod_job_name(pod: Manifest) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def pod_index(pod: Manifest) -> int | None:
+    """An Indexed Job's pod's completion index (label, or the annotation older servers set)."""
+    meta = pod.get("metadata") or {}
+    value = (meta.get("labels") or {}).get(_INDEX_LABEL)
+    if value is None:
+        value = (meta.get("annotations") or {}).get(_INDEX_LABEL)
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
 class ObjectCache:
     """Jobs and pods by Flow; every method is synchronous and cheap (called from handlers)."""
 
@@ -119,6 +143,9 @@ class ObjectCache:
             objs.jobs.pop(name, None)
             objs.pods.pop(name, None)
             objs.finished_seen.pop(name, None)
+            for index_slot in objs.indexed.pop(name, ()):
+                objs.pods.pop(index_slot, None)
+                objs.finished_seen.pop(index_slot, None)
             return key
         objs.jobs[name] = _slim(job)
         if _job_finished(job):
@@ -132,14 +159,30 @@ class ObjectCache:
         if key is None or job is None or not isinstance(name, str):
             return None
         objs = self._objects(key)
-        pods = objs.pods.setdefault(job, {})
+        index = pod_index(pod)
+        where = slot(job, index)
+        if index is not None:
+            objs.indexed.setdefault(job, set()).add(where)
+        pods = objs.pods.setdefault(where, {})
         if deleted:
             pods.pop(name, None)
             return key
         pods[name] = _slim(pod)
         if _pod_finished(pod) and not (pod.get("metadata") or {}).get("deletionTimestamp"):
-            objs.finished_seen.setdefault(job, seen_at)
+            objs.finished_seen.setdefault(where, seen_at)
         return key
+
+    def remember_pod(self, key: FlowKey, pod: Manifest) -> None:
+        """Record a pod the reconcile listed itself; a watch event already seen wins."""
+        job, name = pod_job_name(pod), (pod.get("metadata") or {}).get("name")
+        if job is None or not isinstance(name, str):
+            return
+        objs = self._objects(key)
+        index = pod_index(pod)
+        where = slot(job, index)
+        if index is not None:
+            objs.indexed.setdefault(job, set()).add(where)
+        objs.pods.setdefault(where, {}).setdefault(name, _slim(pod))
 
     def remember_job(self, key: FlowKey, job: Manifest) -> None:
         """Record a Job the reconcile created or fetched itself (ahead of its watch event)."""
@@ -152,7 +195,8 @@ class ObjectCache:
         return objs.jobs.get(name) if objs is not None else None
 
     def pod(self, key: FlowKey, job: str) -> Manifest | None:
-        """The newest pod of ``job`` that is not being deleted (suspension deletes pods)."""
+        """The newest pod of ``job`` (a :func:`slot`) that is not being deleted (suspension
+        deletes pods)."""
         objs = self._flows.get(key)
         pods = objs.pods.get(job, {}) if objs is not None else {}
         live = [p for p in pods.values() if not (p.get("metadata") or {}).get("deletionTimestamp")]
