@@ -122,6 +122,11 @@ class _Pass:
     finished: list[metrics.Attempt] = field(default_factory=list)
     # A scatter's view, built once per pass for all of its items (same for every item).
     views: dict[tuple[str, int], builders.View] = field(default_factory=dict)
+    # The running items of a status snapshot with their Job names (ensure and suspend share
+    # the one of the new snapshot): (snapshot, rows).
+    running: list[tuple[FlowStatus, list[tuple[str, int, int, int, str, str]]]] = field(
+        default_factory=list
+    )
 
     @property
     def flow_id(self) -> metrics.FlowId:
@@ -806,11 +811,15 @@ class Reconciler:
         self, ctx: _Pass, status: FlowStatus
     ) -> list[tuple[str, int, int, int, str, str]]:
         """(scatter, iteration, item, attempt, Job name, pod slot) of every running item."""
+        for seen, rows in ctx.running:
+            if seen is status:
+                return rows
         out = []
         for scatter, iteration, item, attempt in ctx.engine.running_items(status):
             chunk = _chunk(status, scatter)
             job, where = self._item_job(ctx, chunk, (scatter, iteration, item, attempt))
             out.append((scatter, iteration, item, attempt, job, where))
+        ctx.running.append((status, out))
         return out
 
     def _item_jobs(self, ctx: _Pass, status: FlowStatus) -> list[tuple[str, str]]:
