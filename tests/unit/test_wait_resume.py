@@ -24,6 +24,7 @@ from flowcraft.cli import EXIT_AWAITING, main
 from flowcraft.drivers.kubernetes import status as fs
 from flowcraft.drivers.local import LocalRunner
 from flowcraft.drivers.local_state import STATE_FILE, load_results, load_state
+from flowcraft.engine import Engine
 from flowcraft.model import FlowStatus, NodeStatus, parse_flow
 
 pytestmark = pytest.mark.unit
@@ -110,7 +111,7 @@ def test_run_stops_awaiting_keeps_state_and_prints_the_resume_command(
         state = load_state(run_dir)
         assert state.status.phase == "Awaiting"
         assert state.flow.spec.functions["start"].script == FUNCTIONS["start"]["script"]
-        outputs, writes = load_results(run_dir, state.status)
+        outputs, writes = load_results(run_dir, Engine(state.flow.spec).result_keys(state.status))
         assert outputs == {"start": {"amount": 1500}}
         assert writes == {"start": ({"op": "set", "key": "asked", "value": "alice"},)}
     finally:

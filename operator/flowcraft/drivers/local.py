@@ -175,7 +175,8 @@ class LocalRunner:
                 json.dumps(self.flow.spec.context or {}, ensure_ascii=False)
             )
         else:
-            self._outputs, self._writes = load_results(self.run_dir, resume_from)
+            keys = self._engine.result_keys(resume_from)
+            self._outputs, self._writes = load_results(self.run_dir, keys)
         try:
             if resume_from is None:
                 step = self._engine.start(utcnow())

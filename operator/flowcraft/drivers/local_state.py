@@ -8,20 +8,20 @@ files that may have changed since) and the engine's status snapshot. ``state.jso
 them, plus the runner options a resumed run must reuse (python path, result limit, the
 subflow blueprints). Outputs and writes are *not* copied: :func:`load_results` reads them
 back from ``outputs/`` and ``writes/``, keyed by ``contract.result_key`` as the runner keeps
-them, for every success the snapshot records (current loop iterations and earlier ones).
+them, for every result the snapshot needs (``Engine.result_keys``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from flowcraft.contract import OUTPUTS_DIR, WRITES_DIR, Write, file_stem, result_key
+from flowcraft.contract import OUTPUTS_DIR, WRITES_DIR, Write, file_stem
 from flowcraft.model import Flow, FlowStatus, FlowValidationError
 from flowcraft.model.blueprint import Blueprint
 from flowcraft.model.loader import parse_flow
@@ -102,17 +102,12 @@ def load_state(run_dir: Path) -> RunState:
 
 
 def load_results(
-    run_dir: Path, status: FlowStatus
+    run_dir: Path, keys: Iterable[str]
 ) -> tuple[dict[str, Any], dict[str, tuple[Write, ...]]]:
-    """The runner's outputs and writes maps, rebuilt from the run directory's files for
-    every success ``status`` records (keys: ``result_key(node, iteration)``). Built-ins the
-    engine ran itself (sleep, wait, loop-controller) stored no file and are left out."""
-    keys: list[str] = [
-        result_key(node, ns.iteration or 0)
-        for node, ns in status.nodes.items()
-        if ns.phase == "Succeeded"
-    ]
-    keys.extend(result_key(done.node, done.iteration) for done in status.history)
+    """The runner's outputs and writes maps, rebuilt from the run directory's files for the
+    result keys a snapshot needs (``Engine.result_keys``: each success by
+    ``result_key(node, iteration)``, each batch item by its item key). Keys without a file
+    (built-ins the engine ran itself: sleep, wait, loop-controller) are left out."""
     outputs: dict[str, Any] = {}
     writes: dict[str, tuple[Write, ...]] = {}
     for key in keys:
