@@ -18,6 +18,12 @@ appearance (keys in context order, a key before its value), in each context sepa
 batches stay two. Everything else must be equal. When flowcraft threw (status "threw", no
 context: its traversal limit on an endless loop), the run must fail and the context is not
 compared.
+
+Pauses: flowcraft's run() stops at a sleep (status awaiting, reason timer) and its scheduler
+resumes it later; a sleep here wakes up by itself, so a case whose run stopped only at sleeps
+is compared with expected.json's "resumed" section (flowcraft's result after resuming them).
+A wait stops both (compared as it stands); when case.json has "resume" data for the wait,
+the run is then resumed with it (spec.resume) and compared with "resumed" too.
 """
 
 from __future__ import annotations
@@ -53,6 +59,27 @@ class Case:
     @property
     def pending(self) -> str | None:
         return self.meta.get("pending")
+
+    @property
+    def resume(self) -> dict[str, Any] | None:
+        """Resume data per wait node (case.json "resume"), what flowcraft was resumed with."""
+        return self.meta.get("resume")
+
+    @property
+    def sleeps_only(self) -> bool:
+        """flowcraft's run stopped only at sleep nodes (its scheduler resumes those)."""
+        if self.expected["status"] != "awaiting":
+            return False
+        details = (self.expected["context"] or {}).get("_awaitingDetails") or {}
+        return bool(details) and all(d.get("reason") == "timer" for d in details.values())
+
+    def target(self) -> dict[str, Any]:
+        """What a run here must end with: flowcraft's result, after the sleeps it stopped at
+        when it stopped only at sleeps (a sleep here wakes up by itself)."""
+        resumed: dict[str, Any] | None = self.expected.get("resumed")
+        if self.sleeps_only and resumed is not None:
+            return resumed
+        return self.expected
 
     @property
     def initial_context(self) -> dict[str, Any] | None:
@@ -165,16 +192,20 @@ def _short(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check(case: Case, phase: str, context: dict[str, Any]) -> list[str]:
-    """Problems with one run of `case`: status first, then the context's first difference."""
+def check(
+    case: Case, phase: str, context: dict[str, Any], expected: dict[str, Any] | None = None
+) -> list[str]:
+    """Problems with one run of `case` against `expected` (default: `case.target()`): status
+    first, then the context's first difference."""
+    expected = case.target() if expected is None else expected
     problems = []
-    want_phase = STATUS_TO_PHASE.get(case.expected["status"], case.expected["status"])
+    want_phase = STATUS_TO_PHASE.get(expected["status"], expected["status"])
     if phase != want_phase:
-        problems.append(f"phase {phase}, flowcraft {case.expected['status']} ({want_phase})")
-    if case.expected["context"] is None:
+        problems.append(f"phase {phase}, flowcraft {expected['status']} ({want_phase})")
+    if expected["context"] is None:
         return problems  # flowcraft threw: nothing to compare but the failure
     timing = frozenset(case.meta.get("timingDependent", {}))
-    diff = first_difference(context, case.expected["context"], timing)
+    diff = first_difference(context, expected["context"], timing)
     if diff is not None:
         problems.append(f"context: {diff}")
     return problems
