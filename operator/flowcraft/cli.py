@@ -4,7 +4,15 @@ Why it is built this way: ``flowcraft run`` should start in a blink, so this mod
 argparse at load time and pulls in the model (pydantic, yaml, CEL) and the local driver inside
 the subcommand that needs them. User errors (bad manifest, bad ``--param``, unreadable file)
 print one clear message and exit 2, never a traceback. Exit codes: 0 the flow Succeeded (or is
-valid), 1 it Failed or was Cancelled, 2 invalid input, 130 interrupted twice.
+valid), 1 it Failed or was Cancelled, 2 invalid input, 3 cluster unreachable (cluster commands),
+4 the flow stopped at a wait node (Awaiting; resumable), 130 interrupted twice.
+
+Wait and resume: a local run that reaches Awaiting keeps its run directory (even a temporary
+one), saves its state there (``flowcraft.drivers.local_state``), prints one line on stderr with
+the exact ``flowcraft resume RUN_DIR NODE --data JSON`` command and exits 4. ``resume`` takes a
+run directory (an existing directory, or any TARGET containing "/") or else the name of a Flow
+on the cluster; ``--data`` is JSON text or ``@FILE``: flowcraft's resumeData ``{"output",
+"action"}``, any other value being the output.
 
 ``--param [NODE.]KEY=VALUE`` (repeatable) overrides params before the run: ``KEY=VALUE`` sets
 ``params.KEY`` on every node, ``NODE.KEY=VALUE`` on that node only (node ids cannot contain
@@ -34,12 +42,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from flowcraft.drivers.local import RunResult
+    from flowcraft.drivers.local_state import RunState
     from flowcraft.model import Flow, FlowStatus
     from flowcraft.model.blueprint import Blueprint
 
@@ -47,6 +57,7 @@ EXIT_OK = 0
 EXIT_FLOW_FAILED = 1
 EXIT_INVALID = 2
 EXIT_CLUSTER = 3
+EXIT_AWAITING = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -91,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a flow on this machine with the local runner.",
         epilog="--param [NODE.]KEY=VALUE sets params.KEY on every node (or on NODE only); "
         "VALUE is JSON when it parses as JSON, else a string. Exit code: 0 Succeeded, "
-        "1 Failed or Cancelled, 2 invalid input.",
+        "1 Failed or Cancelled, 2 invalid input, 4 stopped at a wait node (Awaiting): the run "
+        "directory is kept and stderr shows the flowcraft resume command.",
     )
     _flow_arguments(run)
     _blueprints_argument(run)
@@ -115,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
         help="keep the run's files (inputs, results, logs) under DIR "
         "(default: a temporary directory, removed when the flow succeeds)",
     )
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines and no summary")
+    _quiet_argument(run)
     run.add_argument(
         "--no-output-limit",
         action="store_true",
@@ -144,6 +156,12 @@ def _parser() -> argparse.ArgumentParser:
     operator_entry.add_arguments(operator)
     operator.set_defaults(handler=operator_entry.run)
     return parser
+
+
+def _quiet_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress lines and no summary"
+    )
 
 
 def _flow_arguments(parser: argparse.ArgumentParser) -> None:
@@ -265,15 +283,11 @@ def apply_params(flow: Flow, assignments: Sequence[str]) -> Flow:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import asyncio  # noqa: PLC0415
-    import json  # noqa: PLC0415
-    import shutil  # noqa: PLC0415
-    import signal  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
     flow = apply_params(_load(args), args.param)
     blueprints = _load_blueprints(args, flow)
-    from flowcraft.drivers.local import LocalRunner  # noqa: PLC0415
+    from flowcraft.model import FlowStatus  # noqa: PLC0415
 
     name = flow.metadata.name
     if args.workdir is not None:
@@ -286,14 +300,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         run_dir = Path(tempfile.mkdtemp(prefix=f"flowcraft-{name}-"))
 
-    progress = _Progress(sys.stderr, enabled=not args.quiet)
-    runner = LocalRunner(
-        flow,
-        run_dir,
-        on_status=progress.update,
-        pythonpath=[str(args.flow.resolve().parent)],
+    from flowcraft.drivers.local_state import RunState  # noqa: PLC0415
+
+    state = RunState(
+        flow=flow,
+        status=FlowStatus(),
+        pythonpath=(str(args.flow.resolve().parent),),
         out_limit=None if args.no_output_limit else 4096,
         blueprints=blueprints,
+    )
+    return _execute(args, state, run_dir, resumed=False, temporary=args.workdir is None)
+
+
+def _execute(
+    args: argparse.Namespace, state: RunState, run_dir: Path, *, resumed: bool, temporary: bool
+) -> int:
+    """Run ``state.flow`` in ``run_dir`` (from ``state.status`` when ``resumed``), report it,
+    and keep the run resumable when it stops Awaiting. Shared by ``run`` and ``resume``."""
+    import asyncio  # noqa: PLC0415
+    import json  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    from flowcraft.drivers.local import LocalRunner  # noqa: PLC0415
+    from flowcraft.drivers.local_state import save_state  # noqa: PLC0415
+
+    progress = _Progress(sys.stderr, enabled=not args.quiet)
+    if resumed:
+        progress.seen(state.status)
+    runner = LocalRunner(
+        state.flow,
+        run_dir,
+        on_status=progress.update,
+        pythonpath=list(state.pythonpath),
+        out_limit=state.out_limit,
+        blueprints=state.blueprints,
     )
 
     async def supervise() -> RunResult:
@@ -312,7 +353,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
         try:
-            return await runner.run()
+            return await runner.run(state.status if resumed else None)
         finally:
             loop.remove_signal_handler(signal.SIGINT)
 
@@ -322,7 +363,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"flowcraft: aborted; files of this run: {run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
-    succeeded = result.status.phase == "Succeeded"
+    phase = result.status.phase
+    awaiting = phase == "Awaiting"
+    if awaiting or resumed:
+        # The state a later `flowcraft resume` continues from (or, once a resumed run ends,
+        # the record that there is nothing left to resume).
+        save_state(run_dir, replace(state, status=result.status))
     if args.output == "json":
         json.dump(result.context, sys.stdout, indent=2, ensure_ascii=False, default=str)
         sys.stdout.write("\n")
@@ -330,11 +376,111 @@ def _cmd_run(args: argparse.Namespace) -> int:
             progress.summary(result, sys.stderr)
     elif not args.quiet:
         progress.summary(result, sys.stdout)
-    if succeeded and args.workdir is None:
+    if awaiting:
+        print(resume_hint(result.flow.metadata.name, result.status, run_dir), file=sys.stderr)
+        return EXIT_AWAITING
+    if phase == "Succeeded" and temporary and not resumed:
         shutil.rmtree(run_dir, ignore_errors=True)
     elif not args.quiet:
         print(f"files of this run (inputs, results, logs): {run_dir}", file=sys.stderr)
-    return EXIT_OK if succeeded else EXIT_FLOW_FAILED
+    return EXIT_OK if phase == "Succeeded" else EXIT_FLOW_FAILED
+
+
+def awaiting_nodes(status: FlowStatus) -> list[str]:
+    return [node for node, ns in status.nodes.items() if ns.phase == "Awaiting"]
+
+
+def resume_hint(flow: str, status: FlowStatus, run_dir: Path) -> str:
+    """The one line a run that stopped Awaiting prints: which nodes, and the command."""
+    import shlex  # noqa: PLC0415
+
+    nodes = awaiting_nodes(status)
+    which = "node" if len(nodes) == 1 else "nodes"
+    command = (
+        f"flowcraft resume {shlex.quote(str(run_dir))} {shlex.quote(nodes[0] if nodes else '?')}"
+        " --data '{\"output\": ...}'"
+    )
+    each = "" if len(nodes) == 1 else " (one node at a time)"
+    return f"flowcraft: flow {flow} is awaiting {which} {', '.join(nodes)}; resume{each}: {command}"
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    data = _resume_data(args.data)
+    target = str(args.target)
+    if Path(target).is_dir() or "/" in target:
+        for flag in ("namespace", "kubeconfig", "context"):
+            if getattr(args, flag) is not None:
+                raise UsageError(
+                    f"--{flag} names a Flow on a cluster; {target!r} is a local run directory"
+                )
+        return _resume_local(args, Path(target), data)
+    return _resume_cluster(args, target, data)
+
+
+def _resume_data(text: str) -> Any:
+    """--data: JSON text, or @FILE holding JSON."""
+    import json  # noqa: PLC0415
+
+    source = "--data"
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise UsageError(f"--data {text[:1]}{path}: cannot read: {err.strerror}") from None
+        source = f"--data @{path}"
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise UsageError(
+            f"{source}: not valid JSON ({err}); quote a string as JSON, e.g. --data '\"yes\"'"
+        ) from None
+
+
+def _resume_local(args: argparse.Namespace, run_dir: Path, data: Any) -> int:
+    from flowcraft.drivers.local_state import StateError, load_state  # noqa: PLC0415
+
+    if not run_dir.is_dir():
+        raise UsageError(f"run directory {str(run_dir)!r} does not exist")
+    try:
+        state = load_state(run_dir)
+    except StateError as err:
+        raise UsageError(str(err)) from None
+    flow, status = state.flow, state.status
+    name = flow.metadata.name
+    waiting = awaiting_nodes(status)
+    listed = f"awaiting: {', '.join(waiting)}" if waiting else "no node is awaiting"
+    if status.phase != "Awaiting":
+        raise UsageError(
+            f"run directory {str(run_dir)!r} is not awaiting: flow {name} is {status.phase}"
+        )
+    if args.node not in status.nodes:
+        raise UsageError(f"flow {name} has no node {args.node!r} ({listed})")
+    node_phase = status.nodes[args.node].phase
+    if node_phase != "Awaiting":
+        raise UsageError(
+            f"node {args.node!r} of flow {name} is not awaiting (phase {node_phase}; {listed})"
+        )
+    resume = {**(flow.spec.resume or {}), args.node: data}
+    spec = flow.spec.model_copy(update={"resume": resume})
+    state = replace(state, flow=flow.model_copy(update={"spec": spec}))
+    return _execute(args, state, run_dir, resumed=True, temporary=False)
+
+
+def _resume_cluster(args: argparse.Namespace, name: str, data: Any) -> int:
+    from flowcraft import clustercli  # noqa: PLC0415
+
+    async def work(api: Any, default_ns: str) -> str:
+        namespace = args.namespace or default_ns
+        await clustercli.resume(api, namespace, name, args.node, data)
+        return namespace
+
+    try:
+        namespace = _on_cluster(args, work)
+    except clustercli.ResumeRefused as err:
+        raise UsageError(str(err)) from None
+    print(f"flow.flowcraft.io/{name} resumed: node {args.node} (namespace {namespace})")
+    return EXIT_OK
 
 
 def _pid() -> int:
@@ -351,6 +497,8 @@ _MARKS: dict[str, tuple[str, str]] = {
     "Failed": ("FAIL", "31"),
     "Skipped": ("skip", "2"),
     "Cancelled": ("cancel", "33"),
+    "Sleeping": ("sleep", "36"),
+    "Awaiting": ("await", "35"),
 }
 
 
@@ -368,6 +516,12 @@ class _Progress:
     def note(self, text: str) -> None:
         if self._enabled:
             print(text, file=self._stream, flush=True)
+
+    def seen(self, status: FlowStatus) -> None:
+        """Take ``status`` as already shown (a resumed run reports only what is new)."""
+        self._t0 = status.started_at
+        for node_id, node in status.nodes.items():
+            self._seen[node_id] = (node.phase, node.attempts)
 
     def update(self, status: FlowStatus) -> None:
         if self._t0 is None:
@@ -397,6 +551,10 @@ class _Progress:
             return text
         if node.phase == "Failed":
             return f"failed after {_plural(node.attempts, 'attempt')}: {node.message or '?'}"
+        if node.phase == "Sleeping" and node.wake_at is not None:
+            return f"sleeping for {_duration(datetime.now(UTC), node.wake_at)}"
+        if node.phase == "Awaiting":
+            return "awaiting resume data (flowcraft resume)"
         word = node.phase.lower()
         detail = node.message or node.reason
         if not detail:
@@ -417,7 +575,9 @@ class _Progress:
 
     def summary(self, result: RunResult, stream: TextIO) -> None:
         status = result.status
-        took = _duration(status.started_at, status.finished_at)
+        took = f"in {_duration(status.started_at, status.finished_at)}"
+        if status.phase == "Awaiting":
+            took = f"after {_duration(status.started_at, datetime.now(UTC))}"
         rows = [("NODE", "PHASE", "ATTEMPTS", "DURATION", "MESSAGE")]
         for node in result.flow.spec.nodes:
             ns = status.nodes.get(node.id)
@@ -427,7 +587,7 @@ class _Progress:
             duration = _duration(ns.started_at, ns.finished_at) if ns.started_at else "-"
             rows.append((node.id, ns.phase, str(ns.attempts), duration, _one_line(ns.message)))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        print(f"flow {result.flow.metadata.name}: {status.phase} in {took}", file=stream)
+        print(f"flow {result.flow.metadata.name}: {status.phase} {took}", file=stream)
         for row in rows:
             cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:4])]
             print("  " + "  ".join([*cells, row[4]]).rstrip(), file=stream)
@@ -502,6 +662,36 @@ def _cluster_commands(commands: Any) -> None:
     logs.add_argument("node", metavar="NODE", nargs="?", help="one node (default: all)")
     common(logs)
     logs.set_defaults(handler=_cmd_logs)
+
+    resume = commands.add_parser(
+        "resume",
+        help="hand a wait node its data: continue a local run, or resume a Flow on the cluster",
+        description="Give the wait node NODE its resume data and continue. TARGET is a local "
+        "run directory (one that flowcraft run left Awaiting, exit code 4; any existing "
+        "directory or a path containing '/') or else the name of a Flow on the cluster, whose "
+        "spec.resume[NODE] is then patched (the operator continues the run).",
+        epilog='DATA is flowcraft\'s resumeData: {"output": ..., "action": ...}; any other '
+        "JSON value is taken as the output. Exit code (local): as flowcraft run (0 Succeeded, 1 "
+        "Failed, 4 Awaiting again); 0 once the cluster accepted the patch; 2 unknown node, node "
+        "not awaiting, run not awaiting or bad --data; 3 cluster unreachable.",
+    )
+    resume.add_argument("target", metavar="RUN_DIR|FLOW", help="local run directory or Flow name")
+    resume.add_argument("node", metavar="NODE", help="the awaiting wait node")
+    resume.add_argument(
+        "--data",
+        required=True,
+        metavar="JSON",
+        help="resume data as JSON text, or @FILE to read it from a file",
+    )
+    common(resume)
+    resume.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="local run: text summary (default) or the final context as JSON",
+    )
+    _quiet_argument(resume)
+    resume.set_defaults(handler=_cmd_resume)
 
 
 def _on_cluster(args: argparse.Namespace, work: Any) -> Any:

@@ -1,9 +1,14 @@
-"""``flowcraft submit | get | logs``: the CLI's view of Flows that live on a cluster.
+"""``flowcraft submit | get | logs | resume``: the CLI's view of Flows that live on a cluster.
 
 Why a module of its own: ``cli.py`` must stay import-light, and these commands need the
 Kubernetes driver's client (the only module that talks to the API). The presentation — the
 DAG drawn as a tree with a phase and a duration per node — is pure and unit-tested; the API
 paths are thin coroutines over :class:`flowcraft.drivers.kubernetes.client.Client`.
+
+``resume FLOW NODE`` checks the node is an Awaiting wait node, then sets ``spec.resume[NODE]``
+with one patch of the Flow (a JSON merge patch; a JSON Patch when the data holds a null, which
+a merge patch would read as a deletion): whoever may patch Flows may resume them, and the
+operator, which rebuilds its engine on every new generation, continues the run.
 
 Following a run (``submit --watch``) polls the Flow's status twice a second: a CLI watching
 one Flow is not the operator's hot path, and polling survives API restarts and proxies that
@@ -110,6 +115,38 @@ def dag_tree(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> list[Tre
     return lines
 
 
+_ITEM_STATES = (
+    ("R", "running"),
+    ("r", "retrying"),
+    ("F", "failed"),
+    ("C", "cancelled"),
+    (".", "pending"),
+)
+
+
+def batch_summary(batch: Mapping[str, Any]) -> str:
+    """One line for a batch scatter's items (``status.nodes[id].batch``), whatever their
+    number: ``items: 9,950/10,000 succeeded, 48 running, 2 failed``; with rounds
+    (``chunkSize`` < items) also the current round."""
+    items = str(batch.get("items") or "")
+    total = int(batch.get("total") or len(items))
+    text = f"items: {items.count('S'):,}/{total:,} succeeded"
+    for char, word in _ITEM_STATES:
+        count = items.count(char)
+        if count:
+            text += f", {count:,} {word}"
+    chunk = int(batch.get("chunk") or 0)
+    if 0 < chunk < total:
+        rounds = -(-total // chunk)
+        started = len(items.rstrip(".")) if items else 0
+        current = max(1, -(-started // chunk))
+        text += f" (round {min(current, rounds)}/{rounds} of {chunk:,})"
+    retried = batch.get("attempts") or {}
+    if retried:
+        text += f"; {len(retried):,} retried"
+    return text
+
+
 def render_flow(flow: Manifest, now: datetime | None = None) -> str:
     """``flowcraft get``: a header line, then one tree line per node with phase and duration."""
     now = now or datetime.now(UTC)
@@ -127,12 +164,17 @@ def render_flow(flow: Manifest, now: datetime | None = None) -> str:
     if status.get("progress"):
         header += f" ({status['progress']} done)"
     rows: list[tuple[str, str, str, str, str]] = []
+    notes: dict[int, str] = {}  # row index -> a batch's one-line item summary below it
     for line in dag_tree(node_ids, edges):
         label = line.prefix + line.node
         if line.repeat:
             rows.append((label, "(joined above)", "", "", ""))
             continue
         state = states.get(line.node) or {}
+        batch = state.get("batch")
+        if isinstance(batch, Mapping):
+            under = line.prefix.replace("├── ", "│   ").replace("└── ", "    ")
+            notes[len(rows)] = f"{under}  {batch_summary(batch)}"
         attempts = int(state.get("attempts") or 0)
         message = " ".join(str(state.get("message") or "").split())
         rows.append(
@@ -147,9 +189,11 @@ def render_flow(flow: Manifest, now: datetime | None = None) -> str:
     head = ("NODE", "PHASE", "DURATION", "", "")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     out = [header]
-    for row in [head, *rows]:
+    for index, row in enumerate([head, *rows]):
         cells = [row[i].ljust(widths[i]) for i in range(4)]
         out.append("  ".join([*cells, row[4]]).rstrip())
+        if index - 1 in notes:
+            out.append(notes[index - 1])
     if status.get("message") and phase != "Succeeded":
         out.append(f"message: {status['message']}")
     return "\n".join(out)
@@ -261,3 +305,71 @@ async def node_logs(client: Client, namespace: str, name: str, node: str | None)
         pod_name = str(pod["metadata"]["name"])
         out.append(NodeLog(node_id, pod_name, await client.read_pod_log(namespace, pod_name)))
     return out
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+class ResumeRefused(Exception):
+    """The Flow cannot take resume data for that node (unknown node, not awaiting...)."""
+
+
+def resume_problem(flow: Manifest, node: str) -> str | None:
+    """Why ``flowcraft resume FLOW NODE`` must not patch this Flow, or None (pure)."""
+    from flowcraft.model.flow import builtin_kind  # noqa: PLC0415
+
+    meta, spec = flow.get("metadata") or {}, flow.get("spec") or {}
+    status = flow.get("status") or {}
+    name = meta.get("name", "?")
+    phase = status.get("phase") or "Pending"
+    states: Mapping[str, Mapping[str, Any]] = status.get("nodes") or {}
+    awaiting = [n for n, ns in states.items() if ns.get("phase") == "Awaiting"]
+    waiting_for = f"awaiting: {', '.join(awaiting)}" if awaiting else "no node is awaiting"
+    nodes = {str(n.get("id")): n for n in spec.get("nodes") or []}
+    if node not in nodes:
+        return f"flow {name!r} has no node {node!r} ({waiting_for})"
+    uses = str(nodes[node].get("uses"))
+    if builtin_kind(uses, spec.get("functions") or {}) != "wait":
+        return f"node {node!r} of flow {name!r} is not a wait node (uses {uses!r})"
+    if phase in TERMINAL:
+        return f"flow {name!r} already finished ({phase}): there is nothing to resume"
+    node_phase = (states.get(node) or {}).get("phase") or "Pending"
+    if node_phase != "Awaiting":
+        return (
+            f"node {node!r} of flow {name!r} is not awaiting (phase {node_phase}; "
+            f"{waiting_for}); to hand it data before it is reached, kubectl patch spec.resume"
+        )
+    return None
+
+
+def _has_null(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, dict):
+        return any(_has_null(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_null(v) for v in value)
+    return False
+
+
+def resume_patch(flow: Manifest, node: str, data: Any) -> tuple[str, Any]:
+    """("merge", patch) setting ``spec.resume[node] = data``; ("json", operations) when the
+    data holds a null, which a JSON merge patch would read as "delete this key" (pure)."""
+    if not _has_null(data):
+        return "merge", {"spec": {"resume": {node: data}}}
+    if "resume" in (flow.get("spec") or {}):
+        escaped = node.replace("~", "~0").replace("/", "~1")
+        return "json", [{"op": "add", "path": f"/spec/resume/{escaped}", "value": data}]
+    return "json", [{"op": "add", "path": "/spec/resume", "value": {node: data}}]
+
+
+async def resume(client: Client, namespace: str, name: str, node: str, data: Any) -> Manifest:
+    """Set ``spec.resume[node]`` of an Awaiting wait node; the operator does the rest."""
+    flow = await get_flow(client, namespace, name)
+    problem = resume_problem(flow, node)
+    if problem is not None:
+        raise ResumeRefused(problem)
+    kind, patch = resume_patch(flow, node, data)
+    if kind == "merge":
+        return await client.patch_flow(namespace, name, patch)
+    return await client.json_patch_flow(namespace, name, patch)

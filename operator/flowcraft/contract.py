@@ -49,7 +49,8 @@ class ViewItem(NamedTuple):
 
     A stored result is read from ``outputs/<stem>.json`` (and ``writes/<stem>.json`` when
     ``wrote``), stem = ``file_stem(key)``; an ``inline`` item carries its output (a built-in
-    the engine ran, or a node its fallback recovered: null); ``undefined`` removes the keys
+    the engine ran, or a node its fallback recovered: null) and, in ``applied``, the writes
+    applied before it (a batch-gather's ``outputKey``); ``undefined`` removes the keys
     (flowcraft's undefined output)."""
 
     node: str
@@ -58,10 +59,13 @@ class ViewItem(NamedTuple):
     inline: bool = False
     value: Any = None
     undefined: bool = False
+    applied: tuple[Write, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"id": self.node}
         if self.inline:
+            if self.applied:
+                doc["set"] = list(self.applied)
             doc["value"] = self.value
         elif self.undefined:
             doc["undefined"] = True
@@ -80,7 +84,9 @@ class ViewItem(NamedTuple):
             return None
         node = doc["id"]
         if "value" in doc:
-            return cls(node, inline=True, value=doc["value"])
+            applied = doc.get("set")
+            writes = tuple(applied) if isinstance(applied, list) else ()
+            return cls(node, inline=True, value=doc["value"], applied=writes)
         if doc.get("undefined"):
             return cls(node, undefined=True)
         key = doc.get("key", node)
@@ -91,6 +97,12 @@ def result_key(node_id: str, iteration: int = 0) -> str:
     """Where a driver stores a node's result (output, writes) for one loop iteration: the
     node id for the first run, ``<id>/<iteration>`` after (ids never contain "/")."""
     return node_id if not iteration else f"{node_id}/{iteration}"
+
+
+def item_key(node_id: str, iteration: int, item: int) -> str:
+    """Where a driver stores a batch item's result (output, writes): ``<scatter>/<iteration>/
+    <item>``. Two slashes, so it never collides with a result key (at most one)."""
+    return f"{node_id}/{iteration}/{item}"
 
 
 def file_stem(node_id: str) -> str:

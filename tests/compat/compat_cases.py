@@ -10,13 +10,26 @@ with an `outputs` mapping) is not compared at any depth. A case may name keys wh
 depends on timing (which of several parallel branches finishes last: flowcraft itself runs at
 most `navigator.hardwareConcurrency` nodes at once, so its order depends on the machine) in
 case.json's "timingDependent" with the reason: those keys must exist, their values are not
-compared. Everything else must be equal. When flowcraft threw (status "threw", no context: its
-traversal limit on an endless loop), the run must fail and the context is not compared.
+compared. UUIDs are normalised: flowcraft draws a random batch id per batch-scatter (in the
+`_batch.<scatter>_<batchId>_item_<i>` keys and the worker ids `<uses>_<batchId>_<i>`), this
+engine a deterministic one; every UUID in a key or a value (at any depth, also inside a longer
+string) is replaced by `<uuid-N>`, N numbering the distinct UUIDs in order of first
+appearance (keys in context order, a key before its value), in each context separately, so two
+batches stay two. Everything else must be equal. When flowcraft threw (status "threw", no
+context: its traversal limit on an endless loop), the run must fail and the context is not
+compared.
+
+Pauses: flowcraft's run() stops at a sleep (status awaiting, reason timer) and its scheduler
+resumes it later; a sleep here wakes up by itself, so a case whose run stopped only at sleeps
+is compared with expected.json's "resumed" section (flowcraft's result after resuming them).
+A wait stops both (compared as it stands); when case.json has "resume" data for the wait,
+the run is then resumed with it (spec.resume) and compared with "resumed" too.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +59,27 @@ class Case:
     @property
     def pending(self) -> str | None:
         return self.meta.get("pending")
+
+    @property
+    def resume(self) -> dict[str, Any] | None:
+        """Resume data per wait node (case.json "resume"), what flowcraft was resumed with."""
+        return self.meta.get("resume")
+
+    @property
+    def sleeps_only(self) -> bool:
+        """flowcraft's run stopped only at sleep nodes (its scheduler resumes those)."""
+        if self.expected["status"] != "awaiting":
+            return False
+        details = (self.expected["context"] or {}).get("_awaitingDetails") or {}
+        return bool(details) and all(d.get("reason") == "timer" for d in details.values())
+
+    def target(self) -> dict[str, Any]:
+        """What a run here must end with: flowcraft's result, after the sleeps it stopped at
+        when it stopped only at sleeps (a sleep here wakes up by itself)."""
+        resumed: dict[str, Any] | None = self.expected.get("resumed")
+        if self.sleeps_only and resumed is not None:
+            return resumed
+        return self.expected
 
     @property
     def initial_context(self) -> dict[str, Any] | None:
@@ -108,12 +142,38 @@ def without_execution_id(value: Any) -> Any:
     return value
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def without_uuids(context: dict[str, Any]) -> dict[str, Any]:
+    """`context` with each distinct UUID replaced by `<uuid-N>` (order of first appearance)."""
+    names: dict[str, str] = {}
+
+    def text(value: str) -> str:
+        def name(found: re.Match[str]) -> str:
+            uuid = found.group(0).lower()
+            return names.setdefault(uuid, f"<uuid-{len(names) + 1}>")
+
+        return _UUID.sub(name, value)
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return text(value)
+        if isinstance(value, dict):
+            return {text(k): walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return {text(k): walk(v) for k, v in context.items()}
+
+
 def first_difference(
     ours: dict[str, Any], expected: dict[str, Any], timing: frozenset[str] = frozenset()
 ) -> str | None:
     """A short description of the first difference (key order: expected's, then ours)."""
-    expected = without_execution_id(expected)
-    ours = normalise(ours, expected)
+    expected = without_uuids(without_execution_id(expected))
+    ours = normalise(without_uuids(ours), expected)
     for key, value in expected.items():
         if key not in ours:
             return f"missing key {key!r} (flowcraft: {_short(value)})"
@@ -132,16 +192,20 @@ def _short(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check(case: Case, phase: str, context: dict[str, Any]) -> list[str]:
-    """Problems with one run of `case`: status first, then the context's first difference."""
+def check(
+    case: Case, phase: str, context: dict[str, Any], expected: dict[str, Any] | None = None
+) -> list[str]:
+    """Problems with one run of `case` against `expected` (default: `case.target()`): status
+    first, then the context's first difference."""
+    expected = case.target() if expected is None else expected
     problems = []
-    want_phase = STATUS_TO_PHASE.get(case.expected["status"], case.expected["status"])
+    want_phase = STATUS_TO_PHASE.get(expected["status"], expected["status"])
     if phase != want_phase:
-        problems.append(f"phase {phase}, flowcraft {case.expected['status']} ({want_phase})")
-    if case.expected["context"] is None:
+        problems.append(f"phase {phase}, flowcraft {expected['status']} ({want_phase})")
+    if expected["context"] is None:
         return problems  # flowcraft threw: nothing to compare but the failure
     timing = frozenset(case.meta.get("timingDependent", {}))
-    diff = first_difference(context, case.expected["context"], timing)
+    diff = first_difference(context, expected["context"], timing)
     if diff is not None:
         problems.append(f"context: {diff}")
     return problems

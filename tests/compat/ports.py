@@ -188,7 +188,9 @@ PORTS: dict[str, dict[str, str]] = {
 
             async def run(ctx):
                 await asyncio.sleep(0.2)
-                return {"output": {"message": f"Notification sent: {ctx.input['status']}"}}
+                # `${input.status}` of a resume payload without status: "undefined".
+                status = ctx.input.get("status", "undefined")
+                return {"output": {"message": f"Notification sent: {status}"}}
             """),
     },
     "demo-loop": {

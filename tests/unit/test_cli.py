@@ -314,16 +314,39 @@ def node_processes_under(workdir: Path) -> list[int]:
     return found
 
 
+SLOW_PARALLEL = """
+apiVersion: flowcraft.io/v1alpha1
+kind: Flow
+metadata: {name: parallel}
+spec:
+  functions:
+    slow:
+      script: |
+        import time
+        def run(ctx):
+            time.sleep(120)
+  nodes:
+    - {id: task-1, uses: slow}
+    - {id: task-2, uses: slow}
+    - {id: task-3, uses: slow}
+"""
+
+
 def test_ctrl_c_cancels_the_flow_and_kills_its_nodes(tmp_path: Path) -> None:
+    # Tasks that outlive any start-up delay on a busy machine: all three are running when
+    # the interrupt comes, whatever the load (the reference flow's 1 s task could end first).
+    flow = tmp_path / "slow.yaml"
+    flow.write_text(SLOW_PARALLEL)
+    work = tmp_path / "work"
     proc = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "from flowcraft.cli import main; raise SystemExit(main())",
             "run",
-            PARALLEL,
+            str(flow),
             "--workdir",
-            str(tmp_path),
+            str(work),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -336,10 +359,10 @@ def test_ctrl_c_cancels_the_flow_and_kills_its_nodes(tmp_path: Path) -> None:
         if "task-1 started" in line:
             break
     # "started" is printed when the engine starts the node; wait for the processes themselves.
-    deadline = time.monotonic() + 30
-    while len(node_processes_under(tmp_path)) < 3 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60
+    while len(node_processes_under(work)) < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert len(node_processes_under(tmp_path)) == 3, "the three tasks should be running now"
+    assert len(node_processes_under(work)) == 3, "the three tasks should be running now"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, "".join(seen) + err
@@ -347,7 +370,7 @@ def test_ctrl_c_cancels_the_flow_and_kills_its_nodes(tmp_path: Path) -> None:
     assert "interrupted: cancelling the flow" in err
     assert "task-1 cancelled: interrupted by the user (Ctrl-C)" in err
     assert out.startswith("flow parallel: Cancelled in ")
-    assert node_processes_under(tmp_path) == []
+    assert node_processes_under(work) == []
 
 
 def test_operator_command_is_wired(capsys: pytest.CaptureFixture[str]) -> None:

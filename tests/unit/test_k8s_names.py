@@ -96,3 +96,26 @@ def test_distinct_uids_give_distinct_names(a: str, b: str) -> None:
 @given(value=_text)
 def test_label_values_are_always_valid(value: str) -> None:
     assert names.is_label_value(names.label_value(value))
+
+
+def test_loop_iterations_never_collide_with_another_nodes_name() -> None:
+    # "f-a-i1-1-<uid>" is also what node "a-i1", attempt 1 reads as: iterations are always
+    # hashed.
+    later = names.job_name("f", UID, "a", 1, iteration=1)
+    assert later != names.job_name("f", UID, "a-i1", 1)
+    assert later.startswith(f"f-a-i1-1-{FRAG}-")
+    assert names.is_dns_label(later)
+    assert names.output_configmap_name("f", UID, "a", 1, 1) != names.output_configmap_name(
+        "f", UID, "a-i1", 1
+    )
+
+
+@given(node=_text, attempt=st.integers(1, 50), iteration=st.integers(1, 500))
+def test_iteration_names_are_valid_and_distinct_per_iteration(
+    node: str, attempt: int, iteration: int
+) -> None:
+    name = names.job_name("flow", UID, node, attempt, iteration)
+    assert names.is_dns_label(name)
+    assert name != names.job_name("flow", UID, node, attempt, iteration + 1)
+    assert name != names.job_name("flow", UID, node, attempt)
+    assert name != names.job_name("flow", OTHER_UID, node, attempt, iteration)

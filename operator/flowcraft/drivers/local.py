@@ -9,6 +9,9 @@ NodeStarted/NodeSucceeded/NodeFailed back the moment they happen (no polling) an
 engine at its ``wake_at`` for retry backoff and deadlines. A ``subflow`` node runs as a nested
 LocalRunner over the blueprint it names (``blueprints``; see ``local_subflow``).
 
+A flow that stops at a wait node (phase Awaiting) ends ``run()``; ``run(resume_from=status)``
+continues it later in the same run directory once ``spec.resume`` holds the node's data.
+
 Layout of a run directory (kept for inspection; the CLI removes a temporary one on success)::
 
     <run>/outputs/<stem>.json            the output of each succeeded node (contract.file_stem)
@@ -18,6 +21,9 @@ Layout of a run directory (kept for inspection; the CLI removes a temporary one 
                                          view.json, outputs/, writes/ (what the node can see)
     <run>/nodes/<node>/<attempt>/out/result.json   what the runtime wrote ($FLOWCRAFT_OUT)
     <run>/nodes/<node>/<attempt>/log.txt           the attempt's stdout and stderr
+    <run>/nodes/<scatter>/<iteration>.items/<item>.<attempt>/   a batch item's attempt (same
+                                         layout; its result is outputs/<stem(item_key)>.json)
+    <run>/state.json                     flow + status of a run stopped Awaiting (local_state)
 """
 
 from __future__ import annotations
@@ -52,9 +58,11 @@ from flowcraft.contract import (
     ViewItem,
     Write,
     file_stem,
+    item_key,
     parse_result,
     result_key,
 )
+from flowcraft.drivers.local_state import load_results
 from flowcraft.drivers.local_subflow import Subflows
 from flowcraft.engine import (
     CancelFlow,
@@ -66,6 +74,7 @@ from flowcraft.engine import (
     StartNode,
     Step,
 )
+from flowcraft.engine.batch import worker_id
 from flowcraft.model import Flow, FlowStatus, FunctionSpec
 from flowcraft.model.blueprint import Blueprint
 
@@ -90,6 +99,7 @@ class AttemptRecord:
     outcome: str  # "succeeded" | "failed" | "timed-out" | "cancelled"
     message: str | None
     log: Path
+    item: int | None = None  # a batch item of scatter `node`
 
 
 @dataclass
@@ -146,19 +156,32 @@ class LocalRunner:
         self._records: list[AttemptRecord] = []
         self._docker_ready: asyncio.Task[str | None] | None = None
         self._subflows = Subflows(self, blueprints, tuple(chain) or (flow.metadata.name,))
+        self._item_views: dict[tuple[str, int], list[ViewItem]] = {}
 
     def cancel(self, reason: str) -> None:
         """Ask the engine to cancel the flow (e.g. on Ctrl-C); safe to call from the loop."""
         self._events.put_nowait(CancelFlow(reason))
 
-    async def run(self) -> RunResult:
+    async def run(self, resume_from: FlowStatus | None = None) -> RunResult:
+        """Run to a terminal phase, or until the flow is Awaiting a wait node's resume data.
+
+        ``resume_from``: continue a run that stopped Awaiting in this same run directory, from
+        its saved status (see ``local_state``), instead of starting afresh; the stored outputs
+        and writes are read back from the directory."""
         (self.run_dir / OUTPUTS_DIR).mkdir(parents=True, exist_ok=True)
         (self.run_dir / WRITES_DIR).mkdir(parents=True, exist_ok=True)
-        (self.run_dir / INITIAL_CONTEXT_FILE).write_text(
-            json.dumps(self.flow.spec.context or {}, ensure_ascii=False)
-        )
+        if resume_from is None:
+            (self.run_dir / INITIAL_CONTEXT_FILE).write_text(
+                json.dumps(self.flow.spec.context or {}, ensure_ascii=False)
+            )
+        else:
+            keys = self._engine.result_keys(resume_from)
+            self._outputs, self._writes = load_results(self.run_dir, keys)
         try:
-            step = self._engine.start(utcnow())
+            if resume_from is None:
+                step = self._engine.start(utcnow())
+            else:
+                step = self._engine.advance(resume_from, [], utcnow(), self._outputs, self._writes)
             status = self._apply(step)
             while True:
                 if status.phase in _TERMINAL:
@@ -207,7 +230,10 @@ class LocalRunner:
     def _store(self, event: NodeSucceeded) -> None:
         """Keep a success's output and writes under its result key, in memory and as the
         files later attempts' views hard-link (written once, atomically)."""
-        key = result_key(event.node, event.iteration)
+        if event.item is not None:
+            key = item_key(event.node, event.iteration, event.item)
+        else:
+            key = result_key(event.node, event.iteration)
         self._outputs[key] = event.output
         stem = file_stem(key)
         _write_atomic(self.run_dir / OUTPUTS_DIR / f"{stem}.json", event.output)
@@ -223,7 +249,7 @@ class LocalRunner:
                     run = self._subflows.run(action, key, step.status, self._attempt_dir(action))
                     self._tasks[key] = asyncio.create_task(self._subflow_attempt(key, run))
                     continue
-                visible = self._engine.view(step.status, action.node, self._outputs, self._writes)
+                visible = self._view(step.status, action)
                 self._tasks[key] = asyncio.create_task(self._attempt(action, visible))
             elif isinstance(action, CancelNode):
                 self._cancelled.add(key)
@@ -234,6 +260,18 @@ class LocalRunner:
         if self._on_status is not None:
             self._on_status(step.status)
         return step.status
+
+    def _view(self, status: FlowStatus, action: StartNode) -> list[ViewItem]:
+        """What the attempt sees; a batch item sees its scatter's view, computed once per
+        (scatter, iteration) while its items run."""
+        if action.item is None:
+            return self._engine.view(status, action.node, self._outputs, self._writes)
+        cache_key = (action.node, action.iteration)
+        view = self._item_views.get(cache_key)
+        if view is None:
+            view = self._engine.view(status, action.node, self._outputs, self._writes)
+            self._item_views = {cache_key: view}
+        return view
 
     async def _attempt(self, action: StartNode, visible: list[ViewItem]) -> None:
         key = _key(action)
@@ -251,14 +289,19 @@ class LocalRunner:
 
     async def _run_attempt(self, action: StartNode, visible: list[ViewItem]) -> None:
         node = self.flow.spec.node(action.node)
-        function = self.flow.spec.functions[node.uses]
+        # A batch item runs the scatter's worker function (no params, as flowcraft's
+        # dynamic worker nodes have none).
+        uses = action.uses if action.item is not None and action.uses else node.uses
+        params = node.params if action.item is None else {}
+        function = self.flow.spec.functions[uses]
         attempt_dir = self._attempt_dir(action)
         key = _key(action)
         log_path = attempt_dir / "log.txt"
         problem: str | None = None
         proc: _Proc | None = None
+        item = action.item
         try:
-            in_dir, out_file = self._prepare(action, node.params, node.uses, function, visible)
+            in_dir, out_file = self._prepare(action, params, uses, function, visible)
             if function.kind == "container":
                 docker_problem = await self._docker_problem()
                 if docker_problem is not None:
@@ -278,10 +321,12 @@ class LocalRunner:
             # Report it as an attempt that started and failed, so retries and fallback apply.
             now = utcnow()
             message = problem or "node process did not start"
-            self._report(NodeStarted(action.node, action.attempt, now, action.iteration), key)
+            self._report(NodeStarted(action.node, action.attempt, now, action.iteration, item), key)
             self._finish(action, "failed", message, log=log_path, started=now, finished=now)
             self._report(
-                NodeFailed(action.node, action.attempt, now, message, iteration=action.iteration),
+                NodeFailed(
+                    action.node, action.attempt, now, message, iteration=action.iteration, item=item
+                ),
                 key,
             )
             return
@@ -290,7 +335,7 @@ class LocalRunner:
         self._procs[key] = proc
         if key in self._cancelled:  # cancelled while spawning
             await proc.kill()
-        self._report(NodeStarted(action.node, action.attempt, started, action.iteration), key)
+        self._report(NodeStarted(action.node, action.attempt, started, action.iteration, item), key)
 
         timed_out = False
         try:
@@ -319,6 +364,7 @@ class LocalRunner:
                     message,
                     timed_out=True,
                     iteration=action.iteration,
+                    item=item,
                 ),
                 key,
             )
@@ -339,6 +385,7 @@ class LocalRunner:
                     output_ref=str(out_file),
                     writes=result.writes,
                     iteration=action.iteration,
+                    item=item,
                 ),
                 key,
             )
@@ -346,7 +393,14 @@ class LocalRunner:
         message = result.error or _exit_message(code, log_path)
         self._finish(action, "failed", message, log=log_path, started=started, finished=finished)
         self._report(
-            NodeFailed(action.node, action.attempt, finished, message, iteration=action.iteration),
+            NodeFailed(
+                action.node,
+                action.attempt,
+                finished,
+                message,
+                iteration=action.iteration,
+                item=item,
+            ),
             key,
         )
 
@@ -365,7 +419,9 @@ class LocalRunner:
         finished: datetime,
     ) -> None:
         self._records.append(
-            AttemptRecord(action.node, action.attempt, started, finished, outcome, message, log)
+            AttemptRecord(
+                action.node, action.attempt, started, finished, outcome, message, log, action.item
+            )
         )
 
     def _prepare(
@@ -411,6 +467,9 @@ class LocalRunner:
     def _attempt_dir(self, action: StartNode) -> Path:
         # Ids may hold any character but "/": the directory uses the id's file stem.
         name = str(action.attempt)
+        if action.item is not None:
+            items = self.run_dir / "nodes" / file_stem(action.node) / f"{action.iteration}.items"
+            return items / f"{action.item}.{action.attempt}"
         if action.iteration:
             name = f"{action.iteration}.{action.attempt}"
         return self.run_dir / "nodes" / file_stem(action.node) / name
@@ -419,6 +478,9 @@ class LocalRunner:
         env = dict(os.environ)
         env.pop(ENV_OUT_LIMIT, None)
         env[ENV_NODE] = action.node
+        if action.item is not None and action.uses:
+            # flowcraft's id of the dynamic worker node (what `_inputs.<id>` names).
+            env[ENV_NODE] = worker_id(action.uses, action.node, action.iteration, action.item)
         env[ENV_ATTEMPT] = str(action.attempt)
         env[ENV_IN] = str(in_dir)
         env[ENV_OUT] = str(out_file)
@@ -432,9 +494,12 @@ class LocalRunner:
         self, action: StartNode, function: FunctionSpec, attempt_dir: Path
     ) -> list[str]:
         """``docker run`` with the pod's contract: Kubernetes command/args semantics."""
-        name = f"flowcraft-{self.flow.metadata.name}-{action.node}-{action.attempt}-{os.getpid()}"
+        node = action.node if action.item is None else f"{action.node}-{action.item}"
+        name = f"flowcraft-{self.flow.metadata.name}-{node}-{action.attempt}-{os.getpid()}"
         env = {
-            ENV_NODE: action.node,
+            ENV_NODE: action.node
+            if action.item is None or not action.uses
+            else worker_id(action.uses, action.node, action.iteration, action.item),
             ENV_ATTEMPT: str(action.attempt),
             ENV_IN: _CONTAINER_IN,
             ENV_OUT: f"{_CONTAINER_OUT_DIR}/{_RESULT_FILE}",
@@ -559,11 +624,12 @@ async def _check_docker(docker: str) -> str | None:
     return None
 
 
-AttemptKey = tuple[str, int, int]
+AttemptKey = tuple[str, int, int, int]
 
 
 def _key(action: StartNode | CancelNode) -> AttemptKey:
-    return (action.node, action.iteration, action.attempt)
+    item = -1 if action.item is None else action.item
+    return (action.node, action.iteration, action.attempt, item)
 
 
 def _write_atomic(path: Path, value: Any) -> None:

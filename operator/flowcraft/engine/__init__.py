@@ -80,6 +80,30 @@ the next iteration, its successes moving to the history; attempts of a later ite
 StartNode(iteration=k). More than `params.maxIterations` (default 100) iterations fail it
 (reason MaxIterations), which also ends flowcraft's loops that never break.
 
+Batches (`engine.batch`). A batch-scatter's input must be an array (null: empty; anything
+else fails it: "Input for batch-scatter node '<id>' must be an array."). It stays Running while
+its items run: StartNode(node=scatter, item=i, uses=params.workerUsesKey, input=item i), in
+rounds of `params.chunkSize` (default: all; round k+1 starts once every item of round k
+succeeded), in index order, each item taking a `parallelism` slot (the scatter takes none and
+is not in `running()`; see `running_items()`). Items get the scatter's `timeout`,
+`maxRetries` and `retryDelay` backoff (BatchStatus.retryAt, in `wake_at`); events carry
+`item`. An item's last failure fails the scatter (message "item <i> failed after <k>
+attempts: <error>"), cancels its running items (CancelNode(item=j); they and retrying items
+become "C"), then the scatter's fallback or failFast apply. When every item succeeded, the
+scatter succeeds with output {gatherNodeId, hasMore: false}; the batch-gather is run by the
+engine: output = the item outputs in item order (drivers store them under
+`contract.item_key(scatter, iteration, item)`), writing `params.outputKey` = that list; if the
+scatter did not succeed (its fallback recovered it) the list is empty. The status holds
+`NodeStatus.batch` (one character per item; attempts and retryAt only for retried items),
+so 10,000 items cost ~11 KB and an item event costs O(1) plus one copy of that string (the
+engine indexes running and retrying items beside its last snapshot). The final context adds
+flowcraft's keys, with the batch id uuid5(URL, "flowcraft-batch:<scatter>:<iteration>"):
+`_batch.<scatter>_<id>_item_<i>`, `<scatter>_currentIndex`, `<gather>_hasMore`,
+`<gather>_allWorkerIds` before the scatter's output, each worker's output (`<uses>_<id>_<i>`,
+and its writes) after it, in item order. What nodes see (inputs, conditions, views) leaves
+these per-item keys and the items' writes out: the scatter and the gather appear inline, the
+gather with its write. In a loop body a batch re-runs per iteration (items keyed by it).
+
 Subflows. A `subflow` node is, to the engine, a function node: StartNode out, NodeSucceeded /
 NodeFailed in; retries, timeout, fallback and cancel apply. The driver runs the blueprint named
 by `params.blueprintId` as a child flow (a nested runner locally, a child Flow owned by the

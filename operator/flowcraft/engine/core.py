@@ -20,7 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
-from flowcraft.contract import ViewItem, Write, result_key
+from flowcraft.contract import ViewItem, Write, item_key, result_key
+from flowcraft.engine.batch import Batches, Live, item_input, running_items
 from flowcraft.engine.graph import CompiledEdge, Graph
 from flowcraft.engine.types import (
     Action,
@@ -44,6 +45,7 @@ from flowcraft.model import (
     NodeStatus,
     format_timestamp,
 )
+from flowcraft.model.flow import ITEM_RUNNING, ITEM_SUCCEEDED
 
 # Machine-readable NodeStatus.reason values.
 REASON_ERROR = "Error"
@@ -66,7 +68,9 @@ _ACTIVE: frozenset[str] = frozenset({"Pending", "Running", "Retrying", "Sleeping
 EdgeState = Literal["taken", "dead", "failed", "pending"]
 
 # Built-ins the engine runs itself: their outputs are derived, never stored by a driver.
-_VIRTUAL: frozenset[str | None] = frozenset({"sleep", "wait", "loop-controller"})
+_VIRTUAL: frozenset[str | None] = frozenset(
+    {"sleep", "wait", "loop-controller", "batch-scatter", "batch-gather"}
+)
 
 
 def _require_aware(now: datetime) -> datetime:
@@ -123,7 +127,8 @@ class Engine:
             return self.start(now)
         if status.phase in TERMINAL_FLOW_PHASES:
             return Step(status=status, actions=(), wake_at=None)
-        run = _Run(self, status, now, outputs, writes, index=self._index)
+        index, self._index = self._index, None  # rebuilt below; a raise leaves none behind
+        run = _Run(self, status, now, outputs, writes, index=index)
         for event in events:
             if run.terminal:
                 break
@@ -132,22 +137,65 @@ class Engine:
             run.check_deadline()
         if not run.terminal:
             run.collect_due_retries()
+            run.batches.collect_due()
             run.wake_sleepers()
             run.resume_waiters()
         return self._remember(run.finish(), run)
 
     def _remember(self, step: Step, run: _Run) -> Step:
         retrying = tuple(n for n in run.retrying if run.nodes[n].phase == "Retrying")
-        self._index = _Index(step.status.nodes, run.running, retrying)
+        self._index = _Index(step.status.nodes, run.running, retrying, run.batches.lives)
         return step
 
     def running(self, status: FlowStatus) -> list[tuple[str, int]]:
-        """(node, attempt) pairs the snapshot says are running, in spec order."""
+        """(node, attempt) pairs the snapshot says are running, in spec order. A running
+        batch-scatter is not listed (it runs nothing itself): see `running_items`."""
         return [
             (node_id, ns.attempts)
             for node_id in self.graph.order
-            if (ns := status.nodes.get(node_id)) is not None and ns.phase == "Running"
+            if (ns := status.nodes.get(node_id)) is not None
+            and ns.phase == "Running"
+            and node_id not in self.graph.scatters
         ]
+
+    def running_items(self, status: FlowStatus) -> list[tuple[str, int, int, int]]:
+        """(scatter, iteration, item, attempt) of every running batch item, in spec order
+        then item order: what drivers observe and ensure, like `running`."""
+        found: list[tuple[str, int, int, int]] = []
+        for scatter in self.graph.scatters:
+            ns = status.nodes.get(scatter)
+            if ns is None or ns.phase != "Running" or ns.batch is None:
+                continue
+            batch = ns.batch
+            iteration = ns.iteration or 0
+            found.extend(
+                (scatter, iteration, item, batch.attempt(item)) for item in running_items(batch)
+            )
+        return found
+
+    def result_keys(self, status: FlowStatus) -> list[str]:
+        """Every key under which a driver stored a result the snapshot's context needs: each
+        success (result_key, earlier loop iterations included) and each succeeded batch item
+        (item_key); what a resumed driver reloads. Built-ins the engine ran are included
+        (they have no stored result: skip missing files)."""
+        keys = [result_key(c.node, c.iteration) for c in status.history]
+        for node_id, ns in status.nodes.items():
+            if ns.phase == "Succeeded":
+                keys.append(result_key(node_id, ns.iteration or 0))
+        for c in status.history:
+            if c.items:
+                keys.extend(item_key(c.node, c.iteration, i) for i in range(c.items))
+        for scatter in self.graph.scatters:
+            ns = status.nodes[scatter]
+            if ns.batch is not None:
+                items = ns.batch.items
+                iteration = ns.iteration or 0
+                keys.extend(
+                    item_key(scatter, iteration, i)
+                    for i in range(len(items))
+                    if items[i] == ITEM_SUCCEEDED
+                )
+        return keys
 
     def start_action(
         self,
@@ -155,13 +203,31 @@ class Engine:
         node: str,
         outputs: Mapping[str, Any],
         writes: Mapping[str, Sequence[Write]] | None = None,
+        *,
+        item: int | None = None,
     ) -> StartNode:
-        """The StartNode for a node the snapshot says is Running (same input as first issued)."""
+        """The StartNode for a node the snapshot says is Running (same input as first issued),
+        or for batch item `item` of scatter `node` that is running."""
         ns = status.nodes.get(node)
         if ns is None or ns.phase != "Running":
             phase = ns.phase if ns is not None else "unknown"
             raise EngineError(f"node {node!r} is not running (phase {phase})")
         run = _Run(self, status, status.started_at or _EPOCH, outputs, writes, copy=False)
+        if item is not None or node in self.graph.scatters:
+            batch = ns.batch
+            if item is None or batch is None or not 0 <= item < batch.total:
+                raise EngineError(f"node {node!r} is a batch-scatter: name a running item")
+            if batch.items[item] != ITEM_RUNNING:
+                raise EngineError(f"item {item} of {node!r} is not running")
+            return StartNode(
+                node=node,
+                attempt=batch.attempt(item),
+                input=item_input(run.input_of(node), item),
+                timeout_seconds=self.graph.timeout_seconds(node),
+                iteration=ns.iteration or 0,
+                item=item,
+                uses=self.graph.worker[node],
+            )
         return StartNode(
             node=node,
             attempt=ns.attempts,
@@ -180,6 +246,7 @@ class Engine:
         then per completed node (in completion order) its writes, `_outputs.<id>`/`<id>`
         and `_inputs.<target>` of the edges it took (a node recovered by its fallback: null)."""
         run = _Run(self, status, status.started_at or _EPOCH, outputs, writes, copy=False)
+        run.full = True  # with flowcraft's per-item batch keys
         context = dict(run.context_at(status.seq))
         # flowcraft keeps what a paused run waits for in the context itself.
         waiting = [
@@ -244,7 +311,8 @@ class Engine:
                 if value is UNDEFINED:
                     order.append(ViewItem(done.node, undefined=True))
                 else:
-                    order.append(ViewItem(done.node, inline=True, value=value))
+                    applied = tuple(run.writes_of(done.node, done.iteration)) if done.writes else ()
+                    order.append(ViewItem(done.node, inline=True, value=value, applied=applied))
                 continue
             key = result_key(done.node, done.iteration)
             order.append(ViewItem(done.node, key=key, wrote=bool(done.writes)))
@@ -258,6 +326,7 @@ class _Index(NamedTuple):
     nodes: dict[str, NodeStatus]
     running: int
     retrying: tuple[str, ...]
+    lives: dict[str, Live]  # running scatters' working indexes (mutated by the next call)
 
 
 class _Run(Values):
@@ -296,6 +365,8 @@ class _Run(Values):
         self.checks: deque[str] = deque()
         self.input_memo: dict[str, Any] = {}
         self.context_memo: dict[int, dict[str, Any]] = {}
+        self.fresh_items: dict[str, Any] = {}
+        self.gather_memo: dict[tuple[str, int], list[Any]] = {}
         self.running = 0
         self.retrying: list[str] = []
         self.sleeping: list[str] = [
@@ -304,17 +375,21 @@ class _Run(Values):
         self.awaiting: list[str] = [
             n for n, k in self.graph.builtin.items() if k == "wait" and n in self.nodes
         ]
+        lives: dict[str, Live] | None = None
         if index is not None and index.nodes is status.nodes:
             self.running = index.running
             self.retrying = list(index.retrying)
+            lives = index.lives
         elif copy:
             if self.nodes.keys() != self.graph.order.keys():
                 raise EngineError(_mismatch(self.nodes.keys(), self.graph.order.keys()))
+            scatters = self.graph.scatters
             for node_id, ns in self.nodes.items():
-                if ns.phase == "Running":
+                if ns.phase == "Running" and node_id not in scatters:
                     self.running += 1
                 elif ns.phase == "Retrying":
                     self.retrying.append(node_id)
+        self.batches = Batches(self, lives if copy else {})
 
     @property
     def terminal(self) -> bool:
@@ -323,7 +398,9 @@ class _Run(Values):
     def set(self, node_id: str, **changes: Any) -> NodeStatus:
         old = self.nodes[node_id]
         new = old.model_copy(update=changes)
-        if old.phase == "Running" and new.phase != "Running":
+        if node_id in self.graph.scatters:
+            pass  # a scatter takes no slot itself: its items do (self.batches.running)
+        elif old.phase == "Running" and new.phase != "Running":
             self.running -= 1
         elif old.phase != "Running" and new.phase == "Running":
             self.running += 1
@@ -340,6 +417,9 @@ class _Run(Values):
             return
         if isinstance(event, NodeStarted):
             return  # informational: startedAt is set when the engine issues StartNode
+        if event.item is not None:
+            self.batches.apply(event)
+            return
         ns = self.nodes.get(event.node)
         if (
             ns is None
@@ -516,7 +596,9 @@ class _Run(Values):
         """End the flow now: cancel running attempts, close everything not yet finished."""
         for node_id in self.graph.order:
             ns = self.nodes[node_id]
-            if ns.phase == "Running":
+            if node_id in self.graph.scatters:
+                self.batches.cancel(node_id, message)
+            elif ns.phase == "Running":
                 self.actions.append(CancelNode(node_id, ns.attempts, message))
             if ns.phase in _ACTIVE:
                 self.set(
@@ -627,14 +709,21 @@ class _Run(Values):
         while not self.terminal:
             self.drain_checks()
             progressed = False
-            for node_id in sorted(self.ready, key=self.graph.order.__getitem__):
+            batching = self.batches.startable()
+            for node_id in sorted({*self.ready, *batching}, key=self.graph.order.__getitem__):
                 if self.terminal or self.blocked():
                     break
-                self.ready.discard(node_id)
-                self.start_node(node_id)
-                progressed = True
+                if node_id in self.ready:
+                    self.ready.discard(node_id)
+                    self.start_node(node_id)
+                    progressed = True
+                while not self.terminal and not self.blocked():
+                    if not self.batches.start_next(node_id):
+                        break
+                    progressed = True
             if not progressed:
                 break
+        self.batches.materialize()
         queue = [] if self.terminal else sorted(self.ready, key=self.graph.order.__getitem__)
         if not self.terminal:
             self.phase = "Running"
@@ -656,7 +745,8 @@ class _Run(Values):
 
     def blocked(self) -> bool:
         limit = self.spec.parallelism
-        return self.spec.suspend or (limit is not None and self.running >= limit)
+        running = self.running + self.batches.running
+        return self.spec.suspend or (limit is not None and running >= limit)
 
     def start_node(self, node_id: str) -> None:
         ns = self.nodes[node_id]
@@ -677,6 +767,9 @@ class _Run(Values):
             self.final_failure(node_id, f"input could not be computed: {exc}")
             return
         kind = self.graph.builtin.get(node_id)
+        if kind == "batch-scatter":
+            self.batches.begin(node_id, value)
+            return
         if kind in _VIRTUAL:
             self.run_builtin(node_id, kind)
             return
@@ -700,6 +793,9 @@ class _Run(Values):
             self.awaiting.append(node_id)
             self.resume_waiters()
             return
+        if kind == "batch-gather":
+            self.finish_builtin(node_id, None, tuple(self.writes_of(node_id)))
+            return
         condition = self.graph.loop_condition[node_id]
         context = self.context_at(ns.input_seq or 0)
         try:
@@ -719,10 +815,17 @@ class _Run(Values):
             return
         self.finish_builtin(node_id, action)
 
-    def finish_builtin(self, node_id: str, action: str | None) -> None:
+    def finish_builtin(
+        self, node_id: str, action: str | None, writes: tuple[Write, ...] = ()
+    ) -> None:
         ns = self.nodes[node_id]
         event = NodeSucceeded(
-            node_id, ns.attempts, self.now, action=action, iteration=ns.iteration or 0
+            node_id,
+            ns.attempts,
+            self.now,
+            action=action,
+            writes=writes,
+            iteration=ns.iteration or 0,
         )
         self.succeed(event)
 
@@ -795,6 +898,7 @@ class _Run(Values):
                         action=ns.action,
                         taken_edges=ns.taken_edges,
                         writes=ns.writes,
+                        items=ns.batch.total if ns.batch is not None else None,
                     )
                 )
             self.nodes[node_id] = NodeStatus(iteration=(ns.iteration or 0) + 1)
@@ -803,7 +907,7 @@ class _Run(Values):
 
     def settle(self, queue: list[str]) -> None:
         """Finish the flow when nothing runs, waits for a retry, or waits for a slot."""
-        if self.running or queue:
+        if self.running or queue or self.batches.lives:
             return
         if any(self.nodes[n].phase == "Retrying" for n in self.retrying):
             return
@@ -846,6 +950,7 @@ class _Run(Values):
             and ns.retry_at is not None
             and ns.retry_at > self.now
         ]
+        times.extend(self.batches.wake_times())
         times.extend(
             ns.wake_at
             for n in self.sleeping

@@ -115,6 +115,19 @@ class Graph:
             self.loop_limit[node_id] = int(params.get("maxIterations", DEFAULT_MAX_ITERATIONS))
             self.loop_body[node_id] = self._body(node_id)
         self.in_loop: frozenset[str] = frozenset().union(*self.loop_body.values())
+        # Batches: scatter -> its worker function, gather and chunk size (None: all items).
+        self.scatters: tuple[str, ...] = tuple(
+            n for n in self.order if self.builtin.get(n) == "batch-scatter"
+        )
+        self.worker: dict[str, str] = {}
+        self.gather: dict[str, str] = {}
+        self.chunk: dict[str, int | None] = {}
+        for node_id in self.scatters:
+            params = self.nodes[node_id].params
+            self.worker[node_id] = str(params.get("workerUsesKey", ""))
+            self.gather[node_id] = str(params.get("gatherNodeId", ""))
+            chunk = params.get("chunkSize")
+            self.chunk[node_id] = chunk if isinstance(chunk, int) and chunk > 0 else None
         # Roots start with the flow; a fallback node only ever runs in place of its owner.
         self.roots: tuple[str, ...] = tuple(
             n for n in self.order if not self.incoming[n] and n not in self.owner

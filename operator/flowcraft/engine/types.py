@@ -22,6 +22,7 @@ class NodeStarted:
     attempt: int
     at: datetime
     iteration: int = 0
+    item: int | None = None  # a batch item of scatter `node` (StartNode.item)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class NodeSucceeded:
     # The attempt's context writes, applied (in order) only because it succeeded.
     writes: tuple[Write, ...] = ()
     iteration: int = 0  # the loop iteration the attempt belongs to (StartNode.iteration)
+    item: int | None = None  # a batch item of scatter `node`: its output and writes
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class NodeFailed:
     message: str
     timed_out: bool = False
     iteration: int = 0
+    item: int | None = None
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,11 @@ Event = NodeStarted | NodeSucceeded | NodeFailed | CancelFlow
 
 @dataclass(frozen=True)
 class StartNode:
-    """Run attempt `attempt` of `node` with `input`; drivers enforce `timeout_seconds`."""
+    """Run attempt `attempt` of `node` with `input`; drivers enforce `timeout_seconds`.
+
+    A batch item (`item` set) is attempt `attempt` of item `item` of scatter `node`: run the
+    function `uses` (the scatter's workerUsesKey) with the item as `input`, and store its
+    result under contract.item_key(node, iteration, item)."""
 
     node: str
     attempt: int
@@ -69,6 +76,8 @@ class StartNode:
     # Loop iteration (0: the first run). Drivers name attempts by (node, iteration, attempt)
     # and store results under contract.result_key(node, iteration).
     iteration: int = 0
+    item: int | None = None
+    uses: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,7 @@ class CancelNode:
     attempt: int
     reason: str
     iteration: int = 0
+    item: int | None = None  # stop that batch item's attempt (not the scatter)
 
 
 Action = StartNode | CancelNode

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from flowcraft.contract import Write, apply_writes, result_key
+from flowcraft.engine import batch
 from flowcraft.engine.graph import CompiledEdge, Expr, Graph
 from flowcraft.engine.types import MissingOutputError
 from flowcraft.model import UNDEFINED, Completion, NodeStatus
@@ -30,6 +31,7 @@ class Done(NamedTuple):
     writes: int | None
     action: str | None
     current: bool
+    items: int | None = None  # a batch-scatter's item count
 
 
 def resume_data(resume: Mapping[str, Any] | None, node_id: str) -> tuple[Any, str | None, bool]:
@@ -59,6 +61,11 @@ class Values:
     input_memo: dict[str, Any]
     context_memo: dict[int, dict[str, Any]]
     seq: int
+    fresh_items: dict[str, Any]  # item key -> output of items that succeeded in this call
+    gather_memo: dict[tuple[str, int], list[Any]]
+    # The final context (Engine.context) also shows flowcraft's per-item batch keys; what
+    # nodes see (inputs, conditions, views) does not.
+    full: bool = False
 
     def output_of(self, node_id: str) -> Any:
         """The output of the node's current (latest) success."""
@@ -91,10 +98,17 @@ class Values:
             if context is not None:
                 return context.get(f"_inputs.{node_id}")
             return self.input_of(node_id)
+        if kind == "batch-scatter":
+            return batch.scatter_output(self.graph.gather[node_id])
+        if kind == "batch-gather":
+            return batch.gather_results(self, node_id, iteration)
         return _UNSET
 
     def writes_of(self, node_id: str, iteration: int | None = None) -> Sequence[Write]:
         current = iteration is None or iteration == (self.nodes[node_id].iteration or 0)
+        if self.graph.builtin.get(node_id) == "batch-gather":
+            it = self.nodes[node_id].iteration or 0 if current else iteration or 0
+            return batch.gather_writes(self, node_id, it)
         if current and node_id in self.fresh_writes:
             return self.fresh_writes[node_id]
         key = result_key(node_id, self.nodes[node_id].iteration or 0 if current else iteration or 0)
@@ -129,11 +143,20 @@ class Values:
         the context is folded in."""
         if self.timeline_memo is None:
             done = [
-                Done(c.node, c.iteration, c.seq, c.taken_edges, c.writes, c.action, False)
+                Done(c.node, c.iteration, c.seq, c.taken_edges, c.writes, c.action, False, c.items)
                 for c in self.history
             ]
             done.extend(
-                Done(n, ns.iteration or 0, ns.seq, ns.taken_edges, ns.writes, ns.action, True)
+                Done(
+                    n,
+                    ns.iteration or 0,
+                    ns.seq,
+                    ns.taken_edges,
+                    ns.writes,
+                    ns.action,
+                    True,
+                    ns.batch.total if ns.batch is not None else None,
+                )
                 for n, ns in self.nodes.items()
                 if ns.phase == "Succeeded" and ns.seq is not None
             )
@@ -147,6 +170,7 @@ class Values:
         self.context_memo.clear()
         self.input_memo.clear()
         self.edge_memo.clear()
+        self.gather_memo.clear()
 
     def context_at(self, watermark: int) -> dict[str, Any]:
         """The context after the first `watermark` completions (do not mutate it).
@@ -166,6 +190,9 @@ class Values:
             for owner in reversed(self.owners(done.node)):
                 context[f"_outputs.{owner}"] = None
                 context[owner] = None
+            scatter = self.full and done.items is not None
+            if scatter:
+                batch.scatter_keys(self, done, context)
             if done.writes:
                 apply_writes(context, self.writes_of(done.node, done.iteration))
             value = self.done_output(done, context)
@@ -179,6 +206,8 @@ class Values:
             for index in done.taken_edges or ():
                 if index >= 0:  # a negative index is a trigger: no `_inputs` (see core.route)
                     self._apply_edge(self.graph.edges[index], done, context, effective)
+            if scatter:
+                batch.item_keys(self, done, context)
         self.context_memo[watermark] = context
         return context
 

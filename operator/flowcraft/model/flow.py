@@ -278,6 +278,46 @@ class _StatusModel(_Model):
     model_config = ConfigDict(extra="ignore")
 
 
+# One character per batch item in BatchStatus.items.
+ITEM_PENDING = "."
+ITEM_RUNNING = "R"
+ITEM_SUCCEEDED = "S"
+ITEM_FAILED = "F"
+ITEM_RETRYING = "r"
+ITEM_CANCELLED = "C"
+
+
+class BatchStatus(_StatusModel):
+    """A batch-scatter's items, compact on purpose: 10,000 items must fit in a Flow's status,
+    so an item is one character, and only exceptions (retried items) get entries."""
+
+    total: int = Field(default=0, ge=0, description="Items in the scatter's input array.")
+    chunk: int = Field(
+        default=1, ge=1, description="Round size (params.chunkSize, default: all items)."
+    )
+    items: str = Field(
+        default="",
+        description="One character per item: '.' pending, 'R' running, 'S' succeeded, "
+        "'F' failed, 'r' retrying, 'C' cancelled.",
+    )
+    attempts: dict[str, int] = Field(
+        default_factory=dict,
+        description="Attempts started, by item index, only for items past their first.",
+    )
+    retry_at: dict[str, Timestamp] = Field(
+        default_factory=dict, description="When each retrying item's next attempt starts."
+    )
+
+    @property
+    def done(self) -> int:
+        """Items that succeeded (what progress counts)."""
+        return self.items.count(ITEM_SUCCEEDED)
+
+    def attempt(self, item: int) -> int:
+        """Attempts item `item` has started (its current attempt while it runs)."""
+        return self.attempts.get(str(item), 1 if self.items[item] != ITEM_PENDING else 0)
+
+
 class NodeStatus(_StatusModel):
     phase: NodePhase = "Pending"
     attempts: int = Field(default=0, ge=0, description="Attempts started so far.")
@@ -320,6 +360,9 @@ class NodeStatus(_StatusModel):
         description="Completions visible when the node first started: its input is recomputed "
         "from this view, so a restarted driver gets the same input.",
     )
+    batch: BatchStatus | None = Field(
+        default=None, description="A batch-scatter's items (absent for other nodes)."
+    )
 
 
 class Completion(_StatusModel):
@@ -333,6 +376,9 @@ class Completion(_StatusModel):
     action: str | None = None
     taken_edges: list[int] | None = None
     writes: int | None = None
+    items: int | None = Field(
+        default=None, description="A batch-scatter's item count in that iteration."
+    )
 
 
 class FlowStatus(_StatusModel):

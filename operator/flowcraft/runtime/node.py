@@ -164,6 +164,7 @@ class NodeContext:
                 base.pop(node, None)
                 continue
             if item.inline:
+                apply_writes(base, item.applied)
                 value = item.value
             else:
                 stem = file_stem(item.key or node)

@@ -14,6 +14,8 @@ import { BaseNode, createFlow, SubflowNode } from 'flowcraft'
 
 export const FIXED_NOW = '2024-01-01T00:00:00.000Z'
 
+// The resume data of wait cases: hitl.md's `runtime.resume(..., { output: { approved: true } }, ...)`.
+const APPROVE = { output: { approved: true } }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 const DEMO = 'docs/src/.vitepress/theme/components/Demo'
@@ -171,6 +173,7 @@ export const cases = [
 		source: `${DEMO}/Hitl.vue`,
 		evaluator: 'unsafe',
 		notes: `${demoNotes} flowcraft stops at the wait node (status awaiting); the demo resumes it from the UI.`,
+		resume: { 'wait-for-approval': APPROVE },
 		build: () =>
 			fromFlow(
 				createFlow('hitl-workflow')
@@ -189,6 +192,7 @@ export const cases = [
 		source: `${DEMO}/Intro.vue`,
 		evaluator: 'unsafe',
 		notes: `${demoNotes} LAG (800 ms) is 0.2 s in the port.`,
+		resume: { 'wait-manager': APPROVE },
 		build: () => {
 			const LAG = 800
 			return fromFlow(
@@ -502,6 +506,7 @@ export const cases = [
 		source: `${GUIDE}/core-concepts.md`,
 		evaluator: 'property',
 		notes: "The 'approval-workflow' snippet; stops at the wait node (status awaiting).",
+		resume: { 'approval': APPROVE },
 		build: () =>
 			fromFlow(
 				createFlow('approval-workflow')
@@ -683,6 +688,7 @@ export const cases = [
 		source: `${GUIDE}/hitl.md`,
 		evaluator: 'property',
 		notes: "The first 'approval-workflow' snippet; stops at the wait node (status awaiting).",
+		resume: { 'wait-for-approval': APPROVE },
 		build: () =>
 			fromFlow(
 				createFlow('approval-workflow')
@@ -703,6 +709,7 @@ export const cases = [
 		source: `${GUIDE}/pausing.md`,
 		evaluator: 'property',
 		notes: "The 'expense-approval' snippet; stops at the wait node (status awaiting).",
+		resume: { 'manager-approval': APPROVE },
 		build: () =>
 			fromFlow(
 				createFlow('expense-approval')

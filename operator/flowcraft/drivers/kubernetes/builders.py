@@ -61,6 +61,9 @@ LABEL_ATTEMPT = "flowcraft.io/attempt"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "flowcraft-operator"
 LABEL_COMPONENT = "flowcraft.io/component"
+LABEL_ITEM = "flowcraft.io/item"  # a batch item's index (Jobs, pods, output ConfigMaps)
+LABEL_ROUND = "flowcraft.io/round"  # an Indexed Job's round of a batch
+COMPONENT_ITEM_OUTPUT = "item-output"
 
 ANN_FLOW = "flowcraft.io/flow-name"
 ANN_NODE = "flowcraft.io/node-id"
@@ -70,6 +73,8 @@ ANN_FUNCTION = "flowcraft.io/function"
 ANN_PARAMS = "flowcraft.io/params"
 ANN_INPUT = "flowcraft.io/input"
 ANN_VIEW = "flowcraft.io/view"
+ANN_ITEM = "flowcraft.io/item"
+ANN_ROUND_START = "flowcraft.io/round-start"  # an Indexed Job's first item (index 0)
 
 OUTPUT_KEY = "output.json"
 WRITES_KEY = "writes.json"
@@ -111,7 +116,9 @@ def flow_uid_selector(flow: FlowRef) -> str:
     return f"{LABEL_FLOW_UID}={names.label_value(flow.uid)}"
 
 
-def labels(flow: FlowRef, node: str | None = None, attempt: int | None = None) -> dict[str, str]:
+def labels(
+    flow: FlowRef, node: str | None = None, attempt: int | None = None, item: int | None = None
+) -> dict[str, str]:
     out = {
         LABEL_FLOW: names.label_value(flow.name),
         LABEL_FLOW_UID: names.label_value(flow.uid),
@@ -121,7 +128,18 @@ def labels(flow: FlowRef, node: str | None = None, attempt: int | None = None) -
         out[LABEL_NODE] = names.label_value(node)
     if attempt is not None:
         out[LABEL_ATTEMPT] = str(attempt)
+    if item is not None:
+        out[LABEL_ITEM] = str(item)
     return out
+
+
+def item_outputs_selector(flow: FlowRef, scatter: str) -> str:
+    """The output ConfigMaps of a scatter's items of this Flow object: what a restarted
+    operator lists once (by the uid label; each is still checked for its controller)."""
+    return (
+        f"{flow_uid_selector(flow)},{LABEL_COMPONENT}={COMPONENT_ITEM_OUTPUT},"
+        f"{LABEL_NODE}={names.label_value(scatter)}"
+    )
 
 
 def owner_reference(flow: FlowRef) -> Manifest:
@@ -301,33 +319,31 @@ def job_manifest(
     view: View,
     runner_image: str,
     iteration: int = 0,
+    item: int | None = None,
+    uses: str | None = None,
 ) -> Manifest:
-    """The Job of one node attempt.
+    """The Job of one node attempt, or of one attempt of batch item ``item`` of the scatter
+    ``node`` (then ``uses`` names the worker function ``fn``; the item has no params and sees
+    the scatter's view).
 
     ``view`` is what the function may read (see :class:`View`). Raises
     :class:`ManifestTooLarge` when the node's payload cannot fit.
     """
-    payload = {
-        ANN_FUNCTION: _dumps(function_document(fn, node.uses)),
-        ANN_PARAMS: _dumps(node.params),
-        ANN_INPUT: _dumps(input_value),
-        ANN_VIEW: _dumps([item.to_json() for item in view.order]),
-    }
-    size = sum(len(v.encode()) for v in payload.values())
-    if size > MAX_PAYLOAD_BYTES:
-        raise ManifestTooLarge(
-            f"node {node.id!r}: function, params and input take {size} bytes, over the "
-            f"{MAX_PAYLOAD_BYTES}-byte limit for pod annotations"
-        )
+    payload = _payload(node, fn, input_value, view, item=item, uses=uses)
     ident = {ANN_FLOW: flow.name, ANN_NODE: node.id, ANN_ATTEMPT: str(attempt)}
     if iteration:
         ident[ANN_ITERATION] = str(iteration)
-    job_labels = labels(flow, node.id, attempt)
+    if item is not None:
+        ident[ANN_ITEM] = str(item)
+        name = names.item_job_name(flow.name, flow.uid, node.id, iteration, item, attempt=attempt)
+    else:
+        name = names.job_name(flow.name, flow.uid, node.id, attempt, iteration)
+    job_labels = labels(flow, node.id, attempt, item)
     job: Manifest = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": names.job_name(flow.name, flow.uid, node.id, attempt, iteration),
+            "name": name,
             "namespace": flow.namespace,
             "labels": job_labels,
             "annotations": ident,
@@ -359,6 +375,179 @@ def job_manifest(
     return job
 
 
+def _payload(
+    node: NodeSpec,
+    fn: FunctionSpec,
+    input_value: Any,
+    view: View,
+    *,
+    item: int | None = None,
+    uses: str | None = None,
+) -> dict[str, str]:
+    what = f"node {node.id!r}" if item is None else f"item {item} of node {node.id!r}"
+    payload = {
+        ANN_FUNCTION: _dumps(function_document(fn, uses if uses is not None else node.uses)),
+        ANN_PARAMS: _dumps({} if item is not None or uses is not None else node.params),
+        ANN_INPUT: _dumps(input_value),
+        ANN_VIEW: _dumps([entry.to_json() for entry in view.order]),
+    }
+    size = sum(len(v.encode()) for v in payload.values())
+    if size > MAX_PAYLOAD_BYTES:
+        raise ManifestTooLarge(
+            f"{what}: function, params and input take {size} bytes, over the "
+            f"{MAX_PAYLOAD_BYTES}-byte limit for pod annotations"
+        )
+    return payload
+
+
+# The per-round inputs of an Indexed Job: one immutable ConfigMap (the API server caps an
+# object at ~1.5 MiB and a ConfigMap's data at 1 MiB; leave room for metadata).
+MAX_ROUND_ITEMS_BYTES = 900 * 1024
+ITEMS_DIR = "/flowcraft/items"
+WORK_IN_DIR = "/tmp/flowcraft-in"
+# An Indexed Job's pod finds its item through JOB_COMPLETION_INDEX (set by the Job
+# controller): it links the shared inputs and its own item as input.json into a directory of
+# its own, then runs the node runtime from there. Stdlib only, so no start-up cost to speak of.
+INDEXED_BOOTSTRAP = (
+    "import os, runpy\n"
+    f"src, dst = {IN_DIR!r}, {WORK_IN_DIR!r}\n"
+    "os.makedirs(dst, exist_ok=True)\n"
+    "for name in os.listdir(src):\n"
+    "    if not name.startswith('..') and name != 'input.json':\n"
+    "        os.symlink(os.path.join(src, name), os.path.join(dst, name))\n"
+    "index = os.environ['JOB_COMPLETION_INDEX']\n"
+    f"os.symlink({ITEMS_DIR!r} + '/' + index + '.json', os.path.join(dst, 'input.json'))\n"
+    f"os.environ[{ENV_IN!r}] = dst\n"
+    "runpy.run_module('flowcraft.runtime', run_name='__main__', alter_sys=True)\n"
+)
+
+
+def indexed_supported(fn: FunctionSpec) -> bool:
+    """Whether a worker can run in an Indexed Job: the bootstrap needs the node runtime, which
+    container functions (the user's own image) do not have; those keep a Job per item."""
+    return fn.kind != "container"
+
+
+def round_items_configmap(
+    flow: FlowRef, scatter: str, iteration: int, round_: int, inputs: Sequence[Any]
+) -> Manifest:
+    """The inputs of one round's items, ``<index>.json`` (index 0 = the round's first item).
+
+    Raises :class:`ManifestTooLarge` when they do not fit in one ConfigMap."""
+    data = {f"{i}.json": _dumps(value) for i, value in enumerate(inputs)}
+    size = sum(len(k) + len(v.encode()) for k, v in data.items())
+    if size > MAX_ROUND_ITEMS_BYTES:
+        raise ManifestTooLarge(
+            f"node {scatter!r}: the {len(inputs)} item inputs of round {round_} take {size} "
+            f"bytes, over the {MAX_ROUND_ITEMS_BYTES}-byte limit of one ConfigMap"
+        )
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": names.round_items_name(flow.name, flow.uid, scatter, iteration, round_),
+            "namespace": flow.namespace,
+            "labels": {
+                **labels(flow, scatter),
+                LABEL_COMPONENT: "round-items",
+                LABEL_ROUND: str(round_),
+            },
+            "annotations": {ANN_FLOW: flow.name, ANN_NODE: scatter},
+            "ownerReferences": [owner_reference(flow)],
+        },
+        "immutable": True,
+        "data": data,
+    }
+
+
+def indexed_job_manifest(
+    flow: FlowRef,
+    node: NodeSpec,
+    fn: FunctionSpec,
+    uses: str,
+    *,
+    round_: int,
+    first_item: int,
+    count: int,
+    parallelism: int,
+    timeout_seconds: float | None,
+    view: View,
+    runner_image: str,
+    iteration: int = 0,
+) -> Manifest:
+    """One Indexed Job running the first attempts of a round's ``count`` items.
+
+    Index i runs item ``first_item + i`` with input ``<i>.json`` of the round's items
+    ConfigMap; each index fails on its own (``backoffLimitPerIndex: 0``, no index's failure
+    stops the others); the item timeout is each pod's ``activeDeadlineSeconds``.
+    """
+    if not indexed_supported(fn):
+        raise ManifestError(f"node {node.id!r}: container functions cannot run in an Indexed Job")
+    payload = _payload(node, fn, None, view, item=first_item, uses=uses)
+    ident = {
+        ANN_FLOW: flow.name,
+        ANN_NODE: node.id,
+        ANN_ATTEMPT: "1",
+        ANN_ROUND_START: str(first_item),
+    }
+    if iteration:
+        ident[ANN_ITERATION] = str(iteration)
+    job_labels = {**labels(flow, node.id, 1), LABEL_ROUND: str(round_)}
+    container = _container(node.id, 1, fn, runner_image)
+    container["command"] = ["python3", "-c", INDEXED_BOOTSTRAP]
+    container["volumeMounts"].append(
+        {"name": "flowcraft-items", "mountPath": ITEMS_DIR, "readOnly": True}
+    )
+    pod_spec: Manifest = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 5,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": NODE_UID,
+            "runAsGroup": NODE_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [
+            _in_volume(view),
+            {"name": "tmp", "emptyDir": {}},
+            {
+                "name": "flowcraft-items",
+                "configMap": {
+                    "name": names.round_items_name(flow.name, flow.uid, node.id, iteration, round_),
+                    "defaultMode": 0o444,
+                },
+            },
+        ],
+    }
+    if timeout_seconds is not None:
+        pod_spec["activeDeadlineSeconds"] = max(1, math.ceil(timeout_seconds))
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": names.round_job_name(flow.name, flow.uid, node.id, iteration, round_),
+            "namespace": flow.namespace,
+            "labels": job_labels,
+            "annotations": ident,
+            "ownerReferences": [owner_reference(flow)],
+        },
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": count,
+            "parallelism": max(1, min(parallelism, count)),
+            "backoffLimitPerIndex": 0,
+            "maxFailedIndexes": count,
+            "template": {
+                "metadata": {"labels": dict(job_labels), "annotations": {**ident, **payload}},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
 def output_configmap(
     flow: FlowRef,
     node: str,
@@ -381,6 +570,43 @@ def output_configmap(
             "namespace": flow.namespace,
             "labels": {**labels(flow, node, attempt), LABEL_COMPONENT: "output"},
             "annotations": {ANN_FLOW: flow.name, ANN_NODE: node, ANN_ATTEMPT: str(attempt)},
+            "ownerReferences": [owner_reference(flow)],
+        },
+        "immutable": True,
+        "data": data,
+    }
+
+
+def item_output_configmap(
+    flow: FlowRef,
+    scatter: str,
+    output: Any,
+    writes: Sequence[Write] = (),
+    *,
+    item: int,
+    attempt: int,
+    iteration: int = 0,
+) -> Manifest:
+    """The immutable ConfigMap holding a batch item's output and writes (as
+    :func:`output_configmap`), named per item; labelled so a restart lists them in one go."""
+    data = {OUTPUT_KEY: _dumps(output)}
+    if writes:
+        data[WRITES_KEY] = _dumps(list(writes))
+    annotations = {ANN_FLOW: flow.name, ANN_NODE: scatter, ANN_ITEM: str(item)}
+    annotations[ANN_ATTEMPT] = str(attempt)
+    if iteration:
+        annotations[ANN_ITERATION] = str(iteration)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": names.item_output_name(flow.name, flow.uid, scatter, iteration, item),
+            "namespace": flow.namespace,
+            "labels": {
+                **labels(flow, scatter, item=item),
+                LABEL_COMPONENT: COMPONENT_ITEM_OUTPUT,
+            },
+            "annotations": annotations,
             "ownerReferences": [owner_reference(flow)],
         },
         "immutable": True,

@@ -14,10 +14,11 @@ a few redundant, idempotent requests.
 
 Identity: objects are filed by who *controls* them, never by name or label alone. A Job
 counts for the Flow object whose UID is its controller ownerReference, found by (flow UID,
-node, attempt); a pod counts for the Job whose UID is the pod's controller ownerReference. So a
-re-created Flow never sees the Jobs of the Flow it replaced, and a pod that merely carries a
-``job-name`` label (left over, or made by someone who may create pods) is never read as a
-node's result.
+node, attempt) or, for batch items and rounds, by (flow UID, Job name); a pod counts for the
+Job whose UID is the pod's controller ownerReference (one slot per completion index for an
+Indexed Job's pods). So a re-created Flow never sees the Jobs of the Flow it replaced, and a
+pod that merely carries a ``job-name`` label (left over, or made by someone who may create
+pods) is never read as a node's or an item's result.
 """
 
 from __future__ import annotations
@@ -30,14 +31,26 @@ from flowcraft.drivers.kubernetes.builders import (
     ANN_FLOW,
     ANN_FUNCTION,
     ANN_INPUT,
+    ANN_ITEM,
     ANN_ITERATION,
     ANN_NODE,
     ANN_PARAMS,
+    ANN_ROUND_START,
+    ANN_VIEW,
     KIND,
     controller_of,
 )
 
 Manifest = dict[str, Any]
+
+_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
+
+
+def slot(job: str, index: int | None = None) -> str:
+    """Where the pods of a Job (or of one index of an Indexed Job) are kept (``job``: the
+    Job's uid; the reconcile also keys its metrics by a Job name's slot): a batch round's
+    Indexed Job has one pod per item, and each item must be found without scanning the rest."""
+    return job if index is None else f"{job}#{index}"
 
 
 class FlowKey(NamedTuple):
@@ -59,19 +72,24 @@ class Attempt(NamedTuple):
 class _FlowObjects:
     # job uid -> Job, for Jobs controlled by a Flow of this name (any uid)
     jobs: dict[str, Manifest] = field(default_factory=dict)
-    # (flow uid, node, attempt) -> job uid
+    # (flow uid, node, attempt) -> job uid, for node attempts (not batch items or rounds)
     attempts: dict[Attempt, str] = field(default_factory=dict)
-    # job uid -> pod name -> pod, for pods controlled by that Job
+    # (flow uid, Job name) -> job uid, for every Job a Flow controls
+    named: dict[tuple[str, str], str] = field(default_factory=dict)
+    # slot (job uid, or "<job uid>#<index>" for an Indexed Job's pod) -> pod name -> pod,
+    # for pods controlled by that Job
     pods: dict[str, dict[str, Manifest]] = field(default_factory=dict)
-    # job uid -> loop time the attempt was first seen finished
+    # slot -> loop time the attempt was first seen finished
     finished_seen: dict[str, float] = field(default_factory=dict)
+    # Indexed Job uid -> its slots that hold pods (to drop them with the Job)
+    indexed: dict[str, set[str]] = field(default_factory=dict)
 
 
 # The bulk of a node's Job and pod: its function, params and input travel as annotations
 # (copied into the pod template and the pod), and the template/pod spec holds env and
 # volumes. The reconcile reads none of it (metadata, status and a Job's ``spec.suspend``
 # only); with 1000 active flows the cache holds thousands of these objects.
-_BULKY_ANNOTATIONS = frozenset({ANN_FUNCTION, ANN_PARAMS, ANN_INPUT})
+_BULKY_ANNOTATIONS = frozenset({ANN_FUNCTION, ANN_PARAMS, ANN_INPUT, ANN_VIEW})
 _KEPT_SPEC_FIELDS = ("suspend", "nodeName")
 
 
@@ -123,18 +141,25 @@ def uid_of(obj: Manifest) -> str | None:
     return uid if isinstance(uid, str) and uid else None
 
 
-def job_attempt(job: Manifest) -> Attempt | None:
-    """Which attempt ``job`` runs: its controlling Flow's uid plus the node/attempt annotations."""
+def flow_uid_of(job: Manifest) -> str | None:
+    """The uid of the Flow that controls ``job`` (its controller ownerReference), if any."""
     owner = controller_of(job, KIND)
+    uid = owner.get("uid") if owner is not None else None
+    return uid if isinstance(uid, str) and uid else None
+
+
+def job_attempt(job: Manifest) -> Attempt | None:
+    """Which node attempt ``job`` runs: its controlling Flow's uid plus the node/attempt
+    annotations; None for a batch item's or round's Job (found by name, see ``job_named``)."""
+    flow_uid = flow_uid_of(job)
     annotations = (job.get("metadata") or {}).get("annotations") or {}
+    if ANN_ITEM in annotations or ANN_ROUND_START in annotations:
+        return None
     node, attempt = annotations.get(ANN_NODE), annotations.get(ANN_ATTEMPT)
     iteration = annotations.get(ANN_ITERATION, "0")
-    if owner is None or not isinstance(node, str) or not isinstance(attempt, str):
+    if flow_uid is None or not isinstance(node, str) or not isinstance(attempt, str):
         return None
-    flow_uid = owner.get("uid")
-    if not isinstance(flow_uid, str) or not flow_uid or not attempt.isdigit():
-        return None
-    if not isinstance(iteration, str) or not iteration.isdigit():
+    if not attempt.isdigit() or not isinstance(iteration, str) or not iteration.isdigit():
         return None
     return Attempt(flow_uid, node, int(attempt), int(iteration))
 
@@ -144,6 +169,15 @@ def pod_job_uid(pod: Manifest) -> str | None:
     owner = controller_of(pod, "Job")
     uid = owner.get("uid") if owner is not None else None
     return uid if isinstance(uid, str) and uid else None
+
+
+def pod_index(pod: Manifest) -> int | None:
+    """An Indexed Job's pod's completion index (label, or the annotation older servers set)."""
+    meta = pod.get("metadata") or {}
+    value = (meta.get("labels") or {}).get(_INDEX_LABEL)
+    if value is None:
+        value = (meta.get("annotations") or {}).get(_INDEX_LABEL)
+    return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
 class ObjectCache:
@@ -162,22 +196,38 @@ class ObjectCache:
         """File a Job under the Flow that controls it; Jobs no Flow controls are ignored."""
         key = _flow_key(job)
         uid = uid_of(job)
-        attempt = job_attempt(job)
-        if key is None or uid is None or attempt is None:
+        flow_uid = flow_uid_of(job)
+        name = (job.get("metadata") or {}).get("name")
+        if key is None or uid is None or flow_uid is None or not isinstance(name, str):
             return None
+        attempt = job_attempt(job)
         objs = self._objects(key)
         if deleted:
             objs.jobs.pop(uid, None)
             objs.pods.pop(uid, None)
             objs.finished_seen.pop(uid, None)
-            if objs.attempts.get(attempt) == uid:
+            for index_slot in objs.indexed.pop(uid, ()):
+                objs.pods.pop(index_slot, None)
+                objs.finished_seen.pop(index_slot, None)
+            if attempt is not None and objs.attempts.get(attempt) == uid:
                 del objs.attempts[attempt]
+            if objs.named.get((flow_uid, name)) == uid:
+                del objs.named[(flow_uid, name)]
             return key
         objs.jobs[uid] = _slim(job)
-        objs.attempts[attempt] = uid
+        objs.named[(flow_uid, name)] = uid
+        if attempt is not None:
+            objs.attempts[attempt] = uid
         if _job_finished(job):
             objs.finished_seen.setdefault(uid, seen_at)
         return key
+
+    def _file_pod(self, objs: _FlowObjects, job_uid: str, pod: Manifest) -> str:
+        index = pod_index(pod)
+        where = slot(job_uid, index)
+        if index is not None:
+            objs.indexed.setdefault(job_uid, set()).add(where)
+        return where
 
     def put_pod(self, pod: Manifest, *, deleted: bool, seen_at: float) -> FlowKey | None:
         """File a pod under the Job that controls it; other pods are ignored."""
@@ -187,14 +237,25 @@ class ObjectCache:
         if key is None or job_uid is None or not isinstance(name, str):
             return None
         objs = self._objects(key)
-        pods = objs.pods.setdefault(job_uid, {})
+        where = self._file_pod(objs, job_uid, pod)
+        pods = objs.pods.setdefault(where, {})
         if deleted:
             pods.pop(name, None)
             return key
         pods[name] = _slim(pod)
         if _pod_finished(pod) and not (pod.get("metadata") or {}).get("deletionTimestamp"):
-            objs.finished_seen.setdefault(job_uid, seen_at)
+            objs.finished_seen.setdefault(where, seen_at)
         return key
+
+    def remember_pod(self, key: FlowKey, pod: Manifest) -> None:
+        """Record a pod the reconcile listed itself (filed under the Job that controls it; a
+        pod without one is ignored); a watch event already seen wins."""
+        job_uid, name = pod_job_uid(pod), (pod.get("metadata") or {}).get("name")
+        if job_uid is None or not isinstance(name, str):
+            return
+        objs = self._objects(key)
+        where = self._file_pod(objs, job_uid, pod)
+        objs.pods.setdefault(where, {}).setdefault(name, _slim(pod))
 
     def remember_job(self, key: FlowKey, job: Manifest) -> None:
         """Record a Job the reconcile created or fetched itself (ahead of its watch event).
@@ -202,37 +263,55 @@ class ObjectCache:
         The caller has checked that the Flow controls it; a Job without that link is ignored.
         """
         uid = uid_of(job)
-        attempt = job_attempt(job)
-        if uid is None or attempt is None:
+        flow_uid = flow_uid_of(job)
+        name = (job.get("metadata") or {}).get("name")
+        if uid is None or flow_uid is None or not isinstance(name, str):
             return
         objs = self._objects(key)
         objs.jobs.setdefault(uid, _slim(job))
-        objs.attempts.setdefault(attempt, uid)
+        objs.named.setdefault((flow_uid, name), uid)
+        attempt = job_attempt(job)
+        if attempt is not None:
+            objs.attempts.setdefault(attempt, uid)
 
     def job(
         self, key: FlowKey, flow_uid: str, node: str, attempt: int, iteration: int = 0
     ) -> Manifest | None:
-        """The Job of this attempt controlled by the Flow object ``flow_uid``, if seen."""
+        """The Job of this node attempt controlled by the Flow object ``flow_uid``, if seen."""
         objs = self._flows.get(key)
         if objs is None:
             return None
         uid = objs.attempts.get(Attempt(flow_uid, node, attempt, iteration))
         return objs.jobs.get(uid) if uid is not None else None
 
-    def pod(self, key: FlowKey, job: Manifest) -> Manifest | None:
-        """The newest pod ``job`` controls that is not being deleted (suspension deletes pods)."""
+    def job_named(self, key: FlowKey, flow_uid: str, name: str) -> Manifest | None:
+        """The Job ``name`` if the Flow object ``flow_uid`` controls it and it was seen (batch
+        items and rounds: their names are computed per pass, memoised)."""
+        objs = self._flows.get(key)
+        if objs is None:
+            return None
+        uid = objs.named.get((flow_uid, name))
+        return objs.jobs.get(uid) if uid is not None else None
+
+    def pod(self, key: FlowKey, job: Manifest, index: int | None = None) -> Manifest | None:
+        """The newest pod ``job`` controls (with ``index``: of that completion index of an
+        Indexed Job) that is not being deleted (suspension deletes pods)."""
         objs = self._flows.get(key)
         uid = uid_of(job)
-        pods = objs.pods.get(uid, {}) if objs is not None and uid is not None else {}
+        if objs is None or uid is None:
+            return None
+        pods = objs.pods.get(slot(uid, index), {})
         live = [p for p in pods.values() if not (p.get("metadata") or {}).get("deletionTimestamp")]
         if not live:
             return None
         return max(live, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp")))
 
-    def finished_seen(self, key: FlowKey, job: Manifest) -> float | None:
+    def finished_seen(self, key: FlowKey, job: Manifest, index: int | None = None) -> float | None:
         objs = self._flows.get(key)
         uid = uid_of(job)
-        return objs.finished_seen.get(uid) if objs is not None and uid is not None else None
+        if objs is None or uid is None:
+            return None
+        return objs.finished_seen.get(slot(uid, index))
 
     def jobs(self, key: FlowKey) -> list[Manifest]:
         objs = self._flows.get(key)

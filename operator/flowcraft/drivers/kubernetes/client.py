@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -243,7 +243,7 @@ class Client:
         method: str,
         path: str,
         *,
-        body: Manifest | None = None,
+        body: Manifest | list[Manifest] | None = None,
         query: Mapping[str, str] | None = None,
         content_type: str = "application/json",
         accept: str = "application/json",
@@ -310,6 +310,19 @@ class Client:
             body=patch,
             content_type="application/merge-patch+json",
         )
+
+    async def json_patch_flow(
+        self, namespace: str, name: str, operations: Sequence[Manifest]
+    ) -> Manifest:
+        """An RFC 6902 JSON Patch: unlike a merge patch, it can set a value to null."""
+        text = await self._send(
+            "PATCH",
+            self._flow_path(namespace, name),
+            body=list(operations),
+            content_type="application/json-patch+json",
+        )
+        doc = json.loads(text) if text else {}
+        return doc if isinstance(doc, dict) else {}
 
     async def replace_flow_status(self, namespace: str, name: str, body: Manifest) -> Manifest:
         """PUT the status subresource; ``body`` carries metadata.resourceVersion (→ Conflict)."""

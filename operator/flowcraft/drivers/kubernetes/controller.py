@@ -36,6 +36,7 @@ class OperatorOptions:
     metrics_config: metrics.MetricsConfig = field(default_factory=metrics.MetricsConfig)
     liveness_port: int | None = None
     runner_image: str | None = None  # overrides the default runner image (not spec.image)
+    batch_mode: str = "per-item"  # reconcile.BATCH_MODES: how batch items run
     verbose: bool = False
 
 
@@ -145,7 +146,11 @@ async def run_operator(options: OperatorOptions) -> None:
     client = Client(conn)
     cache = ObjectCache()
     reconciler = Reconciler(
-        client, cache, instance=socket.gethostname(), runner_image=options.runner_image
+        client,
+        cache,
+        instance=socket.gethostname(),
+        runner_image=options.runner_image,
+        batch_mode=options.batch_mode,
     )
     registry = build_registry(conn, cache, reconciler, client)
     metrics.configure(options.metrics_config)
@@ -176,6 +181,7 @@ def operator_main(
     metrics_config: metrics.MetricsConfig | None = None,
     liveness_port: int | None = None,
     runner_image: str | None = None,
+    batch_mode: str = "per-item",
     verbose: bool = False,
 ) -> int:
     """Entry point for ``flowcraft operator``: ``namespaces=None`` watches all namespaces."""
@@ -196,6 +202,7 @@ def operator_main(
         metrics_config=metrics_config or metrics.MetricsConfig(),
         liveness_port=liveness_port,
         runner_image=runner_image,
+        batch_mode=batch_mode,
         verbose=verbose,
     )
     try:

@@ -265,7 +265,8 @@ def status_schema() -> Schema:
     # Fields only the operator maintains, for `kubectl get` columns.
     status["properties"]["progress"] = {
         "type": "string",
-        "description": "Finished nodes / all nodes, e.g. 3/5 (maintained by the operator).",
+        "description": "Finished nodes and batch items / all of them, e.g. 3/5 or "
+        "9954/10004 (maintained by the operator).",
     }
     status["properties"]["duration"] = {
         "type": "string",

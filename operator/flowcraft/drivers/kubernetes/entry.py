@@ -7,6 +7,7 @@ module imports only argparse; kopf, aiohttp and the kubernetes client load in :f
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="image for script/python nodes of flows without spec.image "
         "(default: flowcraft-runner:<version>)",
     )
+    parser.add_argument(
+        "--batch-jobs",
+        choices=("per-item", "indexed"),
+        default=os.environ.get("FLOWCRAFT_BATCH_JOBS", "per-item"),
+        help="how batch items run: a Job per item attempt, or one Indexed Job per round for "
+        "first attempts (retries and container workers: a Job each); default "
+        "$FLOWCRAFT_BATCH_JOBS, else per-item; measured in bench/README.md",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
 
@@ -90,5 +99,6 @@ def run(args: argparse.Namespace) -> int:
         metrics_config=metrics_config,
         liveness_port=args.liveness_port,
         runner_image=args.runner_image,
+        batch_mode=args.batch_jobs,
         verbose=args.verbose,
     )

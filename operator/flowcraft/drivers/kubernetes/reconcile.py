@@ -37,10 +37,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flowcraft.contract import Write, result_key
+from flowcraft.contract import Write, item_key, result_key
 from flowcraft.drivers.kubernetes import builders, metrics, names, outcomes, subflows
 from flowcraft.drivers.kubernetes import status as flow_status
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
+from flowcraft.drivers.kubernetes.cache import slot as cache_slot
 from flowcraft.drivers.kubernetes.client import (
     AlreadyExists,
     ApiError,
@@ -60,10 +61,12 @@ from flowcraft.engine import (
 from flowcraft.engine.types import EngineError, Event
 from flowcraft.model import (
     TERMINAL_FLOW_PHASES,
+    BatchStatus,
     FlowSpec,
     FlowStatus,
 )
 from flowcraft.model.errors import problems_from_pydantic
+from flowcraft.model.flow import ITEM_PENDING, ITEM_SUCCEEDED
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +75,12 @@ Manifest = dict[str, Any]
 # Retry delays after API errors that are not conflicts (server down, throttled, forbidden).
 _ERROR_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 _MAX_PARALLEL_REQUESTS = 32
+
+# How batch items run (the operator's --batch-jobs flag): one Job per item attempt, or one
+# Indexed Job per round for first attempts (retries and container functions: a Job each).
+BATCH_JOB_PER_ITEM = "per-item"
+BATCH_INDEXED = "indexed"
+BATCH_MODES = (BATCH_JOB_PER_ITEM, BATCH_INDEXED)
 
 
 @dataclass
@@ -98,6 +107,12 @@ class _FlowState:
     real_start: dict[str, datetime] = field(default_factory=dict)
     # The parsed status of the body at this resourceVersion: unchanged Flows are not re-parsed.
     parsed: tuple[str, FlowStatus] | None = None
+    # Jobs and pods of this Flow listed once after (re)start when batch items run: the watch
+    # caches may not have caught up, and re-ensuring 10,000 items one POST each would not do.
+    seeded: bool = False
+    # (scatter, iteration) -> item outputs held in ``outputs``: while it covers the status's
+    # succeeded items, no pass scans the items for missing ones.
+    item_outputs: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -111,6 +126,13 @@ class _Pass:
     engine: Engine
     # Attempts this pass saw end (for the duration histogram once the status is written).
     finished: list[metrics.Attempt] = field(default_factory=list)
+    # A scatter's view, built once per pass for all of its items (same for every item).
+    views: dict[tuple[str, int], builders.View] = field(default_factory=dict)
+    # The running items of a status snapshot with their Job names (ensure and suspend share
+    # the one of the new snapshot): (snapshot, rows).
+    running: list[tuple[FlowStatus, list[tuple[str, int, int, int, str, int | None]]]] = field(
+        default_factory=list
+    )
 
     @property
     def flow_id(self) -> metrics.FlowId:
@@ -127,11 +149,15 @@ class Reconciler:
         *,
         instance: str,
         runner_image: str | None = None,
+        batch_mode: str = BATCH_JOB_PER_ITEM,
     ) -> None:
+        if batch_mode not in BATCH_MODES:
+            raise ValueError(f"batch mode must be one of {BATCH_MODES}, got {batch_mode!r}")
         self._client = client
         self._cache = cache
         self._instance = instance
         self._runner_image = runner_image
+        self._indexed = batch_mode == BATCH_INDEXED
         self._flows: dict[FlowKey, _FlowState] = {}
         self._requests = asyncio.Semaphore(_MAX_PARALLEL_REQUESTS)
         self.subflows = subflows.Subflows(client)  # subflow nodes run as child Flows
@@ -250,6 +276,7 @@ class Reconciler:
             state.uid, state.engine, state.outputs = ref.uid, None, {}
             state.pending, state.real_start, state.parsed = [], {}, None
             state.writes, state.context_stored = {}, False
+            state.seeded, state.item_outputs = False, {}
         raw_status: Manifest = dict(body.get("status") or {})
         generation = _generation(body)
         if raw_status.get("phase") in TERMINAL_FLOW_PHASES:
@@ -269,7 +296,9 @@ class Reconciler:
         spec = engine.spec
 
         ctx = _Pass(key, ref, state, spec, engine)
+        await self._seed(ctx, status)
         await self._load_outputs(ref, state, status)
+        await self._load_item_outputs(ref, state, status)
         events, success_seen = await self._observe(ctx, status, now)
         try:
             step = engine.advance(status, events, now, state.outputs, state.writes)
@@ -314,6 +343,7 @@ class Reconciler:
         state.engine, state.engine_generation = None, None
         state.outputs, state.real_start, state.pending, state.parsed = {}, {}, [], None
         state.writes, state.context_stored = {}, False
+        state.seeded, state.item_outputs = False, {}
         if state.timer is not None:
             state.timer.cancel()
             state.timer = None
@@ -476,6 +506,7 @@ class Reconciler:
                 )
                 if outcome.stuck and not _job_terminal(job):
                     stuck.append(job)  # e.g. an image that cannot be pulled
+        stuck.extend(await self._observe_items(ctx, status, now, events, configmaps))
         # Outputs are stored before the status points at them (and before downstream pods
         # mount them); concurrently, since a wide join can finish many nodes in one pass.
         conflicts = await asyncio.gather(*(self._store_output(ref, cm) for _, cm in configmaps))
@@ -484,11 +515,31 @@ class Reconciler:
                 continue
             done = events[index]
             assert isinstance(done, NodeSucceeded)
-            state.outputs.pop(done.node, None)
-            events[index] = NodeFailed(done.node, done.attempt, done.at, conflict)
+            self._forget_output(state, done)
+            events[index] = NodeFailed(
+                done.node,
+                done.attempt,
+                done.at,
+                conflict,
+                iteration=done.iteration,
+                item=done.item,
+            )
             await self._event(ref, "NameConflict", conflict, True, now)
         await asyncio.gather(*(self._delete_job(ref, _name(job), _uid(job)) for job in stuck))
         return events, success_seen
+
+    @staticmethod
+    def _forget_output(state: _FlowState, done: NodeSucceeded) -> None:
+        """Undo what observing ``done`` remembered, when its output could not be stored."""
+        if done.item is None:
+            stored = result_key(done.node, done.iteration)
+        else:
+            stored = item_key(done.node, done.iteration, done.item)
+            where = (done.node, done.iteration)
+            if stored in state.outputs and state.item_outputs.get(where, 0) > 0:
+                state.item_outputs[where] -= 1
+        state.outputs.pop(stored, None)
+        state.writes.pop(stored, None)
 
     def _count(
         self, ctx: _Pass, node: str, job_name: str, outcome: outcomes.Outcome, now: datetime
@@ -538,16 +589,21 @@ class Reconciler:
         uid = _uid(job)
         if uid is None:
             return None
-        pods = [
-            pod
-            for pod in await self._client.list_pods(
-                ref.namespace, f"batch.kubernetes.io/controller-uid={uid}"
-            )
-            if (builders.controller_of(pod, "Job") or {}).get("uid") == uid
-        ]
+        pods = await self._list_job_pods(ref, uid)
         if not pods:
             return None
         return max(pods, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp")))
+
+    async def _list_job_pods(self, ref: builders.FlowRef, job_uid: str) -> list[Manifest]:
+        """The pods the Job with ``job_uid`` controls (selected by the controller-uid label the
+        Job controller sets, then checked against the pod's controller ownerReference)."""
+        return [
+            pod
+            for pod in await self._client.list_pods(
+                ref.namespace, f"batch.kubernetes.io/controller-uid={job_uid}"
+            )
+            if (builders.controller_of(pod, "Job") or {}).get("uid") == job_uid
+        ]
 
     # -- act ------------------------------------------------------------------------------
 
@@ -563,6 +619,11 @@ class Reconciler:
         loop = asyncio.get_running_loop()
 
         async def start(action: StartNode) -> str:
+            if action.item is not None:
+                if context_conflict is not None:
+                    self._fail_later(ctx.state, action, context_conflict)
+                    return ""
+                return await self._start_item(ctx, step.status, action, outputs, rounds)
             if subflows.runs(ctx.engine, action.node):
                 why = await self.subflows.start(
                     ref,
@@ -598,6 +659,9 @@ class Reconciler:
             return str(job["metadata"]["name"])
 
         async def cancel(action: CancelNode) -> None:
+            if action.item is not None:
+                await self._cancel_item(ctx, step.status, action, cancelled)
+                return
             if subflows.runs(ctx.engine, action.node):
                 await self.subflows.cancel(ref, action.node, action.attempt, action.iteration)
                 return
@@ -610,9 +674,17 @@ class Reconciler:
                 )
                 await self._delete_job(ref, name, None)
 
+        # Indexed mode: the rounds whose first items start now get their Job first, so every
+        # item of the round finds it (``rounds``: round Job names created or found).
+        rounds = (
+            await self._start_rounds(ctx, step.status, starts, outputs)
+            if context_conflict is None
+            else set()
+        )
+        cancelled: set[str] = set()
         created = await asyncio.gather(*(start(a) for a in starts))
         await asyncio.gather(*(cancel(a) for a in cancels))
-        return {name for name in created if name}
+        return {name for name in created if name} | rounds
 
     async def _store_context(self, ctx: _Pass) -> str | None:
         """Create the initial-context ConfigMap before the first Job that mounts it.
@@ -687,7 +759,12 @@ class Reconciler:
     def _fail_later(self, state: _FlowState, action: StartNode, message: str) -> None:
         state.pending.append(
             NodeFailed(
-                action.node, action.attempt, datetime.now(UTC), message, iteration=action.iteration
+                action.node,
+                action.attempt,
+                datetime.now(UTC),
+                message,
+                iteration=action.iteration,
+                item=action.item,
             )
         )
 
@@ -711,6 +788,7 @@ class Reconciler:
         key, ref, state, engine = ctx.key, ctx.ref, ctx.state, ctx.engine
         if step.status.phase in TERMINAL_FLOW_PHASES:
             return
+        await self._ensure_items(ctx, step, created)
         missing = [
             (node, attempt)
             for node, attempt in engine.running(step.status)
@@ -752,9 +830,15 @@ class Reconciler:
         """``spec.suspend`` suspends the running Jobs (their pods stop); resuming resumes them."""
         key, ref = ctx.key, ctx.ref
         want = ctx.spec.suspend and step.status.phase not in TERMINAL_FLOW_PHASES
-        for node, attempt in ctx.engine.running(step.status):
-            iteration = step.status.nodes[node].iteration or 0
-            job = self._cache.job(key, ref.uid, node, attempt, iteration)
+        jobs = [
+            self._cache.job(key, ref.uid, node, attempt, step.status.nodes[node].iteration or 0)
+            for node, attempt in ctx.engine.running(step.status)
+        ]
+        jobs.extend(
+            self._cache.job_named(key, ref.uid, name)
+            for name in dict.fromkeys(job for job, _ in self._item_jobs(ctx, step.status))
+        )
+        for job in jobs:
             if job is None or bool((job.get("spec") or {}).get("suspend")) == want:
                 continue
             name = _name(job)
@@ -766,6 +850,509 @@ class Reconciler:
                 continue
             self._cache.put_job(patched, deleted=False, seen_at=0.0)
 
+    # -- batch items ----------------------------------------------------------------------
+    #
+    # An item attempt runs in a Job of its own (names.item_job_name) or, in indexed mode, as
+    # one index of its round's Indexed Job (names.round_job_name; first attempts only). Which
+    # of the two is read from the cache, not remembered: a round's Job exists exactly when the
+    # round started in indexed mode, so a restarted operator (whose first pass lists the
+    # Flow's Jobs, see _seed) maps every item the same way. The per-pass work over running
+    # items is in memory (names are cached, lookups are dict hits); API calls happen only for
+    # what changed: a Job to create, an output to store, a Job to delete.
+
+    async def _seed(self, ctx: _Pass, status: FlowStatus) -> None:
+        """After a (re)start, one paginated LIST of the Flow's Jobs and pods fills the cache
+        before anything is re-ensured (instead of a create + AlreadyExists per running item)."""
+        state = ctx.state
+        if state.seeded:
+            return
+        state.seeded = True
+        if not ctx.engine.running_items(status):
+            return
+        # By this Flow object's uid label; still, only Jobs it controls are filed (by their
+        # controller ownerReference), and pods only under the Job that controls them.
+        selector = builders.flow_uid_selector(ctx.ref)
+        jobs, pods = await asyncio.gather(
+            self._client.list_jobs(ctx.ref.namespace, selector),
+            self._client.list_pods(ctx.ref.namespace, selector),
+        )
+        jobs = [job for job in jobs if builders.controlled_by(job, ctx.ref.uid)]
+        for job in jobs:
+            self._cache.remember_job(ctx.key, job)
+        ours = {_uid(job) for job in jobs}
+        pods = [
+            pod for pod in pods if (builders.controller_of(pod, "Job") or {}).get("uid") in ours
+        ]
+        for pod in pods:
+            self._cache.remember_pod(ctx.key, pod)
+        logger.info(
+            "%s/%s: listed %d Jobs and %d pods of running batch items",
+            ctx.ref.namespace,
+            ctx.ref.name,
+            len(jobs),
+            len(pods),
+        )
+
+    async def _load_item_outputs(
+        self, ref: builders.FlowRef, state: _FlowState, status: FlowStatus
+    ) -> None:
+        """The outputs of succeeded items (the gather needs them all): after a restart, one
+        LIST of the scatter's item ConfigMaps by label; otherwise nothing (a counter per
+        scatter says every succeeded item's output is already in memory)."""
+        wanted: list[tuple[str, int, list[int], int]] = []
+        for scatter, ns in status.nodes.items():
+            batch = ns.batch
+            if batch is None:
+                continue
+            iteration = ns.iteration or 0
+            succeeded = batch.items.count(ITEM_SUCCEEDED)
+            if state.item_outputs.get((scatter, iteration), 0) < succeeded:
+                items = [i for i, c in enumerate(batch.items) if c == ITEM_SUCCEEDED]
+                wanted.append((scatter, iteration, items, succeeded))
+        for done in status.history:
+            if done.items and state.item_outputs.get((done.node, done.iteration), 0) < done.items:
+                wanted.append((done.node, done.iteration, list(range(done.items)), done.items))
+        listed: dict[str, dict[str, Manifest]] = {}
+        for scatter, iteration, items, succeeded in wanted:
+            missing = [i for i in items if item_key(scatter, iteration, i) not in state.outputs]
+            if missing and scatter not in listed:
+                found = await self._client.list_configmaps(
+                    ref.namespace, builders.item_outputs_selector(ref, scatter)
+                )
+                listed[scatter] = {str((cm.get("metadata") or {}).get("name")): cm for cm in found}
+            by_name = listed.get(scatter, {})
+            for item in missing:
+                name = names.item_output_name(ref.name, ref.uid, scatter, iteration, item)
+                cm = by_name.get(name)
+                if cm is None:
+                    try:
+                        cm = await self._client.get_configmap(ref.namespace, name)
+                    except NotFound:
+                        logger.warning(
+                            "output ConfigMap %s of item %d of %s is gone", name, item, scatter
+                        )
+                        continue
+                if not builders.controlled_by(cm, ref.uid):
+                    logger.warning(
+                        "output ConfigMap %s of item %d of %s is not this Flow's (%s): not read",
+                        name,
+                        item,
+                        scatter,
+                        builders.describe_controller(cm),
+                    )
+                    continue
+                output, writes = builders.read_output(cm)
+                stored = item_key(scatter, iteration, item)
+                state.outputs[stored] = output
+                if writes:
+                    state.writes[stored] = writes
+            state.item_outputs[(scatter, iteration)] = max(
+                succeeded, state.item_outputs.get((scatter, iteration), 0)
+            )
+
+    def _item_job(
+        self, ctx: _Pass, chunk: int, item: tuple[str, int, int, int]
+    ) -> tuple[str, int | None]:
+        """(Job name, completion index of its pod in a round's Indexed Job, else None) of an
+        item attempt (scatter, iteration, item, attempt)."""
+        scatter, iteration, index, attempt = item
+        ref = ctx.ref
+        if self._indexed and attempt == 1:
+            round_ = index // chunk
+            job = names.round_job_name(ref.name, ref.uid, scatter, iteration, round_)
+            if self._cache.job_named(ctx.key, ref.uid, job) is not None:
+                return job, index - round_ * chunk
+        return names.item_job_name(
+            ref.name, ref.uid, scatter, iteration, index, attempt=attempt
+        ), None
+
+    def _running_items(
+        self, ctx: _Pass, status: FlowStatus
+    ) -> list[tuple[str, int, int, int, str, int | None]]:
+        """(scatter, iteration, item, attempt, Job name, completion index or None) of every
+        running item."""
+        for seen, rows in ctx.running:
+            if seen is status:
+                return rows
+        out = []
+        for scatter, iteration, item, attempt in ctx.engine.running_items(status):
+            chunk = _chunk(status, scatter)
+            job, index = self._item_job(ctx, chunk, (scatter, iteration, item, attempt))
+            out.append((scatter, iteration, item, attempt, job, index))
+        ctx.running.append((status, out))
+        return out
+
+    def _item_jobs(self, ctx: _Pass, status: FlowStatus) -> list[tuple[str, int | None]]:
+        return [(job, index) for *_, job, index in self._running_items(ctx, status)]
+
+    async def _observe_items(
+        self,
+        ctx: _Pass,
+        status: FlowStatus,
+        now: datetime,
+        events: list[Event],
+        configmaps: list[tuple[int, Manifest]],
+    ) -> list[Manifest]:
+        """Engine events for running items whose pod (or Job) shows an outcome; the Jobs of
+        stuck items to delete. Item outputs to store go to ``configmaps`` (index in events).
+
+        Only Jobs this Flow controls are looked at, and only pods their Job controls."""
+        key, ref, state = ctx.key, ctx.ref, ctx.state
+        suspended = bool(status.phase == "Running" and ctx.spec.suspend)
+        listed: set[str] = set()
+        stuck: dict[str, Manifest] = {}
+        for scatter, iteration, item, attempt, job_name, index in self._running_items(ctx, status):
+            job = self._cache.job_named(key, ref.uid, job_name)
+            if job is None:
+                continue  # not created, or not seen yet: _ensure_items sees to it
+            if suspended and (job.get("spec") or {}).get("suspend"):
+                continue
+            indexed = index is not None
+            pod = self._cache.pod(key, job, index)
+            ended = _job_terminal(job) if indexed else _job_complete(job)
+            job_uid = _uid(job)
+            if pod is None and ended and job_uid is not None and job_uid not in listed:
+                # The Job ended but its pods never reached the cache: one LIST per Job, by
+                # its uid (never by a job-name label).
+                listed.add(job_uid)
+                for found in await self._list_job_pods(ref, job_uid):
+                    self._cache.remember_pod(key, found)
+                pod = self._cache.pod(key, job, index)
+            outcome = outcomes.observe(None if indexed else job, pod, now)
+            if outcome is None and indexed and _job_terminal(job):
+                outcome = outcomes.Failed(
+                    None, now, f"Indexed Job {job_name} ended without a pod for item {item}"
+                )
+            if outcome is None:
+                continue
+            if indexed and isinstance(outcome, outcomes.Failed) and _deadline_exceeded(pod):
+                outcome = outcomes.Failed(
+                    outcome.started_at, outcome.at, "timed out (activeDeadlineSeconds)", True
+                )
+            self._count(ctx, scatter, cache_slot(job_name, index), outcome, now)
+            if isinstance(outcome, outcomes.Succeeded):
+                cm = builders.item_output_configmap(
+                    ref,
+                    scatter,
+                    outcome.output,
+                    outcome.writes,
+                    item=item,
+                    attempt=attempt,
+                    iteration=iteration,
+                )
+                configmaps.append((len(events), cm))
+                stored = item_key(scatter, iteration, item)
+                if stored not in state.outputs:
+                    counted = state.item_outputs.get((scatter, iteration), 0)
+                    state.item_outputs[(scatter, iteration)] = counted + 1
+                state.outputs[stored] = outcome.output
+                if outcome.writes:
+                    state.writes[stored] = outcome.writes
+                events.append(
+                    NodeSucceeded(
+                        scatter,
+                        attempt,
+                        outcome.at,
+                        output=outcome.output,
+                        action=outcome.action,
+                        output_ref=cm["metadata"]["name"],
+                        writes=outcome.writes,
+                        iteration=iteration,
+                        item=item,
+                    )
+                )
+            elif isinstance(outcome, outcomes.Failed):
+                events.append(
+                    NodeFailed(
+                        scatter,
+                        attempt,
+                        outcome.at,
+                        outcome.message,
+                        outcome.timed_out,
+                        iteration=iteration,
+                        item=item,
+                    )
+                )
+                if outcome.stuck and not indexed and not _job_terminal(job):
+                    stuck[job_name] = job
+        return list(stuck.values())
+
+    def _item_view(
+        self,
+        ctx: _Pass,
+        status: FlowStatus,
+        scatter: str,
+        iteration: int,
+        outputs: Mapping[str, str],
+    ) -> builders.View:
+        """What every item of ``scatter`` sees: the scatter's own view (built once a pass)."""
+        view = ctx.views.get((scatter, iteration))
+        if view is None:
+            view = ctx.views[(scatter, iteration)] = self._view(ctx, status, scatter, outputs)
+        return view
+
+    def _item_manifest(
+        self, ctx: _Pass, status: FlowStatus, action: StartNode, outputs: Mapping[str, str]
+    ) -> Manifest | None:
+        spec = ctx.spec
+        uses = action.uses or ""
+        fn = spec.functions.get(uses)
+        if fn is None:
+            self._fail_later(
+                ctx.state, action, f"worker function {uses!r} is not in spec.functions"
+            )
+            return None
+        try:
+            return builders.job_manifest(
+                ctx.ref,
+                spec.node(action.node),
+                fn,
+                action.attempt,
+                action.input,
+                timeout_seconds=action.timeout_seconds,
+                view=self._item_view(ctx, status, action.node, action.iteration, outputs),
+                runner_image=self._runner_image_for(spec),
+                iteration=action.iteration,
+                item=action.item,
+                uses=uses,
+            )
+        except builders.ManifestError as exc:
+            self._fail_later(ctx.state, action, str(exc))
+            return None
+
+    async def _start_item(
+        self,
+        ctx: _Pass,
+        status: FlowStatus,
+        action: StartNode,
+        outputs: Mapping[str, str],
+        rounds: set[str],
+    ) -> str:
+        item = action.item if action.item is not None else 0
+        chunk = _chunk(status, action.node)
+        name, index = self._item_job(
+            ctx, chunk, (action.node, action.iteration, item, action.attempt)
+        )
+        if index is not None:
+            return ""  # an index of its round's Indexed Job (created in _start_rounds)
+        job = self._item_manifest(ctx, status, action, outputs)
+        if job is None:
+            return ""
+        async with self._requests:
+            await self._create_job(ctx, action, job)
+        logger.debug(
+            "%s/%s: item %d of %s attempt %d -> Job %s",
+            ctx.ref.namespace,
+            ctx.ref.name,
+            item,
+            action.node,
+            action.attempt,
+            name,
+        )
+        return name
+
+    async def _cancel_item(
+        self, ctx: _Pass, status: FlowStatus, action: CancelNode, cancelled: set[str]
+    ) -> None:
+        item = action.item if action.item is not None else 0
+        chunk = _chunk(status, action.node)
+        name, _ = self._item_job(ctx, chunk, (action.node, action.iteration, item, action.attempt))
+        if name in cancelled:
+            return  # a round's Indexed Job, deleted once for all of its items
+        cancelled.add(name)
+        job = self._cache.job_named(ctx.key, ctx.ref.uid, name)
+        await self._delete_job(ctx.ref, name, _uid(job) if job is not None else None)
+
+    async def _start_rounds(
+        self,
+        ctx: _Pass,
+        status: FlowStatus,
+        starts: list[StartNode],
+        outputs: Mapping[str, str],
+    ) -> set[str]:
+        """Indexed mode: one Indexed Job (and its items ConfigMap) per round whose first items
+        start in this pass; the names of the round Jobs that exist afterwards.
+
+        A round that cannot run as an Indexed Job (container worker, inputs over a
+        ConfigMap's size, a round some of whose items already started as Jobs of their own)
+        keeps a Job per item: no Job is created for it here."""
+        if not self._indexed:
+            return set()
+        by_round: dict[tuple[str, int, int], list[StartNode]] = {}
+        for action in starts:
+            if action.item is None or action.attempt != 1:
+                continue
+            fn = ctx.spec.functions.get(action.uses or "")
+            if fn is None or not builders.indexed_supported(fn):
+                continue
+            round_ = action.item // _chunk(status, action.node)
+            by_round.setdefault((action.node, action.iteration, round_), []).append(action)
+        made: set[str] = set()
+        for (scatter, iteration, round_), actions in by_round.items():
+            name = names.round_job_name(ctx.ref.name, ctx.ref.uid, scatter, iteration, round_)
+            if self._cache.job_named(ctx.key, ctx.ref.uid, name) is not None:
+                made.add(name)
+                continue
+            if await self._start_round(ctx, status, (scatter, iteration, round_), actions, outputs):
+                made.add(name)
+        return made
+
+    async def _start_round(
+        self,
+        ctx: _Pass,
+        status: FlowStatus,
+        where: tuple[str, int, int],
+        actions: list[StartNode],
+        outputs: Mapping[str, str],
+    ) -> bool:
+        scatter, iteration, round_ = where
+        ns = status.nodes[scatter]
+        batch = ns.batch
+        if batch is None:
+            return False
+        first = round_ * batch.chunk
+        count = min(batch.chunk, batch.total - first)
+        now_started = {a.item: a for a in actions}
+        if any(
+            batch.items[i] != ITEM_PENDING and i not in now_started
+            for i in range(first, first + count)
+        ):
+            return False  # some of its items started earlier, as Jobs of their own
+        if len(now_started) == count:
+            inputs = [now_started[i].input for i in range(first, first + count)]
+        else:
+            whole = getattr(ctx.engine, "scatter_input", None)
+            if whole is None:
+                return False
+            values = whole(status, scatter, ctx.state.outputs, ctx.state.writes)
+            inputs = list(values[first : first + count])
+        action = actions[0]
+        fn = ctx.spec.functions[action.uses or ""]
+        parallelism = min(batch.chunk, ctx.spec.parallelism or batch.chunk)
+        try:
+            items_cm = builders.round_items_configmap(ctx.ref, scatter, iteration, round_, inputs)
+            job = builders.indexed_job_manifest(
+                ctx.ref,
+                ctx.spec.node(scatter),
+                fn,
+                action.uses or "",
+                round_=round_,
+                first_item=first,
+                count=count,
+                parallelism=parallelism,
+                timeout_seconds=action.timeout_seconds,
+                view=self._item_view(ctx, status, scatter, iteration, outputs),
+                runner_image=self._runner_image_for(ctx.spec),
+                iteration=iteration,
+            )
+        except builders.ManifestError as exc:
+            logger.info(
+                "%s/%s: round %d of %s runs a Job per item: %s",
+                ctx.ref.namespace,
+                ctx.ref.name,
+                round_,
+                scatter,
+                exc,
+            )
+            return False
+        conflict = await self._store_output(ctx.ref, items_cm)
+        if conflict is not None:
+            # Someone else's ConfigMap under the round's name: no pod may mount it.
+            await self._round_conflict(ctx, round_, scatter, conflict)
+            return False
+        try:
+            async with self._requests:
+                created = await self._client.create_job(ctx.ref.namespace, job)
+        except AlreadyExists:
+            try:
+                async with self._requests:
+                    created = await self._client.get_job(ctx.ref.namespace, _name(job))
+            except NotFound:
+                return False  # deleted meanwhile: this round's items run a Job each
+            if not builders.controlled_by(created, ctx.ref.uid):
+                conflict = _conflict_message(ctx.ref, "Job", created)
+                await self._round_conflict(ctx, round_, scatter, conflict)
+                return False
+            self._cache.remember_job(ctx.key, created)
+            return True  # ours already (a restart, a lagging cache)
+        except Invalid as exc:
+            logger.warning(
+                "%s/%s: the API server rejected the Indexed Job of round %d of %s (%s); "
+                "its items run a Job each",
+                ctx.ref.namespace,
+                ctx.ref.name,
+                round_,
+                scatter,
+                exc.message,
+            )
+            return False
+        metrics.current().job_created(ctx.flow_id, job["metadata"]["name"], datetime.now(UTC))
+        self._cache.remember_job(ctx.key, created)
+        logger.info(
+            "%s/%s: items %d..%d of %s (round %d) -> Indexed Job %s",
+            ctx.ref.namespace,
+            ctx.ref.name,
+            first,
+            first + count - 1,
+            scatter,
+            round_,
+            job["metadata"]["name"],
+        )
+        return True
+
+    async def _round_conflict(self, ctx: _Pass, round_: int, scatter: str, conflict: str) -> None:
+        """A round's Indexed Job or items ConfigMap name holds someone else's object: its
+        items run a Job each instead (names of their own), with a Warning Event."""
+        message = f"round {round_} of {scatter} runs a Job per item: {conflict}"
+        logger.warning("%s/%s: %s", ctx.ref.namespace, ctx.ref.name, message)
+        await self._event(ctx.ref, "NameConflict", message, True, datetime.now(UTC))
+
+    async def _ensure_items(self, ctx: _Pass, step: Step, created: set[str]) -> None:
+        """Re-create the Jobs of running items the cache has not seen (after a restart)."""
+        key, state = ctx.key, ctx.state
+        missing = [
+            (scatter, item)
+            for scatter, _it, item, _attempt, job, _index in self._running_items(ctx, step.status)
+            if job not in created and self._cache.job_named(key, ctx.ref.uid, job) is None
+        ]
+        if not missing:
+            return
+        context_conflict = await self._store_context(ctx)
+        outputs = flow_status.output_refs(step.status)
+
+        async def ensure(scatter: str, item: int) -> None:
+            try:
+                action = ctx.engine.start_action(
+                    step.status, scatter, state.outputs, state.writes, item=item
+                )
+            except EngineError as exc:
+                logger.warning(
+                    "cannot re-ensure item %d of %s of %s: %s", item, scatter, key.name, exc
+                )
+                return
+            if context_conflict is not None:
+                self._fail_later(state, action, context_conflict)
+                return
+            job = self._item_manifest(ctx, step.status, action, outputs)
+            if job is None:
+                return
+            async with self._requests:
+                try:
+                    made = await self._client.create_job(ctx.ref.namespace, job)
+                except AlreadyExists:
+                    made = None
+                except Invalid as exc:
+                    self._fail_later(
+                        state, action, f"the API server rejected the Job: {exc.message}"
+                    )
+                    return
+            if made is None:
+                await self._adopt_job(ctx, action, _name(job))  # ours, or a NameConflict
+                return
+            self._cache.remember_job(key, made)
+
+        await asyncio.gather(*(ensure(scatter, item) for scatter, item in missing))
+
     # -- record ---------------------------------------------------------------------------
 
     async def _post_events(
@@ -773,7 +1360,7 @@ class Reconciler:
     ) -> None:
         if new.phase in TERMINAL_FLOW_PHASES and old.phase != new.phase:
             logger.info("%s/%s: %s (%s)", ref.namespace, ref.name, new.phase, new.message)
-        for note in flow_status.notes(old, new):
+        for note in flow_status.notes(old, new, ref.name, ref.namespace):
             await self._event(ref, note.reason, note.message, note.warning, now)
 
     async def _event(
@@ -850,3 +1437,13 @@ def _job_complete(job: Manifest) -> bool:
         c.get("type") == "Complete" and c.get("status") == "True"
         for c in (job.get("status") or {}).get("conditions") or []
     )
+
+
+def _chunk(status: FlowStatus, scatter: str) -> int:
+    ns = status.nodes.get(scatter)
+    batch: BatchStatus | None = ns.batch if ns is not None else None
+    return batch.chunk if batch is not None and batch.chunk > 0 else 1
+
+
+def _deadline_exceeded(pod: Manifest | None) -> bool:
+    return pod is not None and (pod.get("status") or {}).get("reason") == "DeadlineExceeded"

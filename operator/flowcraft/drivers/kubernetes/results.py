@@ -35,7 +35,10 @@ def final_context(body: Manifest, configmaps: Mapping[str, Manifest]) -> dict[st
     uid = str((body.get("metadata") or {}).get("uid") or "")
     outputs: dict[str, Any] = {}
     writes: dict[str, Any] = {}
-    for key, name in flow_status.output_refs(status).items():
+    name_of = flow.metadata.name
+    items = flow_status.item_output_names(status, name_of, uid)
+    refs = {**flow_status.output_refs(status), **items}
+    for key, name in refs.items():
         cm = configmaps.get(name)
         if cm is None:
             raise MissingResult(f"output ConfigMap {name!r} of {key!r} is gone")
@@ -60,7 +63,9 @@ async def read_final_context(client: Client, body: Manifest) -> dict[str, Any]:
     for cm in await client.list_configmaps(namespace, builders.flow_uid_selector(flow)):
         by_name[str((cm.get("metadata") or {}).get("name"))] = cm
     status = FlowStatus.model_validate(body.get("status") or {})
-    for ref in flow_status.output_refs(status).values():
+    items = flow_status.item_output_names(status, name, flow.uid)
+    refs = {**flow_status.output_refs(status), **items}
+    for ref in refs.values():
         if ref not in by_name:
             try:
                 by_name[ref] = await client.get_configmap(namespace, ref)

@@ -22,7 +22,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flowcraft.contract import result_key
+from flowcraft.contract import item_key, result_key
+from flowcraft.drivers.kubernetes import names
 from flowcraft.model import (
     TERMINAL_FLOW_PHASES,
     TERMINAL_NODE_PHASES,
@@ -33,6 +34,7 @@ from flowcraft.model import (
     validate_flow,
 )
 from flowcraft.model.errors import problems_from_pydantic
+from flowcraft.model.flow import ITEM_CANCELLED, ITEM_FAILED, ITEM_SUCCEEDED
 
 Manifest = dict[str, Any]
 
@@ -182,13 +184,30 @@ def render_status(
     status = status.model_copy(update={"nodes": nodes})
     out = status.model_dump(mode="json", by_alias=True, exclude_none=True)
     done = sum(1 for ns in nodes.values() if ns.phase in TERMINAL_NODE_PHASES)
-    out["progress"] = f"{done}/{total}"
+    items_done, items_total = item_progress(status)
+    out["progress"] = f"{done + items_done}/{total + items_total}"
     if status.started_at is not None and status.finished_at is not None:
         seconds = (status.finished_at - status.started_at).total_seconds()
         out["duration"] = f"{seconds:.1f}s"
     if now is not None:
         out = with_conventions(out, previous or {}, generation, now)
     return out
+
+
+def item_progress(status: FlowStatus) -> tuple[int, int]:
+    """(finished, total) batch items over every scatter node: the DONE column counts them.
+
+    An item is finished when it succeeded, failed for good or was cancelled; str.count keeps
+    this cheap at 10,000 items (one C loop per scatter, no per-item Python)."""
+    done = total = 0
+    for ns in status.nodes.values():
+        batch = ns.batch
+        if batch is None:
+            continue
+        items = batch.items
+        done += items.count(ITEM_SUCCEEDED) + items.count(ITEM_FAILED) + items.count(ITEM_CANCELLED)
+        total += batch.total
+    return done, total
 
 
 def material_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
@@ -214,17 +233,37 @@ def _without_starts(status: Mapping[str, Any]) -> dict[str, Any]:
     return {**status, "nodes": stripped}
 
 
-def notes(old: FlowStatus, new: FlowStatus) -> list[Note]:
-    """Events for the transitions from ``old`` to ``new``: final node failures and the end.
+def notes(
+    old: FlowStatus, new: FlowStatus, flow: str = "FLOW", namespace: str | None = None
+) -> list[Note]:
+    """Events for the transitions from ``old`` to ``new``: final node failures, a wait node
+    that starts awaiting (NodeAwaiting, with the command that resumes it: ``flow`` and
+    ``namespace`` name the Flow there) or that was resumed (NodeResumed), and the end.
 
     Only transitions produce Events, so re-running a pass never repeats one, and retries or
     routine starts never flood ``kubectl describe``.
     """
     out: list[Note] = []
+    where = f" -n {namespace}" if namespace else ""
     for node, ns in new.nodes.items():
         before = old.nodes.get(node)
-        if ns.phase == "Failed" and (before is None or before.phase != "Failed"):
+        was = before.phase if before is not None else "Pending"
+        if ns.phase == "Failed" and was != "Failed":
             out.append(Note("NodeFailed", f"node {node} failed: {ns.message or ns.reason}", True))
+        elif ns.phase == "Awaiting" and was != "Awaiting":
+            out.append(
+                Note(
+                    "NodeAwaiting",
+                    f"node {node} awaits resume data; resume it with: flowcraft resume {flow} "
+                    f"{node}{where} --data '{{\"output\": ...}}' (or kubectl patch flow {flow}"
+                    f'{where} --type merge -p \'{{"spec":{{"resume":{{"{node}":'
+                    f'{{"output": ...}}}}}}}}\')',
+                    False,
+                )
+            )
+        elif was == "Awaiting" and ns.phase == "Succeeded":
+            action = f" (action {ns.action})" if ns.action else ""
+            out.append(Note("NodeResumed", f"node {node} resumed{action}", False))
     if new.phase in TERMINAL_FLOW_PHASES and old.phase != new.phase:
         out.append(Note(f"Flow{new.phase}", new.message or new.phase, new.phase != "Succeeded"))
     return out
@@ -242,3 +281,23 @@ def output_refs(status: FlowStatus) -> dict[str, str]:
         if done.output_ref is not None:
             refs[result_key(done.node, done.iteration)] = done.output_ref
     return refs
+
+
+def item_output_names(status: FlowStatus, flow: str, uid: str) -> dict[str, str]:
+    """Item key -> output ConfigMap of every succeeded batch item, current and from earlier
+    loop iterations (what the final context reads; the names are deterministic, so the status
+    needs no reference per item)."""
+    out: dict[str, str] = {}
+    for scatter, ns in status.nodes.items():
+        if ns.batch is None:
+            continue
+        iteration = ns.iteration or 0
+        for item, state in enumerate(ns.batch.items):
+            if state == ITEM_SUCCEEDED:
+                key = item_key(scatter, iteration, item)
+                out[key] = names.item_output_name(flow, uid, scatter, iteration, item)
+    for done in status.history:
+        for item in range(done.items or 0):
+            key = item_key(done.node, done.iteration, item)
+            out[key] = names.item_output_name(flow, uid, done.node, done.iteration, item)
+    return out
