@@ -22,22 +22,24 @@ ROOT = Path(__file__).resolve().parents[2]
 REF = builders.FlowRef(name="parent", namespace="ns", uid="uid-1")
 
 
-def test_child_names_are_deterministic_hashed_and_short() -> None:
-    name = subflows.child_name("parent", "run-math", 1)
-    assert name == subflows.child_name("parent", "run-math", 1)
-    assert name.startswith("parent-run-math-1-")
+def test_child_names_are_deterministic_hashed_short_and_per_parent_object() -> None:
+    name = subflows.child_name("parent", "uid-1", "run-math", 1)
+    assert name == subflows.child_name("parent", "uid-1", "run-math", 1)
+    assert name.startswith(f"parent-run-math-1-{names.uid_fragment('uid-1')}-")
     assert names.is_dns_label(name)
     others = {
-        subflows.child_name("parent", "run-math", 2),
-        subflows.child_name("parent", "run-math", 1, iteration=3),
-        subflows.child_name("parent-run", "math", 1),
-        subflows.child_name("parent", "Run_Math", 1),
+        subflows.child_name("parent", "uid-1", "run-math", 2),
+        subflows.child_name("parent", "uid-1", "run-math", 1, iteration=3),
+        subflows.child_name("parent-run", "uid-1", "math", 1),
+        subflows.child_name("parent", "uid-1", "Run_Math", 1),
+        subflows.child_name("parent", "uid-2", "run-math", 1),  # a re-created parent
     }
     assert name not in others
-    assert len(others) == 4
-    long = subflows.child_name("p" * 253, "Ñode " * 50, 12)
+    assert len(others) == 5
+    long = subflows.child_name("p" * 253, "uid-1", "Ñode " * 50, 12)
     assert names.is_dns_label(long)
     assert len(long) <= 63
+    assert f"-12-{names.uid_fragment('uid-1')}-" in long
 
 
 def test_child_manifest_links_to_its_parent() -> None:
@@ -48,7 +50,7 @@ def test_child_manifest_links_to_its_parent() -> None:
     action = StartNode("run-math", 2, None, 7.5)
     body = subflows.child_manifest(REF, action, "math", spec, depth=1, chain=("parent", "math"))
     meta = body["metadata"]
-    assert meta["name"] == subflows.child_name("parent", "run-math", 2)
+    assert meta["name"] == subflows.child_name("parent", "uid-1", "run-math", 2)
     assert meta["ownerReferences"] == [builders.owner_reference(REF)]
     assert meta["labels"][subflows.LABEL_PARENT_UID] == "uid-1"
     assert meta["labels"][subflows.LABEL_DEPTH] == "1"

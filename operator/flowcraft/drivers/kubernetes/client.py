@@ -292,12 +292,13 @@ class Client:
     async def create_flow(self, namespace: str, body: Manifest) -> Manifest:
         return await self.request("POST", self._flow_path(namespace), body=body)
 
-    async def delete_flow(self, namespace: str, name: str) -> Manifest:
-        return await self.request(
-            "DELETE",
-            self._flow_path(namespace, name),
-            body={"propagationPolicy": "Background"},
-        )
+    async def delete_flow(self, namespace: str, name: str, *, uid: str | None = None) -> Manifest:
+        """Background deletion; with ``uid``, only that object (a precondition: a different
+        Flow under the same name answers Conflict)."""
+        body: Manifest = {"propagationPolicy": "Background"}
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
+        return await self.request("DELETE", self._flow_path(namespace, name), body=body)
 
     async def replace_flow(self, namespace: str, name: str, body: Manifest) -> Manifest:
         """PUT the whole Flow; ``body`` carries metadata.resourceVersion (→ Conflict)."""

@@ -9,14 +9,17 @@ boundary is ``flowcraft.engine.subflow``'s (flowcraft's SubflowNode rules): the 
 ``spec.context`` is its initial context, and when it ends, its final context (rebuilt by
 ``results``) becomes the node's output and context writes.
 
-Idempotency: the child's name is deterministic per (parent, node, iteration, attempt), with a
-hash suffix (a user's Flow cannot be mistaken for it); creating it again after a restart gets
-AlreadyExists, which counts as success only when the existing Flow is controlled by this very
-parent (uid). The child is created before the parent's status says Running, so a child missing
-later was deleted: the attempt fails. Lineage: labels carry the parent's uid and the nesting
-depth, an annotation the chain of blueprint ids; a subflow deeper than ``MAX_DEPTH`` fails
-naming the chain. The node's ``timeout`` becomes the child's ``activeDeadlineSeconds``;
-cancelling the node deletes the child.
+Idempotency: the child's name is deterministic per (parent Flow object, node, iteration,
+attempt): a fragment of the parent's UID and a hash suffix (a user's Flow, or the child of an
+earlier parent of the same name, cannot be mistaken for it); creating it again after a restart
+gets AlreadyExists, which counts as success only when the existing Flow is controlled by this
+very parent (uid). A child under that name that this parent does not control is never read
+(observe fails the attempt) nor deleted (cancel leaves it). The child is created before the
+parent's status says Running, so a child missing later was deleted: the attempt fails.
+Lineage: labels carry the parent's uid and the nesting depth, an annotation the chain of
+blueprint ids; a subflow deeper than ``MAX_DEPTH`` fails naming the chain. The node's
+``timeout`` becomes the child's ``activeDeadlineSeconds``; cancelling the node deletes the
+child (only if this parent controls it).
 
 The reconcile calls in at three points (start, observe, cancel) and the controller feeds
 ``child_changed`` with every Flow watch event, so a child's end triggers its parent's pass.
@@ -61,11 +64,14 @@ ANN_BLUEPRINT = "flowcraft.io/blueprint-id"
 _HASH_LEN = 10
 
 
-def child_name(parent: str, node: str, attempt: int, iteration: int = 0) -> str:
-    """The child Flow of one subflow attempt: readable prefix, always a hash suffix, <= 63."""
-    identity = "\0".join(("subflow", parent, node, str(iteration), str(attempt)))
+def child_name(parent: str, uid: str, node: str, attempt: int, iteration: int = 0) -> str:
+    """The child Flow of one subflow attempt of the parent Flow object with this ``uid``:
+    readable prefix (ending in the uid fragment), always a hash suffix, <= 63."""
+    identity = "\0".join(("subflow", parent, uid, node, str(iteration), str(attempt)))
     digest = hashlib.sha256(identity.encode()).hexdigest()[:_HASH_LEN]
-    readable = f"{parent}-{node}" + (f"-i{iteration}" if iteration else "") + f"-{attempt}"
+    tail = f"-{attempt}-{names.uid_fragment(uid)}"
+    head = f"{parent}-{node}" + (f"-i{iteration}" if iteration else "")
+    readable = head[: names.MAX_NAME - _HASH_LEN - 1 - len(tail)] + tail
     cleaned = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", readable.lower()))
     prefix = cleaned[: names.MAX_NAME - _HASH_LEN - 1].strip("-")
     return f"{prefix}-{digest}" if prefix else f"sf-{digest}"
@@ -128,7 +134,7 @@ def child_manifest(
         "apiVersion": builders.API_VERSION,
         "kind": builders.KIND,
         "metadata": {
-            "name": child_name(ref.name, action.node, action.attempt, iteration),
+            "name": child_name(ref.name, ref.uid, action.node, action.attempt, iteration),
             "namespace": ref.namespace,
             "labels": {
                 builders.LABEL_MANAGED_BY: builders.MANAGED_BY,
@@ -148,11 +154,6 @@ def child_manifest(
         },
         "spec": body,
     }
-
-
-def _controlled_by(body: Manifest, uid: str) -> bool:
-    owners = (body.get("metadata") or {}).get("ownerReferences") or []
-    return any(o.get("controller") and o.get("uid") == uid for o in owners)
 
 
 class Subflows:
@@ -231,7 +232,7 @@ class Subflows:
             created = await self._client.create_flow(ref.namespace, body)
         except AlreadyExists:
             created = await self._client.get_flow(ref.namespace, name)
-            if not _controlled_by(created, ref.uid):
+            if not builders.controlled_by(created, ref.uid):
                 return f"a Flow named {name!r} exists and is not a child of this flow"
         except Invalid as exc:
             return f"the API server rejected the child Flow {name!r}: {exc.message}"
@@ -271,7 +272,7 @@ class Subflows:
 
         On success the node's output ConfigMap is created first (as for a Job's result) and
         ``outputs``/``writes`` are filled, like the reconcile does for a pod's result."""
-        name = child_name(ref.name, node, attempt, iteration)
+        name = child_name(ref.name, ref.uid, node, attempt, iteration)
         body = self._children.get((ref.namespace, name))
         if body is None or (body.get("status") or {}).get("phase") not in TERMINAL_FLOW_PHASES:
             try:
@@ -285,6 +286,15 @@ class Subflows:
                     iteration=iteration,
                 )
             self._children[(ref.namespace, name)] = body
+        if not builders.controlled_by(body, ref.uid):
+            return NodeFailed(
+                node,
+                attempt,
+                datetime.now(UTC),
+                f"a Flow named {name!r} exists and is not a child of this flow (controlled by "
+                f"{builders.describe_controller(body)}): not read",
+                iteration=iteration,
+            )
         raw = body.get("status") or {}
         if raw.get("phase") not in TERMINAL_FLOW_PHASES:
             return None
@@ -336,10 +346,20 @@ class Subflows:
 
     async def cancel(self, ref: builders.FlowRef, node: str, attempt: int, iteration: int) -> None:
         """Delete the child Flow of a cancelled attempt (its Jobs go with it)."""
-        name = child_name(ref.name, node, attempt, iteration)
+        name = child_name(ref.name, ref.uid, node, attempt, iteration)
         try:
-            await self._client.delete_flow(ref.namespace, name)
+            child = self._children.get((ref.namespace, name))
+            if child is None:
+                child = await self._client.get_flow(ref.namespace, name)
+            if not builders.controlled_by(child, ref.uid):
+                return  # not our child: never delete it
+            await self._client.delete_flow(ref.namespace, name, uid=_uid(child))
         except NotFound:
             pass
         except ApiError as exc:
             logger.warning("could not delete child Flow %s: %s", name, exc)
+
+
+def _uid(body: Manifest) -> str | None:
+    uid = (body.get("metadata") or {}).get("uid")
+    return uid if isinstance(uid, str) and uid else None
