@@ -494,3 +494,137 @@ def test_an_initial_context_held_by_another_owner_fails_the_node_naming_it(
         )
     finally:
         _release(cluster, namespace, held)
+
+
+SCATTER = "say-items_scatter"
+GATHER = "say-items_gather"
+
+
+def _batch_flow(name: str, image: str, *, tries: int = 0) -> dict[str, Any]:
+    """start (emits three items) -> scatter (a container worker per item) -> gather; suspended,
+    so a test can place objects under its names (which need its uid) first."""
+    fns = {
+        "items": {"image": image, "env": {"SMOKE_MESSAGE": "[1,2,3]"}},
+        "say": {"image": image, "env": {"SMOKE_MESSAGE": '"fresh"'}},
+    }
+    params = {"workerUsesKey": "say", "outputKey": "said", "gatherNodeId": GATHER}
+    scatter: dict[str, Any] = {
+        "id": SCATTER,
+        "uses": "batch-scatter",
+        "inputs": "start",
+        "params": params,
+    }
+    if tries:
+        scatter["config"] = {"maxRetries": tries, "retryDelay": 100}
+    gather = {"id": GATHER, "uses": "batch-gather", "params": {"outputKey": "said"}}
+    doc = _flow(
+        name,
+        [{"id": "start", "uses": "items"}, scatter, gather],
+        [{"source": "start", "target": SCATTER}, {"source": SCATTER, "target": GATHER}],
+    )
+    doc["spec"]["functions"] = fns
+    doc["spec"]["suspend"] = True
+    return doc
+
+
+def _old_item_job(namespace: str, flow: str, item: int, attempt: int, image: str) -> Any:
+    old = builders.FlowRef(name=flow, namespace=namespace, uid=OLD_UID)
+    fn = FunctionSpec(image=image, env={"SMOKE_MESSAGE": '"STALE"'})
+    job = builders.job_manifest(
+        old, NodeSpec(id=SCATTER, uses="batch-scatter"), fn, attempt, item,
+        timeout_seconds=None, view=builders.View(), runner_image="unused",
+        item=item, uses="say",
+    )  # fmt: skip
+    job["spec"]["suspend"] = True
+    return job
+
+
+def _resume(cluster: Cluster, namespace: str, name: str) -> None:
+    cluster.kubectl(
+        "patch", "flow", name, "-n", namespace, "--type=merge",
+        "-p", '{"spec":{"suspend":false}}',
+    )  # fmt: skip
+
+
+def _conflicts(cluster: Cluster, namespace: str, flow: str) -> list[dict[str, Any]]:
+    return wait_for(
+        lambda: [e for e in events_for(cluster, namespace, flow) if e["reason"] == "NameConflict"],
+        what="a NameConflict event",
+    )
+
+
+def test_batch_item_jobs_are_this_flows_and_a_held_item_job_name_is_a_conflict(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, smoke_image: str
+) -> None:
+    """Item Jobs carry the Flow's uid (name fragment, label, controller); a Job of a deleted
+    Flow under an item's name fails that item attempt with a NameConflict (never resumed nor
+    deleted), and the retry runs under a name of its own."""
+    held: list[tuple[str, str]] = []
+    try:
+        apply_doc(cluster, namespace, _batch_flow("items", smoke_image, tries=1))
+        uid = get_flow(cluster, namespace, "items")["metadata"]["uid"]
+        job_name = names.item_job_name("items", uid, SCATTER, 0, 0, attempt=1)
+        stale = _old_item_job(namespace, "items", 0, 1, smoke_image)
+        _leave_stale(cluster, namespace, stale, job_name, held)
+        _resume(cluster, namespace, "items")
+        flow = wait_phase(cluster, namespace, "items", {"Succeeded", "Failed"}, timeout=240)
+        assert flow["status"]["phase"] == "Succeeded", flow["status"]
+        batch = flow["status"]["nodes"][SCATTER]["batch"]
+        assert batch["items"] == "SSS"
+        assert batch["attempts"] == {"0": 2}, batch
+        messages = " | ".join(e["message"] for e in _conflicts(cluster, namespace, "items"))
+        assert f"Job {namespace}/{job_name} already exists" in messages
+        assert OLD_UID in messages
+        _stale_intact(cluster, namespace, "job", job_name)
+        own = {
+            job["metadata"]["name"]
+            for job in items(cluster, "jobs", namespace, f"flowcraft.io/flow-uid={uid}")
+            if builders.controlled_by(job, uid) and builders.LABEL_ITEM in job["metadata"]["labels"]
+        }
+        assert own == {
+            names.item_job_name("items", uid, SCATTER, 0, 0, attempt=2),
+            names.item_job_name("items", uid, SCATTER, 0, 1, attempt=1),
+            names.item_job_name("items", uid, SCATTER, 0, 2, attempt=1),
+        }
+        assert all(f"-{names.uid_fragment(uid)}-" in name for name in own)
+        for item in range(3):
+            cm = cluster.kubectl_json(
+                "get", "configmap", names.item_output_name("items", uid, SCATTER, 0, item),
+                "-n", namespace,
+            )  # fmt: skip
+            assert builders.controlled_by(cm, uid)
+            assert cm["metadata"]["labels"][builders.LABEL_FLOW_UID] == uid
+            if cluster.runs_containers:
+                assert builders.read_output(cm)[0] == "fresh"
+    finally:
+        _release(cluster, namespace, held)
+
+
+def test_an_item_output_held_by_another_owner_fails_the_item_naming_it(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, smoke_image: str
+) -> None:
+    """Someone else's ConfigMap under an item's output name is never read nor replaced: the
+    item fails saying which object is in the way (its retries meet the same name), with a
+    NameConflict Warning Event."""
+    held: list[tuple[str, str]] = []
+    try:
+        apply_doc(cluster, namespace, _batch_flow("itemout", smoke_image))
+        uid = get_flow(cluster, namespace, "itemout")["metadata"]["uid"]
+        old = builders.FlowRef(name="itemout", namespace=namespace, uid=OLD_UID)
+        name = names.item_output_name("itemout", uid, SCATTER, 0, 1)
+        cm = builders.item_output_configmap(old, SCATTER, "STALE", item=1, attempt=1)
+        _leave_stale(cluster, namespace, cm, name, held)
+        _resume(cluster, namespace, "itemout")
+        flow = wait_phase(cluster, namespace, "itemout", {"Succeeded", "Failed"}, timeout=240)
+        assert flow["status"]["phase"] == "Failed", flow["status"]
+        scatter = flow["status"]["nodes"][SCATTER]
+        assert f"ConfigMap {namespace}/{name} already exists" in scatter["message"], scatter
+        assert scatter["batch"]["items"][1] == "F", scatter
+        messages = " | ".join(e["message"] for e in _conflicts(cluster, namespace, "itemout"))
+        assert f"ConfigMap {namespace}/{name} already exists" in messages
+        _stale_intact(cluster, namespace, "configmap", name)
+        assert GATHER not in flow["status"]["nodes"] or (
+            flow["status"]["nodes"][GATHER]["phase"] != "Succeeded"
+        )
+    finally:
+        _release(cluster, namespace, held)
