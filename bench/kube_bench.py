@@ -142,13 +142,14 @@ def run_flows(
     profile: bool = False,
     sequential: bool = False,
     until_active: bool = False,
+    operator_args: list[str] | None = None,
 ) -> Outcome:
     """Fresh namespace + operator; submit ``flows``; wait for them all to end; measure."""
     kubeconfig = api.kubeconfig
     pids = cluster_pids(kubeconfig)
     ns = api.create_namespace(f"bench-{name}")
     work = WORK / ns
-    operator = Operator(kubeconfig, [ns], work / "operator.log")
+    operator = Operator(kubeconfig, [ns], work / "operator.log", operator_args)
     watches: Watches | None = None
     spy: subprocess.Popen[bytes] | None = None
     try:
@@ -221,6 +222,10 @@ def run_flows(
         }
         phases = [recorder.flows[n].phase for n in names if n in recorder.flows]
         figures["flows_succeeded"] = sum(1 for p in phases if p == "Succeeded")
+        figures["jobs_created"] = len(recorder.jobs_added)
+        figures["pods_created"] = len(recorder.pods_added)
+        figures["status_bytes_max"] = recorder.status_bytes_max
+        figures["status_bytes_final"] = recorder.status_bytes_last
         outcome = Outcome(
             figures, recorder, flows, samples, submitted, submits, operator.created_lines()
         )
@@ -474,6 +479,119 @@ def scenario_scale(api: Api, preset: str, profile: bool) -> dict[str, Any]:
     return fig
 
 
+# Batch scenarios (``--batch-items``, ``--batch-modes``, ``--batch-repeats``): set by main().
+BATCH = {"items": [1000], "modes": ["per-item", "indexed"], "repeats": 3, "chunk": None}
+
+
+def scenario_batch(api: Api, preset: str, profile: bool) -> dict[str, Any]:
+    """1 -> N-item batch -> gather -> 1 on kwok, each --batch-jobs mode, ``repeats`` times:
+    wall time (Flow create request -> status.finishedAt), Jobs and pods created, the Flow's
+    status size, the operator's peak RSS and CPU. Medians per (N, mode)."""
+    out: dict[str, Any] = {"runs": {}, "median": {}}
+    for items in BATCH["items"]:
+        for mode in BATCH["modes"]:
+            label = f"{items}-{mode}"
+            runs = []
+            for rep in range(int(BATCH["repeats"])):
+                flow = kube_flows.batch(f"batch-{items}", items, chunk=BATCH["chunk"])
+                print(f"  batch {label} run {rep + 1}", flush=True)
+                outcome = run_flows(
+                    api,
+                    f"batch{items}-{'idx' if mode == 'indexed' else 'job'}",
+                    [flow],
+                    timeout=max(600, items * 0.3),
+                    profile=profile,
+                    operator_args=["--batch-jobs", mode],
+                )
+                fig = outcome.figures
+                walls = flow_walls(outcome)
+                keep = (
+                    "namespace",
+                    "flows_succeeded",
+                    "jobs_created",
+                    "pods_created",
+                    "status_bytes_max",
+                    "status_bytes_final",
+                    "operator_peak_rss_mib",
+                    "operator_cpu_s",
+                    "cluster_cpu_s",
+                    "job_controller",
+                    "loadavg_before",
+                    "loadavg_after",
+                    "operator_errors",
+                )
+                run = {k: fig.get(k) for k in keep}
+                run["wall_s"] = round(walls[0], 2) if walls else None
+                runs.append(run)
+                shown = ("wall_s", "jobs_created", "status_bytes_max", "operator_cpu_s")
+                print(f"    {json.dumps({k: run[k] for k in shown})}", flush=True)
+            out["runs"][label] = runs
+            out["median"][label] = {
+                key: _median([r[key] for r in runs])
+                for key in (
+                    "wall_s",
+                    "jobs_created",
+                    "pods_created",
+                    "status_bytes_max",
+                    "status_bytes_final",
+                    "operator_peak_rss_mib",
+                    "operator_cpu_s",
+                )
+            }
+            out["median"][label]["runs"] = len(runs)
+            out["median"][label]["succeeded"] = sum(r["flows_succeeded"] or 0 for r in runs)
+    return out
+
+
+def _median(values: list[Any]) -> float | None:
+    numbers = [v for v in values if isinstance(v, (int, float))]
+    return round(statistics.median(numbers), 2) if numbers else None
+
+
+BATCH_PODS_ITEMS = 50
+
+
+def scenario_batch_pods(api: Api, preset: str, profile: bool) -> dict[str, Any]:
+    """Real pods: 1 -> 50-item batch (each item doubled) -> gather -> sum, each mode."""
+    out: dict[str, Any] = {"runs": {}, "median": {}}
+    for mode in BATCH["modes"]:
+        runs = []
+        for rep in range(int(BATCH["repeats"])):
+            flow = kube_flows.batch_real(f"batch-pods-{rep}", BATCH_PODS_ITEMS)
+            print(f"  batch-pods {mode} run {rep + 1}", flush=True)
+            outcome = run_flows(
+                api,
+                f"bpods-{'idx' if mode == 'indexed' else 'job'}",
+                [flow],
+                timeout=600,
+                operator_args=["--batch-jobs", mode],
+            )
+            fig = outcome.figures
+            walls = flow_walls(outcome)
+            run = {
+                k: fig.get(k)
+                for k in (
+                    "namespace",
+                    "flows_succeeded",
+                    "jobs_created",
+                    "pods_created",
+                    "status_bytes_max",
+                    "operator_peak_rss_mib",
+                    "operator_cpu_s",
+                    "operator_errors",
+                )
+            }
+            run["wall_s"] = round(walls[0], 2) if walls else None
+            runs.append(run)
+            print(f"    {json.dumps(run)[:400]}", flush=True)
+        out["runs"][mode] = runs
+        out["median"][mode] = {
+            key: _median([r[key] for r in runs])
+            for key in ("wall_s", "jobs_created", "pods_created", "operator_cpu_s")
+        }
+    return out
+
+
 PODS_RUNS = 5
 CRITICAL = ("start-parallel", "task-1", "gather")
 
@@ -576,6 +694,8 @@ SCENARIOS: dict[str, tuple[str, Callable[[Api, str, bool], dict[str, Any]]]] = {
     "fanout": ("kwok", scenario_fanout),
     "scale": ("kwok", scenario_scale),
     "pods": ("real", scenario_pods),
+    "batch": ("kwok", scenario_batch),
+    "batch-pods": ("real", scenario_batch_pods),
 }
 PRESETS = {
     "quick": ("single", "latency", "throughput", "fanout", "pods"),
@@ -636,6 +756,16 @@ def table(results: dict[str, Any]) -> str:
         if "error" in fig:
             lines.append(f"{name}: ERROR {fig['error']}")
             continue
+        if "median" in fig:  # batch scenarios: medians per (items, mode)
+            lines.append(f"{name} (medians):")
+            for label, med in fig["median"].items():
+                lines.append(
+                    f"  {label}: wall {med.get('wall_s')} s, Jobs {med.get('jobs_created')}, "
+                    f"pods {med.get('pods_created')}, status max {med.get('status_bytes_max')} B, "
+                    f"operator RSS {med.get('operator_peak_rss_mib')} MiB, "
+                    f"CPU {med.get('operator_cpu_s')} s ({med.get('runs')} runs)"
+                )
+            continue
         cpu = fig.get("cluster_cpu_s") or {}
         jc = fig.get("job_controller") or {}
         lines.append(
@@ -678,7 +808,21 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--profile", action="store_true", help="py-spy record the operator")
     parser.add_argument("--show", type=Path, help="print the table of an earlier results file")
+    parser.add_argument(
+        "--batch-items", default="1000", help="batch scenario: item counts, comma-separated"
+    )
+    parser.add_argument(
+        "--batch-modes", default="per-item,indexed", help="batch scenario: --batch-jobs modes"
+    )
+    parser.add_argument("--batch-repeats", type=int, default=3, help="batch scenario: runs each")
+    parser.add_argument("--batch-chunk", type=int, help="batch scenario: chunkSize (default all)")
     args = parser.parse_args()
+    BATCH.update(
+        items=[int(x) for x in args.batch_items.split(",")],
+        modes=args.batch_modes.split(","),
+        repeats=args.batch_repeats,
+        chunk=args.batch_chunk,
+    )
     if args.show:
         shown = json.loads(args.show.read_text())
         shown.update(headline(shown))

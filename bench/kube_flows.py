@@ -60,3 +60,72 @@ def chain(name: str, length: int) -> dict[str, Any]:
 def fan(name: str, width: int) -> dict[str, Any]:
     """1 -> width -> 1."""
     return layered(name, (1, width, 1))
+
+
+def batch(
+    name: str, items: int, chunk: int | None = None, parallelism: int | None = None
+) -> dict[str, Any]:
+    """1 -> a batch of ``items`` -> gather -> 1: ``start`` -> ``work_scatter`` (runs ``ok``
+    once per item) -> ``work_gather`` -> ``end``.
+
+    The items come from the initial context (``spec.context.items``), not from ``start``'s
+    output: on kwok no container runs, so every output is null.
+    """
+    params: dict[str, Any] = {
+        "workerUsesKey": "ok",
+        "outputKey": "results",
+        "gatherNodeId": "work_gather",
+    }
+    if chunk is not None:
+        params["chunkSize"] = chunk
+    spec: dict[str, Any] = {
+        "functions": FUNCTIONS,
+        "context": {"items": list(range(items))},
+        "nodes": [
+            {"id": "start", "uses": "ok"},
+            {"id": "work_scatter", "uses": "batch-scatter", "inputs": "items", "params": params},
+            {
+                "id": "work_gather",
+                "uses": "batch-gather",
+                "params": {"outputKey": "results", "gatherNodeId": "work_gather"},
+            },
+            {"id": "end", "uses": "ok"},
+        ],
+        "edges": [
+            {"source": "start", "target": "work_scatter"},
+            {"source": "work_scatter", "target": "work_gather"},
+            {"source": "work_gather", "target": "end"},
+        ],
+    }
+    if parallelism is not None:
+        spec["parallelism"] = parallelism
+    return {
+        "apiVersion": "flowcraft.io/v1alpha1",
+        "kind": "Flow",
+        "metadata": {"name": name, "labels": {"flowcraft.io/bench": "true"}},
+        "spec": spec,
+    }
+
+
+REAL_FUNCTIONS = {
+    "items": {"script": "def run(ctx):\n    return list(range(ctx.input or 0))\n"},
+    "double": {"script": "def run(ctx):\n    return ctx.input * 2\n"},
+    "total": {"script": "def run(ctx):\n    return sum(ctx.input)\n"},
+}
+
+
+def batch_real(name: str, items: int, chunk: int | None = None) -> dict[str, Any]:
+    """Real pods: ``start`` returns [0..items-1], each item is doubled, ``end`` sums the
+    gathered list (expected output: items * (items - 1))."""
+    flow = batch(name, items, chunk)
+    spec = flow["spec"]
+    spec["functions"] = REAL_FUNCTIONS
+    spec.pop("context")
+    nodes = {n["id"]: n for n in spec["nodes"]}
+    nodes["start"].update(uses="items", params={})
+    spec["context"] = {"n": items}
+    nodes["start"]["inputs"] = "n"
+    nodes["work_scatter"]["inputs"] = "start"
+    nodes["work_scatter"]["params"]["workerUsesKey"] = "double"
+    nodes["end"].update(uses="total", inputs="results")
+    return flow

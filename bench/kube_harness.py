@@ -52,6 +52,9 @@ KUBECTL = CLUSTER_DIR / "bin" / "kubectl"
 
 ANN_FLOW = "flowcraft.io/flow-name"
 ANN_NODE = "flowcraft.io/node-id"
+ANN_ITEM = "flowcraft.io/item"  # a batch item's Job (a Job per item)
+ANN_ROUND_START = "flowcraft.io/round-start"  # a batch round's Indexed Job: item of index 0
+INDEX_ANN = "batch.kubernetes.io/job-completion-index"
 TERMINAL = ("Succeeded", "Failed")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -222,12 +225,26 @@ class Recorder:
     flows: dict[str, FlowTimes] = field(default_factory=dict)
     events: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    jobs_added: set[str] = field(default_factory=set)  # every Job name seen
+    pods_added: set[str] = field(default_factory=set)
+    # Size of the Flows' .status as JSON (bytes): the largest seen and the last one.
+    status_bytes_max: int = 0
+    status_bytes_last: int = 0
 
     def _node(self, obj: Obj) -> NodeTimes | None:
+        """The times of a node, or of a batch item ("<scatter>#<item>")."""
         ann = (obj.get("metadata") or {}).get("annotations") or {}
         flow, node = ann.get(ANN_FLOW), ann.get(ANN_NODE)
         if not isinstance(flow, str) or not isinstance(node, str):
             return None
+        item = ann.get(ANN_ITEM)
+        if isinstance(ann.get(ANN_ROUND_START), str):
+            index = ann.get(INDEX_ANN)
+            if not isinstance(index, str):
+                return None  # the Indexed Job itself: its pods are the items
+            item = str(int(ann[ANN_ROUND_START]) + int(index))
+        if isinstance(item, str):
+            node = f"{node}#{item}"
         key = (flow, node)
         times = self.nodes.get(key)
         if times is None:
@@ -235,6 +252,8 @@ class Recorder:
         return times
 
     def job(self, kind: str, obj: Obj, now: float) -> None:
+        if kind == "ADDED":
+            self.jobs_added.add(str((obj.get("metadata") or {}).get("name")))
         times = self._node(obj)
         if times is None or kind == "DELETED":
             return
@@ -251,6 +270,8 @@ class Recorder:
             times.api_completion = parse_ts(status.get("completionTime"))
 
     def pod(self, kind: str, obj: Obj, now: float) -> None:
+        if kind == "ADDED":
+            self.pods_added.add(str((obj.get("metadata") or {}).get("name")))
         times = self._node(obj)
         if times is None or kind == "DELETED":
             return
@@ -275,6 +296,10 @@ class Recorder:
         name = str((obj.get("metadata") or {}).get("name"))
         times = self.flows.setdefault(name, FlowTimes(name))
         status = obj.get("status") or {}
+        if kind != "DELETED" and not name.startswith("warmup"):
+            size = len(json.dumps(status, separators=(",", ":")))
+            self.status_bytes_last = size
+            self.status_bytes_max = max(self.status_bytes_max, size)
         times.phase = status.get("phase") if kind != "DELETED" else "Deleted"
         if times.ended is None and times.phase in TERMINAL:
             times.ended = now
@@ -458,10 +483,17 @@ class Sample:
 class Operator:
     """The operator as a subprocess watching given namespaces; everything about it by pid."""
 
-    def __init__(self, kubeconfig: Path, namespaces: list[str], log_path: Path) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        namespaces: list[str],
+        log_path: Path,
+        extra_args: list[str] | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.namespaces = namespaces
         self.log_path = log_path
+        self.extra_args = list(extra_args or [])
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -469,7 +501,7 @@ class Operator:
         args = [sys.executable, "-c", _OPERATOR_CODE, "--kubeconfig", str(self.kubeconfig)]
         for ns in self.namespaces:
             args += ["--namespace", ns]
-        args += ["--metrics-port", str(self.metrics_port)]
+        args += ["--metrics-port", str(self.metrics_port), *self.extra_args]
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         env["PYTHONPATH"] = str(ROOT / "operator") + os.pathsep + env.get("PYTHONPATH", "")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ class OperatorOptions:
     metrics_config: metrics.MetricsConfig = field(default_factory=metrics.MetricsConfig)
     liveness_port: int | None = None
     runner_image: str | None = None  # overrides the default runner image (not spec.image)
-    batch_mode: str = "per-item"  # reconcile.BATCH_MODES: how batch items run
+    batch_mode: str = "indexed"  # reconcile.BATCH_MODES: how batch items run
     verbose: bool = False
 
 
@@ -181,7 +181,7 @@ def operator_main(
     metrics_config: metrics.MetricsConfig | None = None,
     liveness_port: int | None = None,
     runner_image: str | None = None,
-    batch_mode: str = "per-item",
+    batch_mode: str = "indexed",
     verbose: bool = False,
 ) -> int:
     """Entry point for ``flowcraft operator``: ``namespaces=None`` watches all namespaces."""

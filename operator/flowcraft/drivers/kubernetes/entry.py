@@ -61,10 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-jobs",
         choices=("per-item", "indexed"),
-        default=os.environ.get("FLOWCRAFT_BATCH_JOBS", "per-item"),
+        default=os.environ.get("FLOWCRAFT_BATCH_JOBS", "indexed"),
         help="how batch items run: a Job per item attempt, or one Indexed Job per round for "
         "first attempts (retries and container workers: a Job each); default "
-        "$FLOWCRAFT_BATCH_JOBS, else per-item; measured in bench/README.md",
+        "$FLOWCRAFT_BATCH_JOBS, else indexed (measured: bench/README.md)",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 

@@ -149,7 +149,7 @@ class Reconciler:
         *,
         instance: str,
         runner_image: str | None = None,
-        batch_mode: str = BATCH_JOB_PER_ITEM,
+        batch_mode: str = BATCH_INDEXED,
     ) -> None:
         if batch_mode not in BATCH_MODES:
             raise ValueError(f"batch mode must be one of {BATCH_MODES}, got {batch_mode!r}")
