@@ -48,7 +48,7 @@ def final_context(cluster: Cluster, namespace: str, doc: dict[str, Any]) -> Any:
     status = FlowStatus.model_validate(doc["status"])
     names = {
         **flow_status.output_refs(status),
-        **flow_status.item_output_names(status, doc["metadata"]["name"]),
+        **flow_status.item_output_names(status, doc["metadata"]["name"], doc["metadata"]["uid"]),
     }
     configmaps = {
         ref: cluster.kubectl_json("get", "configmap", ref, "-n", namespace)
