@@ -31,6 +31,7 @@ Manifest = dict[str, Any]
 TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
 POLL_SECONDS = 0.5
 LABEL_FLOW = "flowcraft.io/flow"
+LABEL_FLOW_UID = "flowcraft.io/flow-uid"  # builders.LABEL_FLOW_UID
 LABEL_NODE = "flowcraft.io/node"
 LABEL_ATTEMPT = "flowcraft.io/attempt"
 
@@ -294,9 +295,12 @@ async def node_logs(client: Client, namespace: str, name: str, node: str | None)
     if node is not None and node not in spec_nodes:
         raise FlowNotFound(f"flow {name!r} has no node {node!r} (nodes: {', '.join(spec_nodes)})")
     out: list[NodeLog] = []
+    # This Flow object's pods only (its uid label), not those of an earlier Flow of the name.
+    uid = names.label_value(str((flow.get("metadata") or {}).get("uid") or ""))
     for node_id in [node] if node is not None else spec_nodes:
         selector = (
-            f"{LABEL_FLOW}={names.label_value(name)},{LABEL_NODE}={names.label_value(node_id)}"
+            f"{LABEL_FLOW}={names.label_value(name)},{LABEL_FLOW_UID}={uid},"
+            f"{LABEL_NODE}={names.label_value(node_id)}"
         )
         pod = latest_pod(await client.list_pods(namespace, selector))
         if pod is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from flowcraft.clustercli import (
     format_seconds,
     latest_pod,
     node_duration,
+    node_logs,
     render_flow,
 )
 
@@ -184,3 +186,37 @@ def test_missing_kubeconfig_is_one_line_and_exit_3(
     assert code == 3
     assert "nope" in err
     assert len(err.strip().splitlines()) == 1
+
+
+class _LogClient:
+    """Answers node_logs' requests; pods carry labels as the operator's Jobs give them."""
+
+    def __init__(self) -> None:
+        self.selectors: list[str] = []
+
+    async def get_flow(self, namespace: str, name: str) -> dict[str, Any]:
+        return {
+            "metadata": {"name": name, "namespace": namespace, "uid": "uid-new"},
+            "spec": {"nodes": [{"id": "a"}]},
+        }
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        self.selectors.append(selector)
+        pods = [
+            {"metadata": {"name": f"a-{uid}", "labels": {
+                "flowcraft.io/flow": "f", "flowcraft.io/flow-uid": uid,
+                "flowcraft.io/node": "a", "flowcraft.io/attempt": attempt}}}
+            for uid, attempt in (("uid-old", "5"), ("uid-new", "1"))
+        ]  # fmt: skip
+        wanted = dict(term.split("=") for term in selector.split(","))
+        return [p for p in pods if wanted.items() <= p["metadata"]["labels"].items()]
+
+    async def read_pod_log(self, namespace: str, pod: str) -> str:
+        return f"log of {pod}"
+
+
+def test_logs_read_this_flow_objects_pods_not_an_earlier_flow_of_the_name() -> None:
+    client = _LogClient()
+    logs = asyncio.run(node_logs(client, "ns", "f", "a"))  # type: ignore[arg-type]
+    assert [(log.node, log.pod) for log in logs] == [("a", "a-uid-new")]
+    assert "flowcraft.io/flow-uid=uid-new" in client.selectors[0]
