@@ -502,7 +502,8 @@ GATHER = "say-items_gather"
 
 def _batch_flow(name: str, image: str, *, tries: int = 0) -> dict[str, Any]:
     """start (emits three items) -> scatter (a container worker per item) -> gather; suspended,
-    so a test can place objects under its names (which need its uid) first."""
+    so a test can place objects under its names (which need its uid) first. ``tries``: attempts
+    per item (``maxRetries`` counts them all)."""
     fns = {
         "items": {"image": image, "env": {"SMOKE_MESSAGE": "[1,2,3]"}},
         "say": {"image": image, "env": {"SMOKE_MESSAGE": '"fresh"'}},
@@ -561,7 +562,7 @@ def test_batch_item_jobs_are_this_flows_and_a_held_item_job_name_is_a_conflict(
     deleted), and the retry runs under a name of its own."""
     held: list[tuple[str, str]] = []
     try:
-        apply_doc(cluster, namespace, _batch_flow("items", smoke_image, tries=1))
+        apply_doc(cluster, namespace, _batch_flow("items", smoke_image, tries=2))
         uid = get_flow(cluster, namespace, "items")["metadata"]["uid"]
         job_name = names.item_job_name("items", uid, SCATTER, 0, 0, attempt=1)
         stale = _old_item_job(namespace, "items", 0, 1, smoke_image)
