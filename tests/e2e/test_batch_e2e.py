@@ -17,13 +17,17 @@ from typing import Any
 import pytest
 
 from cluster import ROOT, Cluster
+from flowcraft.drivers.kubernetes import builders, names
+from flowcraft.model import FunctionSpec, NodeSpec
 from operator_harness import (
     OperatorProcess,
     apply_doc,
+    events_for,
     flow_crd,
     get_flow,
     items,
     operator,
+    wait_for,
     wait_phase,
 )
 
@@ -192,3 +196,94 @@ def test_sigkill_mid_batch_leaves_exactly_one_job_per_item_attempt(
         assert not per_item, per_item
         assert len(jobs) == 5
     assert batch_operator.starts > 4
+
+
+OLD_UID = "00000000-dead-4bad-8000-00000000f10e"  # a deleted Flow of the same name
+SLOW_GC = "flowcraft.test/slow-gc"  # holds the stale objects as a slow garbage collector would
+
+
+def _hold(cluster: Cluster, namespace: str, obj: dict[str, Any], name: str) -> None:
+    doc = json.loads(json.dumps(obj))
+    doc["metadata"]["name"] = name
+    doc["metadata"]["finalizers"] = [SLOW_GC]
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(doc))
+
+
+def _release(cluster: Cluster, namespace: str, kind: str, name: str) -> None:
+    cluster.kubectl(
+        "patch", kind, name, "-n", namespace, "--type=merge",
+        "-p", '{"metadata":{"finalizers":null}}', check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def indexed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWCRAFT_BATCH_JOBS", "indexed")  # before the operator starts
+
+
+def test_a_held_round_job_or_items_configmap_makes_that_round_run_a_job_per_item(
+    cluster: Cluster, namespace: str, indexed: None, operator: OperatorProcess
+) -> None:
+    """Indexed mode, two rounds of two items: a deleted Flow's round-items ConfigMap sits under
+    round 0's name and its (suspended) Indexed Job under round 1's. Neither is mounted, resumed
+    nor deleted; each round runs a Job per item instead, with a NameConflict Warning Event, and
+    the batch sums as usual."""
+    doc = _batch_flow("rounds", 4, 2)
+    doc["spec"]["suspend"] = True
+    apply_doc(cluster, namespace, doc)
+    uid = get_flow(cluster, namespace, "rounds")["metadata"]["uid"]
+    old = builders.FlowRef(name="rounds", namespace=namespace, uid=OLD_UID)
+    items_name = names.round_items_name("rounds", uid, "double_scatter", 0, 0)
+    job_name = names.round_job_name("rounds", uid, "double_scatter", 0, 1)
+    stale_items = builders.round_items_configmap(old, "double_scatter", 0, 0, ["STALE", "STALE"])
+    stale_job = builders.indexed_job_manifest(
+        old, NodeSpec(id="double_scatter", uses="batch-scatter"),
+        FunctionSpec(script="def run(ctx):\n    return 'STALE'\n"), "double",
+        round_=1, first_item=2, count=2, parallelism=2, timeout_seconds=None,
+        view=builders.View(), runner_image=RUNNER_IMAGE,
+    )  # fmt: skip
+    stale_job["spec"]["suspend"] = True
+    try:
+        _hold(cluster, namespace, stale_items, items_name)
+        _hold(cluster, namespace, stale_job, job_name)
+        cluster.kubectl(
+            "patch", "flow", "rounds", "-n", namespace, "--type=merge",
+            "-p", '{"spec":{"suspend":false}}',
+        )  # fmt: skip
+        flow = wait_phase(cluster, namespace, "rounds", {"Succeeded", "Failed"}, timeout=600)
+        assert flow["status"]["phase"] == "Succeeded", flow["status"]
+        assert _output(cluster, namespace, flow, "sum") == 2 * sum(range(4))
+        own = [
+            job
+            for job in items(cluster, "jobs", namespace, f"flowcraft.io/flow-uid={uid}")
+            if builders.controlled_by(job, uid)
+        ]
+        assert not [j for j in own if j["spec"].get("completionMode") == "Indexed"]
+        assert sorted(_item_jobs(cluster, namespace)) == [(str(i), "1") for i in range(4)]
+        conflicts = wait_for(
+            lambda: (
+                found
+                if len(
+                    found := [
+                        e
+                        for e in events_for(cluster, namespace, "rounds")
+                        if e["reason"] == "NameConflict"
+                    ]
+                )
+                >= 2
+                else None
+            ),
+            what="two NameConflict events",
+        )
+        messages = " | ".join(e["message"] for e in conflicts)
+        assert f"ConfigMap {namespace}/{items_name} already exists" in messages
+        assert f"Job {namespace}/{job_name} already exists" in messages
+        job = cluster.kubectl_json("get", "job", job_name, "-n", namespace)
+        assert builders.controlled_by(job, OLD_UID)
+        assert job["spec"]["suspend"] is True
+        cm = cluster.kubectl_json("get", "configmap", items_name, "-n", namespace)
+        assert builders.controlled_by(cm, OLD_UID)
+        assert "STALE" in json.dumps(cm["data"])
+    finally:
+        _release(cluster, namespace, "configmap", items_name)
+        _release(cluster, namespace, "job", job_name)
