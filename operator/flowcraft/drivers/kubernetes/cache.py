@@ -53,6 +53,9 @@ class _FlowObjects:
     finished_seen: dict[str, float] = field(default_factory=dict)
     # Indexed Job name -> its slots that hold pods (to drop them with the Job)
     indexed: dict[str, set[str]] = field(default_factory=dict)
+    # Job names and pod slots changed by watch events since the reconcile last drained them:
+    # a pass over a 10,000-item batch looks at these items only.
+    changed: set[str] = field(default_factory=set)
 
 
 # The bulk of a node's Job and pod: its function, params and input travel as annotations
@@ -148,6 +151,7 @@ class ObjectCache:
                 objs.finished_seen.pop(index_slot, None)
             return key
         objs.jobs[name] = _slim(job)
+        objs.changed.add(name)
         if _job_finished(job):
             objs.finished_seen.setdefault(name, seen_at)
         return key
@@ -164,6 +168,7 @@ class ObjectCache:
         if index is not None:
             objs.indexed.setdefault(job, set()).add(where)
         pods = objs.pods.setdefault(where, {})
+        objs.changed.add(where)
         if deleted:
             pods.pop(name, None)
             return key
@@ -203,6 +208,14 @@ class ObjectCache:
         if not live:
             return None
         return max(live, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp")))
+
+    def drain_changed(self, key: FlowKey) -> set[str]:
+        """The Job names and pod slots whose objects changed since the last call."""
+        objs = self._flows.get(key)
+        if objs is None:
+            return set()
+        changed, objs.changed = objs.changed, set()
+        return changed
 
     def finished_seen(self, key: FlowKey, job: str) -> float | None:
         objs = self._flows.get(key)
