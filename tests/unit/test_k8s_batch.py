@@ -369,3 +369,14 @@ def test_cache_finds_an_indexed_jobs_pod_by_index_and_drops_them_with_the_job() 
                         "annotations": {builders.ANN_FLOW: "batch"}}}  # fmt: skip
     objects.put_job(job, deleted=True, seen_at=2.0)
     assert objects.pod(key, cache.slot("r0", 2)) is None
+
+
+def test_cache_reports_what_changed_once() -> None:
+    objects = cache.ObjectCache()
+    key = cache.FlowKey("ns1", "batch")
+    objects.put_pod(_pod("r0", 3, "r0-3-x"), deleted=False, seen_at=1.0)
+    objects.put_pod(_pod("item-7", None, "item-7-x"), deleted=False, seen_at=1.0)
+    assert objects.drain_changed(key) == {cache.slot("r0", 3), "item-7"}
+    assert objects.drain_changed(key) == set()
+    objects.remember_pod(key, _pod("r0", 4, "r0-4-x"))  # listed by the reconcile itself
+    assert objects.drain_changed(key) == set()
