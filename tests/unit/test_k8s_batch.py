@@ -434,3 +434,19 @@ def test_item_and_round_names_belong_to_one_flow_object() -> None:
         assert f"-{fragment}-" in make(UID)
     long = names.item_job_name("a" * 80, UID, "b" * 80, 3, 9_999, attempt=2)
     assert f"-9999-a2-{fragment}-" in long
+
+
+def test_cache_reports_what_changed_once_by_job_name() -> None:
+    """Change hints name the Job (from the pod's controller reference) and the index; a pod
+    no Job controls is no hint."""
+    objects = cache.ObjectCache()
+    key = cache.FlowKey("ns1", "batch")
+    objects.put_pod(_pod("job-r0", 3, "r0-3-x", job_name="r0"), deleted=False, seen_at=1.0)
+    objects.put_pod(_pod("job-7", None, "item-7-x", job_name="item-7"), deleted=False, seen_at=1.0)
+    forged = _pod("job-8", None, "item-8-x", job_name="item-8")
+    del forged["metadata"]["ownerReferences"]
+    objects.put_pod(forged, deleted=False, seen_at=1.0)
+    assert objects.drain_changed(key) == {cache.slot("r0", 3), "item-7"}
+    assert objects.drain_changed(key) == set()
+    objects.remember_pod(key, _pod("job-r0", 4, "r0-4-x", job_name="r0"))  # listed by us
+    assert objects.drain_changed(key) == set()

@@ -48,8 +48,9 @@ _INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 
 def slot(job: str, index: int | None = None) -> str:
     """Where the pods of a Job (or of one index of an Indexed Job) are kept (``job``: the
-    Job's uid; the reconcile also keys its metrics by a Job name's slot): a batch round's
-    Indexed Job has one pod per item, and each item must be found without scanning the rest."""
+    Job's uid), and, with the Job's name, an item's key in change hints, the reconcile's item
+    bookkeeping and its metrics: a batch round's Indexed Job has one pod per item, and each
+    item must be found without scanning the rest."""
     return job if index is None else f"{job}#{index}"
 
 
@@ -83,6 +84,10 @@ class _FlowObjects:
     finished_seen: dict[str, float] = field(default_factory=dict)
     # Indexed Job uid -> its slots that hold pods (to drop them with the Job)
     indexed: dict[str, set[str]] = field(default_factory=dict)
+    # Job names and pod slots by Job name ("<job name>#<index>") changed by watch events since
+    # the reconcile last drained them: a pass over a 10,000-item batch looks at these items
+    # only (hints: the items are then found by uid as usual).
+    changed: set[str] = field(default_factory=set)
 
 
 # The bulk of a node's Job and pod: its function, params and input travel as annotations
@@ -218,6 +223,7 @@ class ObjectCache:
         objs.named[(flow_uid, name)] = uid
         if attempt is not None:
             objs.attempts[attempt] = uid
+        objs.changed.add(name)
         if _job_finished(job):
             objs.finished_seen.setdefault(uid, seen_at)
         return key
@@ -239,6 +245,9 @@ class ObjectCache:
         objs = self._objects(key)
         where = self._file_pod(objs, job_uid, pod)
         pods = objs.pods.setdefault(where, {})
+        job_name = (controller_of(pod, "Job") or {}).get("name")
+        if isinstance(job_name, str):
+            objs.changed.add(slot(job_name, pod_index(pod)))
         if deleted:
             pods.pop(name, None)
             return key
@@ -305,6 +314,15 @@ class ObjectCache:
         if not live:
             return None
         return max(live, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp")))
+
+    def drain_changed(self, key: FlowKey) -> set[str]:
+        """The Job names and pod slots (by Job name, see ``slot``) whose objects changed since
+        the last call: hints of what to look at, each then found by uid as usual."""
+        objs = self._flows.get(key)
+        if objs is None:
+            return set()
+        changed, objs.changed = objs.changed, set()
+        return changed
 
     def finished_seen(self, key: FlowKey, job: Manifest, index: int | None = None) -> float | None:
         objs = self._flows.get(key)

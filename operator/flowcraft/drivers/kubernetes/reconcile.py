@@ -66,7 +66,7 @@ from flowcraft.model import (
     FlowStatus,
 )
 from flowcraft.model.errors import problems_from_pydantic
-from flowcraft.model.flow import ITEM_PENDING, ITEM_SUCCEEDED
+from flowcraft.model.flow import ITEM_PENDING, ITEM_RUNNING, ITEM_SUCCEEDED
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,16 @@ class _FlowState:
     # (scatter, iteration) -> item outputs held in ``outputs``: while it covers the status's
     # succeeded items, no pass scans the items for missing ones.
     item_outputs: dict[tuple[str, int], int] = field(default_factory=dict)
+    # Item bookkeeping that keeps a pass proportional to what changed (see _observe_items):
+    # pod slot / Job name -> (scatter, iteration, item, attempt); a round's Indexed Job ->
+    # its slots; slots to look at next pass whatever the watches say (items just started);
+    # whether every running item was looked at once since the (re)start; and whether item
+    # Jobs were last left suspended.
+    item_slots: dict[str, tuple[str, int, int, int]] = field(default_factory=dict)
+    round_slots: dict[str, list[str]] = field(default_factory=dict)
+    recheck: set[str] = field(default_factory=set)
+    items_scanned: bool = False
+    items_suspended: bool = False
 
 
 @dataclass(frozen=True)
@@ -277,6 +287,8 @@ class Reconciler:
             state.pending, state.real_start, state.parsed = [], {}, None
             state.writes, state.context_stored = {}, False
             state.seeded, state.item_outputs = False, {}
+            state.item_slots, state.round_slots, state.recheck = {}, {}, set()
+            state.items_scanned = state.items_suspended = False
         raw_status: Manifest = dict(body.get("status") or {})
         generation = _generation(body)
         if raw_status.get("phase") in TERMINAL_FLOW_PHASES:
@@ -344,6 +356,8 @@ class Reconciler:
         state.outputs, state.real_start, state.pending, state.parsed = {}, {}, [], None
         state.writes, state.context_stored = {}, False
         state.seeded, state.item_outputs = False, {}
+        state.item_slots, state.round_slots, state.recheck = {}, {}, set()
+        state.items_scanned = state.items_suspended = False
         if state.timer is not None:
             state.timer.cancel()
             state.timer = None
@@ -834,10 +848,13 @@ class Reconciler:
             self._cache.job(key, ref.uid, node, attempt, step.status.nodes[node].iteration or 0)
             for node, attempt in ctx.engine.running(step.status)
         ]
-        jobs.extend(
-            self._cache.job_named(key, ref.uid, name)
-            for name in dict.fromkeys(job for job, _ in self._item_jobs(ctx, step.status))
-        )
+        if want or ctx.state.items_suspended:
+            # Item Jobs only while suspending or resuming: otherwise a pass does not walk them.
+            jobs.extend(
+                self._cache.job_named(key, ref.uid, name)
+                for name in dict.fromkeys(job for job, _ in self._item_jobs(ctx, step.status))
+            )
+            ctx.state.items_suspended = want
         for job in jobs:
             if job is None or bool((job.get("spec") or {}).get("suspend")) == want:
                 continue
@@ -979,7 +996,49 @@ class Reconciler:
             chunk = _chunk(status, scatter)
             job, index = self._item_job(ctx, chunk, (scatter, iteration, item, attempt))
             out.append((scatter, iteration, item, attempt, job, index))
+            ctx.state.item_slots[cache_slot(job, index)] = (scatter, iteration, item, attempt)
         ctx.running.append((status, out))
+        return out
+
+    def _changed_items(
+        self, ctx: _Pass, status: FlowStatus, changed: set[str]
+    ) -> list[tuple[str, int, int, int, str, int | None]]:
+        """The rows of ``_running_items`` for the running items among ``changed`` (pod slots
+        and Job names); an Indexed Job that ended stands for all of its items."""
+        slots = set()
+        for name in changed:
+            if name in ctx.state.item_slots:
+                slots.add(name)
+            if name in ctx.state.round_slots:
+                round_job = self._cache.job_named(ctx.key, ctx.ref.uid, name)
+                if round_job is None or _job_terminal(round_job):
+                    slots.update(ctx.state.round_slots[name])
+        rows = []
+        for where in slots:
+            scatter, iteration, item, attempt = ctx.state.item_slots[where]
+            ns = status.nodes.get(scatter)
+            batch = ns.batch if ns is not None else None
+            if (
+                ns is None
+                or batch is None
+                or (ns.iteration or 0) != iteration
+                or item >= batch.total
+                or batch.items[item] != ITEM_RUNNING
+                or batch.attempt(item) != attempt
+            ):
+                continue  # not running (any more, or not yet: an index ahead of the engine)
+            job, index = self._item_job(ctx, batch.chunk, (scatter, iteration, item, attempt))
+            if cache_slot(job, index) == where:
+                rows.append((scatter, iteration, item, attempt, job, index))
+        return rows
+
+    def _round_jobs(self, ctx: _Pass, status: FlowStatus) -> dict[str, list[str]]:
+        """Indexed Job -> pod slots of its running items (after a restart: what an ended
+        Job stands for in _changed_items)."""
+        out: dict[str, list[str]] = {}
+        for *_, job, index in self._running_items(ctx, status):
+            if index is not None:
+                out.setdefault(job, []).append(cache_slot(job, index))
         return out
 
     def _item_jobs(self, ctx: _Pass, status: FlowStatus) -> list[tuple[str, int | None]]:
@@ -996,15 +1055,27 @@ class Reconciler:
         """Engine events for running items whose pod (or Job) shows an outcome; the Jobs of
         stuck items to delete. Item outputs to store go to ``configmaps`` (index in events).
 
-        Only Jobs this Flow controls are looked at, and only pods their Job controls."""
+        The first pass after a (re)start looks at every running item; later passes only at
+        the items whose Job or pod a watch event changed since (and at items just started),
+        so a pass costs O(what changed), not O(running items). Only Jobs this Flow controls
+        are looked at, and only pods their Job controls."""
         key, ref, state = ctx.key, ctx.ref, ctx.state
         suspended = bool(status.phase == "Running" and ctx.spec.suspend)
         listed: set[str] = set()
         stuck: dict[str, Manifest] = {}
-        for scatter, iteration, item, attempt, job_name, index in self._running_items(ctx, status):
+        changed = self._cache.drain_changed(key) | state.recheck
+        state.recheck = set()
+        if state.items_scanned:
+            rows = self._changed_items(ctx, status, changed)
+        else:
+            rows = self._running_items(ctx, status)
+        for scatter, iteration, item, attempt, job_name, index in rows:
             job = self._cache.job_named(key, ref.uid, job_name)
             if job is None:
-                continue  # not created, or not seen yet: _ensure_items sees to it
+                # Not created, or not seen yet (_ensure_items sees to it): its pods count only
+                # through it, so look again next pass.
+                state.recheck.add(cache_slot(job_name, index))
+                continue
             if suspended and (job.get("spec") or {}).get("suspend"):
                 continue
             indexed = index is not None
@@ -1130,9 +1201,11 @@ class Reconciler:
     ) -> str:
         item = action.item if action.item is not None else 0
         chunk = _chunk(status, action.node)
-        name, index = self._item_job(
-            ctx, chunk, (action.node, action.iteration, item, action.attempt)
-        )
+        ident = (action.node, action.iteration, item, action.attempt)
+        name, index = self._item_job(ctx, chunk, ident)
+        where = cache_slot(name, index)
+        ctx.state.item_slots[where] = ident
+        ctx.state.recheck.add(where)  # its pod may have ended before the engine started it
         if index is not None:
             return ""  # an index of its round's Indexed Job (created in _start_rounds)
         job = self._item_manifest(ctx, status, action, outputs)
@@ -1288,6 +1361,10 @@ class Reconciler:
             return False
         metrics.current().job_created(ctx.flow_id, job["metadata"]["name"], datetime.now(UTC))
         self._cache.remember_job(ctx.key, created)
+        slots = [cache_slot(job["metadata"]["name"], index) for index in range(count)]
+        ctx.state.round_slots[job["metadata"]["name"]] = slots
+        for index, index_slot in enumerate(slots):
+            ctx.state.item_slots[index_slot] = (scatter, iteration, first + index, 1)
         logger.info(
             "%s/%s: items %d..%d of %s (round %d) -> Indexed Job %s",
             ctx.ref.namespace,
@@ -1308,8 +1385,15 @@ class Reconciler:
         await self._event(ctx.ref, "NameConflict", message, True, datetime.now(UTC))
 
     async def _ensure_items(self, ctx: _Pass, step: Step, created: set[str]) -> None:
-        """Re-create the Jobs of running items the cache has not seen (after a restart)."""
+        """Re-create the Jobs of running items the cache has not seen (after a restart).
+
+        Once per (re)start: afterwards every item Job is created by _act (or fails the item
+        through the next pass), so later passes do not walk the running items."""
         key, state = ctx.key, ctx.state
+        if state.items_scanned:
+            return
+        state.items_scanned = True
+        state.round_slots.update(self._round_jobs(ctx, step.status))
         missing = [
             (scatter, item)
             for scatter, _it, item, _attempt, job, _index in self._running_items(ctx, step.status)
