@@ -115,7 +115,8 @@ class _FlowState:
     item_outputs: dict[tuple[str, int], int] = field(default_factory=dict)
     # Item bookkeeping that keeps a pass proportional to what changed (see _observe_items):
     # pod slot / Job name -> (scatter, iteration, item, attempt); a round's Indexed Job ->
-    # its slots; slots to look at next pass whatever the watches say (items just started);
+    # its slots; slots to look at next pass whatever the watches say (items just started,
+    # changes drained by a pass that did not get to record them);
     # whether every running item was looked at once since the (re)start; and whether item
     # Jobs were last left suspended.
     item_slots: dict[str, tuple[str, int, int, int]] = field(default_factory=dict)
@@ -138,6 +139,13 @@ class _Pass:
     finished: list[metrics.Attempt] = field(default_factory=list)
     # A scatter's view, built once per pass for all of its items (same for every item).
     views: dict[tuple[str, int], builders.View] = field(default_factory=dict)
+    # Item slots drained from the cache's change set by this pass: forgotten only once the
+    # pass has recorded what it saw (a Conflict on the status write must not lose them).
+    observed: set[str] = field(default_factory=set)
+    # Slots of items this pass started, or whose Job it did not find in the cache yet: looked
+    # at next pass whatever the watches say (a pod of an Indexed Job may have ended before the
+    # engine started its item).
+    started: set[str] = field(default_factory=set)
     # The running items of a status snapshot with their Job names (ensure and suspend share
     # the one of the new snapshot): (snapshot, rows).
     running: list[tuple[FlowStatus, list[tuple[str, int, int, int, str, int | None]]]] = field(
@@ -339,6 +347,8 @@ class Reconciler:
             body = written
         if state.foreign_events == foreign_events:
             state.latest = body  # else someone changed the Flow meanwhile: read it next time
+        # Recorded: later watch events bring what changes next; items just started get a look.
+        state.recheck = (state.recheck - ctx.observed) | ctx.started
 
         if step.wake_at is not None and step.status.phase not in TERMINAL_FLOW_PHASES:
             self._schedule(key, state, (step.wake_at - datetime.now(UTC)).total_seconds())
@@ -1064,7 +1074,8 @@ class Reconciler:
         listed: set[str] = set()
         stuck: dict[str, Manifest] = {}
         changed = self._cache.drain_changed(key) | state.recheck
-        state.recheck = set()
+        state.recheck = set(changed)  # until the pass completes (see _pass)
+        ctx.observed.update(changed)
         if state.items_scanned:
             rows = self._changed_items(ctx, status, changed)
         else:
@@ -1074,7 +1085,7 @@ class Reconciler:
             if job is None:
                 # Not created, or not seen yet (_ensure_items sees to it): its pods count only
                 # through it, so look again next pass.
-                state.recheck.add(cache_slot(job_name, index))
+                ctx.started.add(cache_slot(job_name, index))
                 continue
             if suspended and (job.get("spec") or {}).get("suspend"):
                 continue
@@ -1205,7 +1216,7 @@ class Reconciler:
         name, index = self._item_job(ctx, chunk, ident)
         where = cache_slot(name, index)
         ctx.state.item_slots[where] = ident
-        ctx.state.recheck.add(where)  # its pod may have ended before the engine started it
+        ctx.started.add(where)
         if index is not None:
             return ""  # an index of its round's Indexed Job (created in _start_rounds)
         job = self._item_manifest(ctx, status, action, outputs)
