@@ -310,6 +310,10 @@ class Recorder:
         return sum(1 for f in list(self.flows.values()) if f.ended is not None)
 
 
+class _Relisted(Exception):
+    """The watch restarts from a fresh list (its resourceVersion expired)."""
+
+
 class Watches:
     """Three watch threads (Jobs, pods, Flows of one namespace) feeding a :class:`Recorder`."""
 
@@ -351,6 +355,14 @@ class Watches:
                             continue
                         event = json.loads(line)
                         kind, obj = event.get("type"), event.get("object") or {}
+                        if kind == "ERROR" and obj.get("code") == 410:
+                            # Our resourceVersion left the watch cache (long runs): list
+                            # again, feed what the list shows, watch on from there.
+                            listed, rv = self.api.list_items(path)
+                            with self.recorder.lock:
+                                for item in listed:
+                                    handler("MODIFIED", item, time.time())
+                            raise _Relisted
                         if kind == "ERROR":
                             raise BenchError(f"watch {path}: {obj.get('message')}")
                         rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
@@ -361,6 +373,8 @@ class Watches:
                     if self._stop.is_set():
                         break
                 resp.release_conn()
+            except _Relisted:
+                continue
             except (urllib3.exceptions.HTTPError, BenchError, OSError) as exc:
                 if self._stop.is_set():
                     return
