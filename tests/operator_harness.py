@@ -5,9 +5,12 @@ what an OOM kill or a node loss does, and a fresh process proves nothing survive
 Each test gets its own operator watching only its own namespace, so tests stay independent.
 
 Fixtures (import into a conftest): ``flow_crd`` (session: applies crds/flow.yaml and
-crds/blueprint.yaml and waits for them to be Established) and ``operator`` (function: an
+crds/blueprint.yaml and waits for them to be Established), ``operator`` (function: an
 :class:`OperatorProcess` started for the test's ``namespace``; stopped after the test, its log
-attached to failures).
+attached to failures) and ``runner_image`` (session: builds the node runtime image from this
+checkout and loads it; the tag is ``$FLOWCRAFT_TEST_RUNNER_IMAGE``, default
+``flowcraft-runner:0.1.0``, so two checkouts can test against one cluster without replacing
+each other's runtime; the operators started here launch nodes with that image).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ T = TypeVar("T")
 CRD_FILE = ROOT / "crds" / "flow.yaml"
 BLUEPRINT_CRD_FILE = ROOT / "crds" / "blueprint.yaml"
 EXAMPLES = ROOT / "examples"
+RUNNER_IMAGE = os.environ.get("FLOWCRAFT_TEST_RUNNER_IMAGE", "flowcraft-runner:0.1.0")
 
 
 def free_port() -> int:
@@ -63,6 +67,7 @@ class OperatorProcess:
         for ns in self.namespaces:
             args += ["--namespace", ns]
         args += ["--metrics-port", str(self.metrics_port)]
+        args += ["--runner-image", RUNNER_IMAGE]
         if self.verbose:
             args.append("--verbose")
         env = self.cluster.env()
@@ -223,6 +228,22 @@ def flow_crd(cluster: Cluster) -> None:
         cluster.kubectl("wait", "--for=condition=Established", crd, "--timeout=60s")
 
 
+@pytest.fixture(scope="session")
+def runner_image(cluster: Cluster, load_images: Any) -> str:
+    """The node runtime image built from this checkout, loaded into the cluster."""
+    if not cluster.runs_containers:
+        pytest.fail("these tests need a cluster that runs containers (make cluster)", pytrace=False)
+    # Cheap when nothing changed; makes the image match the code under test.
+    subprocess.run(
+        ["make", "-s", "image-runner", f"RUNNER_IMAGE={RUNNER_IMAGE}"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    load_images(RUNNER_IMAGE)
+    return RUNNER_IMAGE
+
+
 @pytest.fixture
 def operator(
     cluster: Cluster,
@@ -240,6 +261,7 @@ def operator(
 
 __all__ = [
     "EXAMPLES",
+    "RUNNER_IMAGE",
     "OperatorProcess",
     "apply_doc",
     "apply_file",
@@ -251,6 +273,7 @@ __all__ = [
     "jobs_by_node",
     "operator",
     "operator_role_kubeconfig",
+    "runner_image",
     "wait_for",
     "wait_phase",
 ]

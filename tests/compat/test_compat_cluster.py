@@ -14,34 +14,30 @@ stops (Awaiting) and, when case.json has resume data, resumed as `kubectl patch`
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from typing import Any
 
 import pytest
 from compat_cases import Case, check, runnable_cases
 
-from cluster import ROOT, Cluster
+from cluster import Cluster
 from flowcraft.drivers.kubernetes import results
 from flowcraft.drivers.kubernetes import status as flow_status
 from flowcraft.model import FlowStatus
-from operator_harness import OperatorProcess, apply_doc, flow_crd, get_flow, operator
+from operator_harness import (
+    OperatorProcess,
+    apply_doc,
+    flow_crd,
+    get_flow,
+    operator,
+    runner_image,
+)
 
 pytestmark = pytest.mark.e2e
 
-__all__ = ["flow_crd", "operator"]  # fixtures
+__all__ = ["flow_crd", "operator", "runner_image"]  # fixtures
 
-RUNNER_IMAGE = "flowcraft-runner:0.1.0"
 TERMINAL = {"Succeeded", "Failed", "Cancelled"}
-
-
-@pytest.fixture(scope="module")
-def runner_image(cluster: Cluster, load_images: Any) -> str:
-    if not cluster.runs_containers:
-        pytest.fail("compat cluster tests need a cluster that runs containers", pytrace=False)
-    subprocess.run(["make", "-s", "image-runner"], cwd=ROOT, check=True, capture_output=True)
-    load_images(RUNNER_IMAGE)
-    return RUNNER_IMAGE
 
 
 def final_context(cluster: Cluster, namespace: str, doc: dict[str, Any]) -> Any:

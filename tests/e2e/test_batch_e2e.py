@@ -9,17 +9,17 @@ and ConfigMaps back); nothing is mocked.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections import Counter
 from typing import Any
 
 import pytest
 
-from cluster import ROOT, Cluster
+from cluster import Cluster
 from flowcraft.drivers.kubernetes import builders, names
 from flowcraft.model import FunctionSpec, NodeSpec
 from operator_harness import (
+    RUNNER_IMAGE,
     OperatorProcess,
     apply_doc,
     events_for,
@@ -27,26 +27,17 @@ from operator_harness import (
     get_flow,
     items,
     operator,
+    runner_image,
     wait_for,
     wait_phase,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("runner_image")]
 
-__all__ = ["flow_crd", "operator"]  # fixtures
+__all__ = ["flow_crd", "operator", "runner_image"]  # fixtures
 
-RUNNER_IMAGE = "flowcraft-runner:0.1.0"
 LABEL_ITEM = "flowcraft.io/item"
 LABEL_ATTEMPT = "flowcraft.io/attempt"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def runner_image(cluster: Cluster, load_images: Any) -> str:
-    if not cluster.runs_containers:
-        pytest.fail("e2e tests need a cluster that runs containers (make cluster)", pytrace=False)
-    subprocess.run(["make", "-s", "image-runner"], cwd=ROOT, check=True, capture_output=True)
-    load_images(RUNNER_IMAGE)
-    return RUNNER_IMAGE
 
 
 def _batch_flow(name: str, count: int, chunk: int) -> dict[str, Any]:

@@ -12,29 +12,26 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cluster import ROOT, Cluster
 from flowcraft.drivers.kubernetes import builders, results
-from operator_harness import OperatorProcess, flow_crd, get_flow, operator
+from operator_harness import (
+    OperatorProcess,
+    flow_crd,
+    get_flow,
+    operator,
+    runner_image,
+)
 
 pytestmark = pytest.mark.e2e
 
-__all__ = ["flow_crd", "operator"]  # fixtures
+__all__ = ["flow_crd", "operator", "runner_image"]  # fixtures
 
 BLUEPRINT = ROOT / "examples" / "blueprint"
 # What flowcraft 2.10.1 returns as result.context for this blueprint (see examples/README.md).
 FLOWCRAFT_CONTEXT = json.loads((BLUEPRINT / "flowcraft-context.json").read_text())
-RUNNER_IMAGE = "flowcraft-runner:0.1.0"
-
-
-@pytest.fixture(scope="module")
-def runner_image(cluster: Cluster, load_images: Any) -> str:
-    subprocess.run(["make", "-s", "image-runner"], cwd=ROOT, check=True, capture_output=True)
-    load_images(RUNNER_IMAGE)
-    return RUNNER_IMAGE
 
 
 def flowcraft(cluster: Cluster, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from cluster import ROOT, Cluster
+from cluster import Cluster
 from flowcraft.drivers.kubernetes import names, results
 from flowcraft.drivers.kubernetes import status as flow_status
 from flowcraft.model import FlowStatus
@@ -33,24 +33,14 @@ from operator_harness import (
     get_flow,
     jobs_by_node,
     operator,
+    runner_image,
     wait_for,
     wait_phase,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("runner_image")]
 
-__all__ = ["flow_crd", "operator"]  # fixtures
-
-RUNNER_IMAGE = "flowcraft-runner:0.1.0"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def runner_image(cluster: Cluster, load_images: Any) -> str:
-    if not cluster.runs_containers:
-        pytest.fail("e2e tests need a cluster that runs containers (make cluster)", pytrace=False)
-    subprocess.run(["make", "-s", "image-runner"], cwd=ROOT, check=True, capture_output=True)
-    load_images(RUNNER_IMAGE)
-    return RUNNER_IMAGE
+__all__ = ["flow_crd", "operator", "runner_image"]  # fixtures
 
 
 def flow_doc(

@@ -22,6 +22,7 @@ from cluster import ROOT, Cluster
 from flowcraft.drivers.kubernetes import names
 from operator_harness import (
     EXAMPLES,
+    RUNNER_IMAGE,
     OperatorProcess,
     apply_doc,
     apply_file,
@@ -31,25 +32,14 @@ from operator_harness import (
     items,
     jobs_by_node,
     operator,
+    runner_image,
     wait_for,
     wait_phase,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("runner_image")]
 
-__all__ = ["flow_crd", "operator"]  # fixtures
-
-RUNNER_IMAGE = "flowcraft-runner:0.1.0"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def runner_image(cluster: Cluster, load_images: Any) -> str:
-    if not cluster.runs_containers:
-        pytest.fail("e2e tests need a cluster that runs containers (make cluster)", pytrace=False)
-    # Cheap when nothing changed; makes the image match the code under test.
-    subprocess.run(["make", "-s", "image-runner"], cwd=ROOT, check=True, capture_output=True)
-    load_images(RUNNER_IMAGE)
-    return RUNNER_IMAGE
+__all__ = ["flow_crd", "operator", "runner_image"]  # fixtures
 
 
 def _ts(value: str) -> datetime:

@@ -6,13 +6,12 @@ operator needs no rights beyond the ones deploy/operator.yaml ships. Nothing her
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cluster import ROOT, Cluster
+from cluster import Cluster
 from flowcraft.drivers.kubernetes import results
 from flowcraft.drivers.kubernetes import status as flow_status
 from flowcraft.drivers.kubernetes.subflows import LABEL_DEPTH, LABEL_PARENT_UID
@@ -25,15 +24,14 @@ from operator_harness import (
     items,
     operator,
     operator_role_kubeconfig,
+    runner_image,
     wait_for,
     wait_phase,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("runner_image")]
 
-__all__ = ["flow_crd", "operator"]  # fixtures
-
-RUNNER_IMAGE = "flowcraft-runner:0.1.0"
+__all__ = ["flow_crd", "operator", "runner_image"]  # fixtures
 
 FUNCTIONS = {
     "prepare": {
@@ -80,15 +78,6 @@ def parent_flow(name: str, blueprint_id: str) -> dict[str, Any]:
             ],
         },
     }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def runner_image(cluster: Cluster, load_images: Any) -> str:
-    if not cluster.runs_containers:
-        pytest.fail("e2e tests need a cluster that runs containers (make cluster)", pytrace=False)
-    subprocess.run(["make", "-s", "image-runner"], cwd=ROOT, check=True, capture_output=True)
-    load_images(RUNNER_IMAGE)
-    return RUNNER_IMAGE
 
 
 def context_of(cluster: Cluster, namespace: str, doc: dict[str, Any]) -> dict[str, Any]:
