@@ -47,6 +47,7 @@ from flowcraft.contract import (
     ENV_IN,
     ENV_NODE,
     ENV_OUT,
+    ENV_OUT_INLINE,
     ENV_OUT_LIMIT,
     FUNCTION_FILE,
     INITIAL_CONTEXT_FILE,
@@ -390,7 +391,8 @@ class LocalRunner:
                 key,
             )
             return
-        message = result.error or _exit_message(code, log_path)
+        # A signal leaves the runtime's NoResult placeholder: say which signal instead.
+        message = (result.error if code >= 0 else None) or _exit_message(code, log_path)
         self._finish(action, "failed", message, log=log_path, started=started, finished=finished)
         self._report(
             NodeFailed(
@@ -477,6 +479,7 @@ class LocalRunner:
     def _node_env(self, action: StartNode, in_dir: Path, out_file: Path) -> dict[str, str]:
         env = dict(os.environ)
         env.pop(ENV_OUT_LIMIT, None)
+        env.pop(ENV_OUT_INLINE, None)  # locally the result file has no size limit of its own
         env[ENV_NODE] = action.node
         if action.item is not None and action.uses:
             # flowcraft's id of the dynamic worker node (what `_inputs.<id>` names).
@@ -646,9 +649,16 @@ def _link(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def _exit_message(code: int, log_path: Path) -> str:
     """Why an attempt failed when it wrote no error result: exit status and the log's tail."""
-    what = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    what = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
     message = f"node process {what} without a result"
     with contextlib.suppress(OSError):
         tail = log_path.read_text(errors="replace").strip().splitlines()[-_LOG_TAIL_LINES:]

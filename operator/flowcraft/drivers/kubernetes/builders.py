@@ -14,9 +14,11 @@ Node I/O, as built here (DESIGN.md §2 "Node I/O on the cluster"):
   ``writes.json`` as ``writes/<stem>.json``; the initial context comes from the Flow's
   context ConfigMap as ``context.json`` (``stem``: ``flowcraft.contract.file_stem``);
 - the node writes its result envelope (output, action, context writes) to
-  ``/dev/termination-log`` (the container's ``terminationMessagePath``); the operator copies
-  output and writes into an immutable ConfigMap owned by the Flow (immutable: the kubelet
-  does not have to watch it).
+  ``/dev/termination-log`` (the container's ``terminationMessagePath``), 4096 bytes at most:
+  a larger result (up to the 1 MiB a ConfigMap holds) is a framed block in the pod's log that
+  the termination message points to (``flowcraft.contract.frame_result``), read by the
+  operator; the operator copies output and writes into an immutable ConfigMap owned by the
+  Flow (immutable: the kubelet does not have to watch it).
 Pods never talk to the API: no service account token, non-root, no capabilities.
 """
 
@@ -30,16 +32,19 @@ from datetime import datetime
 from typing import Any
 
 from flowcraft.contract import (
+    DEFAULT_OUT_LIMIT,
     ENV_ATTEMPT,
     ENV_IN,
     ENV_NODE,
     ENV_OUT,
+    ENV_OUT_INLINE,
     ENV_OUT_LIMIT,
     FUNCTION_FILE,
     INITIAL_CONTEXT_FILE,
     INPUT_FILE,
     OUTPUTS_DIR,
     PARAMS_FILE,
+    TERMINATION_MESSAGE_LIMIT,
     VIEW_FILE,
     WRITES_DIR,
     ViewItem,
@@ -81,7 +86,11 @@ WRITES_KEY = "writes.json"
 CONTEXT_KEY = "initial.json"
 IN_DIR = "/flowcraft/in"
 TERMINATION_LOG = "/dev/termination-log"
-OUT_LIMIT = 4096
+OUT_LIMIT = DEFAULT_OUT_LIMIT  # a result's stored size: what one ConfigMap holds
+# The pod's pause process is PID 1, not the node's process: a PID 1 ignores signals it has no
+# handler for, so a function that kills itself (os.kill(os.getpid(), SIGTERM)) would go on and
+# succeed on the cluster while it fails locally.
+SHARE_PROCESS_NAMESPACE = True
 NODE_UID = 65532  # the runner image's non-root user ("nonroot" by convention)
 CONTAINER = "node"
 RUNTIME_COMMAND = ("python3", "-m", "flowcraft.runtime")
@@ -210,6 +219,7 @@ def _env(node: str, attempt: int, fn: FunctionSpec) -> list[Manifest]:
         {"name": ENV_IN, "value": IN_DIR},
         {"name": ENV_OUT, "value": TERMINATION_LOG},
         {"name": ENV_OUT_LIMIT, "value": str(OUT_LIMIT)},
+        {"name": ENV_OUT_INLINE, "value": str(TERMINATION_MESSAGE_LIMIT)},
         {"name": "HOME", "value": "/tmp"},
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
     ]
@@ -262,13 +272,46 @@ class View:
     order: tuple[ViewItem, ...] = ()
     configmaps: Mapping[str, str] | None = None
     context_configmap: str | None = None
+    # The result key whose stored output IS the node's input (see input_source): input.json
+    # is then projected from that output ConfigMap instead of carried in an annotation.
+    input_key: str | None = None
+
+
+# An input at least this large is mounted from the ConfigMap that already holds it (when it is
+# a stored output) rather than copied into the pod template: a 700 KiB output must reach the
+# next node, and annotations hold 256 KiB in all.
+INPUT_BY_REFERENCE_BYTES = 16 * 1024
+
+
+def input_source(
+    input_value: Any, order: Sequence[ViewItem], outputs: Mapping[str, Any]
+) -> str | None:
+    """The result key of the view whose stored output equals ``input_value`` as JSON, when
+    the input is large enough to be worth mounting by reference (most recent first: a node's
+    input is usually its router's output); None otherwise."""
+    candidates: list[str] = [
+        i.key for i in reversed(order) if i.key is not None and not i.inline and i.key in outputs
+    ]
+    if not candidates or input_value is None or isinstance(input_value, (bool, int, float)):
+        return None
+    text: str | None = None
+    for key in candidates:
+        value = outputs[key]
+        same = value is input_value or (type(value) is type(input_value) and value == input_value)
+        if same:
+            text = text if text is not None else _dumps(input_value)
+            if len(text.encode()) < INPUT_BY_REFERENCE_BYTES:
+                return None
+            if value is input_value or _dumps(value) == text:
+                return key
+    return None
 
 
 def _in_volume(view: View) -> Manifest:
     files = [
         (FUNCTION_FILE, ANN_FUNCTION),
         (PARAMS_FILE, ANN_PARAMS),
-        (INPUT_FILE, ANN_INPUT),
+        *([] if view.input_key is not None else [(INPUT_FILE, ANN_INPUT)]),
         (VIEW_FILE, ANN_VIEW),
     ]
     sources: list[Manifest] = [
@@ -304,6 +347,12 @@ def _in_volume(view: View) -> Manifest:
         items = [{"key": OUTPUT_KEY, "path": f"{OUTPUTS_DIR}/{stem}.json"}]
         if item.wrote:
             items.append({"key": WRITES_KEY, "path": f"{WRITES_DIR}/{stem}.json"})
+        sources.append({"configMap": {"name": cm, "items": items}})
+    if view.input_key is not None:
+        cm = configmaps.get(view.input_key)
+        if cm is None:
+            raise ManifestError(f"no output ConfigMap is known for the input {view.input_key!r}")
+        items = [{"key": OUTPUT_KEY, "path": INPUT_FILE}]
         sources.append({"configMap": {"name": cm, "items": items}})
     return {"name": "flowcraft-in", "projected": {"defaultMode": 0o444, "sources": sources}}
 
@@ -357,6 +406,7 @@ def job_manifest(
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
+                    "shareProcessNamespace": SHARE_PROCESS_NAMESPACE,
                     "terminationGracePeriodSeconds": 5,
                     "securityContext": {
                         "runAsNonRoot": True,
@@ -388,9 +438,10 @@ def _payload(
     payload = {
         ANN_FUNCTION: _dumps(function_document(fn, uses if uses is not None else node.uses)),
         ANN_PARAMS: _dumps({} if item is not None or uses is not None else node.params),
-        ANN_INPUT: _dumps(input_value),
         ANN_VIEW: _dumps([entry.to_json() for entry in view.order]),
     }
+    if view.input_key is None:
+        payload[ANN_INPUT] = _dumps(input_value)
     size = sum(len(v.encode()) for v in payload.values())
     if size > MAX_PAYLOAD_BYTES:
         raise ManifestTooLarge(
@@ -502,6 +553,7 @@ def indexed_job_manifest(
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
+        "shareProcessNamespace": SHARE_PROCESS_NAMESPACE,
         "terminationGracePeriodSeconds": 5,
         "securityContext": {
             "runAsNonRoot": True,
