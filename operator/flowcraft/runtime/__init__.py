@@ -36,6 +36,19 @@ Files in ``$FLOWCRAFT_IN``
                              function may read, as the flow's context shows it (a node
                              recovered by its fallback shows the fallback's output); a
                              missing file reads as "no output" (``ctx.get`` -> default)
+    ``writes/<id>.json``     the context writes of those that wrote (``view.json`` names them)
+    ``view.json``            the order in which the runtime folds them into the context
+    ``context.json``         the flow's initial context, when it has one
+
+What a node gets (the mount rule, both drivers; defined once by ``Engine.view``): the stored
+results folded into the context it can read, and nothing else. That is every success that
+completed before the node started (flowcraft's context is shared, so this is the node's
+ancestors and whatever else had finished: the context keys in scope), minus any result none
+of whose keys (``_outputs.<id>``, ``<id>``, its writes) is still visible because a later
+result set or removed them all (an earlier loop iteration of the same node, typically): a
+300-iteration loop mounts the last iteration's results, not 300. Its input is ``input.json``;
+on the cluster an input of 16 KiB or more that is a stored output is mounted from that
+output's ConfigMap instead of being copied into the pod template.
 
 The function is called with one argument, a :class:`NodeContext` (``ctx.params``, ``ctx.input``,
 ``ctx.node_id``, ``ctx.attempt``, ``ctx.get(key, default=None)`` over the flowcraft-style context
