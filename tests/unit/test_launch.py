@@ -141,8 +141,10 @@ def test_container_attempt_is_the_same_on_the_cluster_and_in_local_docker(tmp_pa
     # env: the same variables in the same order (function env after, never overriding).
     assert [f"{e['name']}={e['value']}" for e in c["env"]] == d["env"]
     env = dict(e.split("=", 1) for e in d["env"])
-    assert env["FLOWCRAFT_NODE"] == "gather" and env["HOME"] == "/tmp"
-    assert env["GREETING"] == "hi" and env["FLOWCRAFT_OUT_LIMIT"] == "4096"
+    assert env["FLOWCRAFT_NODE"] == "gather"
+    assert env["HOME"] == "/tmp"
+    assert env["GREETING"] == "hi"
+    assert env["FLOWCRAFT_OUT_LIMIT"] == "4096"
     # image, command, args (Kubernetes semantics: command replaces the entrypoint).
     assert c["image"] == d["image"] == "busybox:1.36"
     assert [d["entrypoint"], *d["rest"]] == [*c["command"], *c["args"]] == ["sh", "-c", "echo hi"]
@@ -182,7 +184,8 @@ def test_container_attempt_is_the_same_on_the_cluster_and_in_local_docker(tmp_pa
     assert f"writes/{file_stem('fetch User/2')}.json" in local
     # limits: memory and cpu; the timeout (whole seconds on the cluster).
     assert c["resources"]["limits"] == {"memory": "64Mi", "cpu": "500m"}
-    assert d["memory"] == str(64 * 2**20) and d["cpus"] == "0.5"
+    assert d["memory"] == str(64 * 2**20)
+    assert d["cpus"] == "0.5"
     assert job["spec"]["activeDeadlineSeconds"] == 8
 
 
@@ -229,7 +232,8 @@ def test_no_initial_context_no_context_file(tmp_path: Path) -> None:
 def test_batch_item_runs_under_its_worker_id_everywhere() -> None:
     item = _launch(SCRIPT_FN, item=3, uses="double", iteration=1)
     wid = worker_id("double", "gather", 1, 3)
-    assert item.node_id == wid and item.env_map()["FLOWCRAFT_NODE"] == wid
+    assert item.node_id == wid
+    assert item.env_map()["FLOWCRAFT_NODE"] == wid
     assert json.loads(item.file_map()["params.json"]) == {}
     assert json.loads(item.file_map()["function.json"])["name"] == "double"
     job = jobs.render_job(FLOW, item, VIEW)
