@@ -127,3 +127,22 @@ def test_a_node_killing_itself_fails_locally_naming_the_signal(tmp_path: Path) -
     )
     assert phase == "Failed"
     assert message.startswith("node process killed by SIGTERM without a result")
+
+
+def test_a_700_kib_output_reaches_the_next_node_locally(tmp_path: Path) -> None:
+    manifest = textwrap.dedent(
+        """\
+        apiVersion: flowcraft.io/v1alpha1
+        kind: Flow
+        metadata: {name: t}
+        spec:
+          functions:
+            big: {script: "def run(ctx):\\n    return 'x' * (700 * 1024)\\n"}
+            count: {script: "def run(ctx):\\n    return [len(ctx.input), len(ctx.get('big'))]\\n"}
+          nodes: [{id: big, uses: big}, {id: next, uses: count}]
+          edges: [{source: big, target: next}]
+        """
+    )
+    result = asyncio.run(LocalRunner(load_flow(manifest), tmp_path / "run").run())
+    assert result.status.phase == "Succeeded", result.status.nodes["next"].message
+    assert result.outputs["next"] == [700 * 1024, 700 * 1024]
