@@ -1,0 +1,116 @@
+"""Upper bounds: retry settings and durations (model), backoff arithmetic (engine), status size.
+
+Each bound exists because something broke without it: a backoff past the year 9999 crashed the
+engine at attempt 39, and an unbounded errors list or message could push a Flow's status past
+what the API server accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tests.unit.test_engine import Run, make_spec, ms, node
+
+from flowcraft.model import (
+    FlowValidationError,
+    parse_flow,
+)
+from flowcraft.model.flow import (
+    MAX_BACKOFF_MS,
+    MAX_DEADLINE_SECONDS,
+    MAX_MESSAGE_CHARS,
+    MAX_RETRIES,
+    MAX_RETRY_DELAY_MS,
+    MAX_STATUS_ERRORS,
+    MAX_TIMEOUT_MS,
+    NodeConfig,
+    bound_message,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_backoff_is_capped_and_never_overflows() -> None:
+    config = NodeConfig(max_retries=MAX_RETRIES, retry_delay=1000)
+    assert config.retry_delay_ms(1) == 1000
+    assert config.retry_delay_ms(3) == 4000
+    assert config.retry_delay_ms(39) == MAX_BACKOFF_MS
+    assert config.retry_delay_ms(10**9) == MAX_BACKOFF_MS
+    assert NodeConfig(retry_delay=0).retry_delay_ms(10**9) == 0
+
+
+def test_engine_survives_forty_failed_attempts_with_a_one_second_delay() -> None:
+    # Before the cap: timedelta(1000 * 2**38 ms) added to now overflowed at attempt 39.
+    run = Run(make_spec([node("a", maxRetries=41, retryDelay=1000)]))
+    now = ms(0)
+    for attempt in range(1, 41):
+        assert run.attempt("a") == attempt
+        run.fail("a", f"failure {attempt}", now=now)
+        retry_at = run.status.nodes["a"].retry_at
+        assert retry_at is not None
+        assert (retry_at - now).total_seconds() * 1000 <= MAX_BACKOFF_MS
+        now = retry_at
+        run.advance(now=now)
+    run.fail("a", "last", now=now)
+    assert run.status.phase == "Failed"
+
+
+def flow(config: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "flowcraft.io/v1alpha1",
+        "kind": "Flow",
+        "metadata": {"name": "t"},
+        "spec": {
+            "nodes": [{"id": "a", "uses": "t", "config": config or {}}],
+            "functions": {"t": {"script": "def run(ctx): return 1"}},
+            **spec,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"maxRetries": MAX_RETRIES + 1}, "maxRetries"),
+        ({"retryDelay": MAX_RETRY_DELAY_MS + 1}, "retryDelay"),
+        ({"timeout": MAX_TIMEOUT_MS + 1}, "timeout"),
+    ],
+)
+def test_node_config_caps_are_rejected_with_the_field(config: dict[str, Any], field: str) -> None:
+    with pytest.raises(FlowValidationError, match=field):
+        parse_flow(flow(config))
+    at_cap = {key: value - 1 for key, value in config.items()}
+    parse_flow(flow(at_cap))
+
+
+def test_active_deadline_is_capped() -> None:
+    with pytest.raises(FlowValidationError, match="activeDeadlineSeconds"):
+        parse_flow(flow(activeDeadlineSeconds=MAX_DEADLINE_SECONDS + 1))
+
+
+def test_errors_and_messages_are_bounded_whatever_fails() -> None:
+    # 200 independent nodes fail with 10,000-character messages (failFast off: all of them
+    # run): the status keeps 20 error entries of at most 1,024 characters, and says how many.
+    ids = [f"n{i}" for i in range(200)]
+    run = Run(make_spec([node(i) for i in ids], failFast=False))
+    for node_id in ids:
+        run.fail(node_id, "x" * 10_000)
+    status = run.status
+    assert status.phase == "Failed"
+    assert len(status.errors) == MAX_STATUS_ERRORS
+    assert status.errors[-1] == "... and 181 more failure(s)"
+    assert all(len(e) <= MAX_MESSAGE_CHARS for e in status.errors)
+    assert status.message is not None and status.message.startswith("200 failure(s): ")
+    assert len(status.message) <= MAX_MESSAGE_CHARS
+    for ns in status.nodes.values():
+        assert ns.message is not None and len(ns.message) <= MAX_MESSAGE_CHARS
+        assert ns.message.endswith("characters cut]")
+
+
+def test_bound_message_keeps_short_text_and_cuts_long_text_to_the_limit() -> None:
+    assert bound_message("short") == "short"
+    cut = bound_message("y" * 5000, limit=100)
+    assert len(cut) <= 100
+    assert cut.startswith("y" * 50)
+    assert cut.endswith(f"[{5000 - cut.index(' ...')} characters cut]")
