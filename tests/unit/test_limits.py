@@ -101,10 +101,12 @@ def test_errors_and_messages_are_bounded_whatever_fails() -> None:
     assert len(status.errors) == MAX_STATUS_ERRORS
     assert status.errors[-1] == "... and 181 more failure(s)"
     assert all(len(e) <= MAX_MESSAGE_CHARS for e in status.errors)
-    assert status.message is not None and status.message.startswith("200 failure(s): ")
+    assert status.message is not None
+    assert status.message.startswith("200 failure(s): ")
     assert len(status.message) <= MAX_MESSAGE_CHARS
     for ns in status.nodes.values():
-        assert ns.message is not None and len(ns.message) <= MAX_MESSAGE_CHARS
+        assert ns.message is not None
+        assert len(ns.message) <= MAX_MESSAGE_CHARS
         assert ns.message.endswith("characters cut]")
 
 
