@@ -110,7 +110,8 @@ class NodeConfig(_Model):
         if self.retry_delay <= 0:
             return 0
         exponent = min(max(failed_attempt - 1, 0), MAX_BACKOFF_MS.bit_length())
-        return min(self.retry_delay * 2**exponent, MAX_BACKOFF_MS)
+        delay: int = self.retry_delay << exponent
+        return min(delay, MAX_BACKOFF_MS)
 
 
 def _check_inputs(value: Any) -> Any:
