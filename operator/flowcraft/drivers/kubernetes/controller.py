@@ -22,6 +22,7 @@ from flowcraft.drivers.kubernetes import crd, metrics
 from flowcraft.drivers.kubernetes.builders import LABEL_MANAGED_BY, MANAGED_BY
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
 from flowcraft.drivers.kubernetes.client import Client, ConfigError, Connection, load_connection
+from flowcraft.drivers.kubernetes.policy import Policy
 from flowcraft.drivers.kubernetes.reconcile import Reconciler
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class OperatorOptions:
     liveness_port: int | None = None
     runner_image: str | None = None  # overrides the default runner image (not spec.image)
     batch_mode: str = "indexed"  # reconcile.BATCH_MODES: how batch items run
+    policy: Policy = field(default_factory=Policy)  # what Flows may run (off by default)
     verbose: bool = False
 
 
@@ -182,6 +184,7 @@ def operator_main(
     liveness_port: int | None = None,
     runner_image: str | None = None,
     batch_mode: str = "indexed",
+    policy: Policy | None = None,
     verbose: bool = False,
 ) -> int:
     """Entry point for ``flowcraft operator``: ``namespaces=None`` watches all namespaces."""
@@ -203,6 +206,7 @@ def operator_main(
         liveness_port=liveness_port,
         runner_image=runner_image,
         batch_mode=batch_mode,
+        policy=policy or Policy(),
         verbose=verbose,
     )
     try:
