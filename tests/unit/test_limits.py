@@ -7,6 +7,7 @@ what the API server accepts.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -116,3 +117,13 @@ def test_bound_message_keeps_short_text_and_cuts_long_text_to_the_limit() -> Non
     assert len(cut) <= 100
     assert cut.startswith("y" * 50)
     assert cut.endswith(f"[{5000 - cut.index(' ...')} characters cut]")
+
+
+def test_the_status_of_an_invalid_flow_is_bounded_too() -> None:
+    from flowcraft.drivers.kubernetes import status as flow_status  # noqa: PLC0415
+
+    problems = "; ".join(f"spec.nodes[{i}].uses: unknown function 'f{i}'" for i in range(5000))
+    out = flow_status.invalid_status({}, problems, datetime(2026, 1, 1, tzinfo=UTC))
+    assert len(out["message"]) <= MAX_MESSAGE_CHARS
+    assert out["errors"] == [out["message"]]
+    assert out["message"].endswith("characters cut]")

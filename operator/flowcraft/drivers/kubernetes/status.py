@@ -34,7 +34,7 @@ from flowcraft.model import (
     validate_flow,
 )
 from flowcraft.model.errors import problems_from_pydantic
-from flowcraft.model.flow import ITEM_CANCELLED, ITEM_FAILED, ITEM_SUCCEEDED
+from flowcraft.model.flow import ITEM_CANCELLED, ITEM_FAILED, ITEM_SUCCEEDED, bound_message
 
 Manifest = dict[str, Any]
 
@@ -149,7 +149,9 @@ def invalid_status(
     *,
     generation: int | None = None,
 ) -> Manifest:
-    """The status of a Flow the operator refuses to run."""
+    """The status of a Flow the operator refuses to run (the problem cut to the status's
+    message bound: a spec can carry thousands of problems)."""
+    problem = bound_message(problem)
     out: Manifest = {
         "phase": "Failed",
         "message": problem,
