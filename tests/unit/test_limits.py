@@ -7,16 +7,13 @@ what the API server accepts.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.unit.test_engine import Run, make_spec, ms, node
 
-from flowcraft.model import (
-    FlowValidationError,
-    parse_flow,
-)
+from flowcraft.engine import Engine, NodeFailed
+from flowcraft.model import FlowSpec, FlowStatus, FlowValidationError, parse_flow
 from flowcraft.model.flow import (
     MAX_BACKOFF_MS,
     MAX_DEADLINE_SECONDS,
@@ -30,6 +27,52 @@ from flowcraft.model.flow import (
 )
 
 pytestmark = pytest.mark.unit
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def ms(value: float) -> datetime:
+    return T0 + timedelta(milliseconds=value)
+
+
+def node(node_id: str, **config: Any) -> dict[str, Any]:
+    return {"id": node_id, "uses": "task", **({"config": config} if config else {})}
+
+
+def make_spec(nodes: list[dict[str, Any]], **spec: Any) -> FlowSpec:
+    return parse_flow(
+        {
+            "apiVersion": "flowcraft.io/v1alpha1",
+            "kind": "Flow",
+            "metadata": {"name": "t"},
+            "spec": {
+                "nodes": nodes,
+                "functions": {"task": {"script": "def run(ctx): return 1"}},
+                **spec,
+            },
+        }
+    ).spec
+
+
+class Run:
+    """A minimal driver: feeds failures to the engine, keeps the status."""
+
+    def __init__(self, spec: FlowSpec) -> None:
+        self.engine = Engine(spec)
+        self.step = self.engine.start(T0)
+
+    @property
+    def status(self) -> FlowStatus:
+        return self.step.status
+
+    def attempt(self, node_id: str) -> int:
+        return self.status.nodes[node_id].attempts
+
+    def advance(self, *events: NodeFailed, now: datetime = T0) -> None:
+        self.step = self.engine.advance(self.status, list(events), now, {})
+
+    def fail(self, node_id: str, message: str, now: datetime = T0) -> None:
+        self.advance(NodeFailed(node_id, self.attempt(node_id), now, message), now=now)
 
 
 def test_backoff_is_capped_and_never_overflows() -> None:
