@@ -443,17 +443,22 @@ class Completion(_StatusModel):
 # cheap to write on every pass: free-form text in it is bounded here, whatever produced it (a
 # pod's termination message, an expression error quoting its input, thousands of failed
 # batch items). tests/unit/test_limits.py builds the worst case the spec allows and checks it.
-MAX_MESSAGE_CHARS: Final = 1024
-MAX_STATUS_ERRORS: Final = 20
+MAX_MESSAGE_CHARS: Final = 2048
+MAX_STATUS_ERRORS: Final = 10
 _MORE_ERRORS = re.compile(r"^\.\.\. and (\d+) more failure\(s\)$")
 
 
 def bound_message(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """`text` cut to `limit` characters, saying how much was cut."""
+    """`text` cut to `limit` characters in the middle, saying how much was cut: the start says
+    what failed, the end is often the innermost cause (a traceback's last line, the deepest
+    subflow's error)."""
     if len(text) <= limit:
         return text
-    keep = max(limit - len(f" ... [{len(text)} characters cut]"), 0)
-    return text[:keep] + f" ... [{len(text) - keep} characters cut]"
+    keep = max(limit - len(f" ... [{len(text)} characters cut] ... "), 0)
+    head = keep - keep // 2
+    tail = keep // 2
+    cut = len(text) - head - tail
+    return f"{text[:head]} ... [{cut} characters cut] ... {text[len(text) - tail :]}"
 
 
 def append_error(errors: list[str], error: str) -> None:
