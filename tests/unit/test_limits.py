@@ -7,6 +7,7 @@ what the API server accepts.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +24,9 @@ from flowcraft.model.flow import (
     MAX_STATUS_ERRORS,
     MAX_TIMEOUT_MS,
     NodeConfig,
+    NodeStatus,
     bound_message,
+    node_message_limit,
 )
 
 pytestmark = pytest.mark.unit
@@ -173,3 +176,46 @@ def test_the_status_of_an_invalid_flow_is_bounded_too() -> None:
     assert len(out["message"]) <= MAX_MESSAGE_CHARS
     assert out["errors"] == [out["message"]]
     assert "characters cut]" in out["message"]
+
+
+def worst_status_bytes(nodes: int, id_length: int) -> int:
+    """The JSON size of a status with every field at its bound (messages at the node share,
+    all 3,000 edges taken, ten full error entries, a full flow message)."""
+    at = datetime(2026, 11, 29, 19, 0, 0, 123456, tzinfo=UTC)
+    ns = NodeStatus(
+        phase="Retrying",
+        attempts=MAX_RETRIES,
+        started_at=at,
+        finished_at=at,
+        retry_at=at,
+        wake_at=at,
+        message="m" * node_message_limit(nodes),
+        reason="DeadlineExceeded",
+        output_ref="o" * 63,
+        iteration=100,
+        taken_edges=[-3000] * (3000 // nodes),
+        seq=100_000,
+        writes=1000,
+        input_seq=100_000,
+    )
+    status = FlowStatus(
+        phase="Failed",
+        started_at=at,
+        finished_at=at,
+        message="m" * MAX_MESSAGE_CHARS,
+        errors=["e" * MAX_MESSAGE_CHARS] * MAX_STATUS_ERRORS,
+        nodes={str(i).rjust(id_length, "n"): ns for i in range(nodes)},
+        seq=100_000,
+    )
+    return len(json.dumps(status.model_dump(mode="json", by_alias=True, exclude_none=True)))
+
+
+def test_worst_case_status_sizes() -> None:
+    # Free-form text is bounded to 2 KiB + 10 x 2 KiB + 96 KiB of node messages; the rest of a
+    # status is structure, ~0.5 KB per node. Figures (KiB): 1 node 45, 100 nodes 187, 1,500
+    # nodes (the CRD's maximum) with 63-character ids 854.
+    assert worst_status_bytes(1, 63) < 64 * 1024
+    assert worst_status_bytes(100, 63) < 256 * 1024
+    assert worst_status_bytes(1500, 63) < 1024 * 1024
+    assert node_message_limit(10) == MAX_MESSAGE_CHARS
+    assert node_message_limit(1500) == 65

@@ -51,6 +51,7 @@ from flowcraft.model.flow import (
     append_error,
     bound_message,
     error_count,
+    node_message_limit,
 )
 
 # Machine-readable NodeStatus.reason values.
@@ -405,7 +406,7 @@ class _Run(Values):
         old = self.nodes[node_id]
         message = changes.get("message")
         if message is not None:
-            changes["message"] = bound_message(message)
+            changes["message"] = bound_message(message, node_message_limit(len(self.nodes)))
         new = old.model_copy(update=changes)
         if node_id in self.graph.scatters:
             pass  # a scatter takes no slot itself: its items do (self.batches.running)

@@ -445,6 +445,10 @@ class Completion(_StatusModel):
 # batch items). tests/unit/test_limits.py builds the worst case the spec allows and checks it.
 MAX_MESSAGE_CHARS: Final = 2048
 MAX_STATUS_ERRORS: Final = 10
+# All node messages together: a 1,500-node Flow gets 64 characters per node message (the flow's
+# `errors` keep the failures in full), a 40-node one the whole MAX_MESSAGE_CHARS each.
+NODE_MESSAGES_BUDGET: Final = 96 * 1024
+MIN_NODE_MESSAGE_CHARS: Final = 64
 _MORE_ERRORS = re.compile(r"^\.\.\. and (\d+) more failure\(s\)$")
 
 
@@ -459,6 +463,12 @@ def bound_message(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     tail = keep // 2
     cut = len(text) - head - tail
     return f"{text[:head]} ... [{cut} characters cut] ... {text[len(text) - tail :]}"
+
+
+def node_message_limit(nodes: int) -> int:
+    """The longest message one node's status may hold in a Flow of `nodes` nodes."""
+    share = NODE_MESSAGES_BUDGET // max(nodes, 1)
+    return max(MIN_NODE_MESSAGE_CHARS, min(MAX_MESSAGE_CHARS, share))
 
 
 def append_error(errors: list[str], error: str) -> None:
