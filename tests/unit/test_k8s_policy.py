@@ -20,8 +20,6 @@ from flowcraft.model import FlowSpec, parse_flow
 
 pytestmark = pytest.mark.unit
 
-RUNNER = "flowcraft-runner:0.1.0"
-
 
 def spec(functions: dict[str, Any], nodes: list[dict[str, Any]], **extra: Any) -> FlowSpec:
     return parse_flow(
@@ -39,7 +37,7 @@ SCRIPT = {"script": "def run(ctx): return 1"}
 
 def test_the_default_policy_allows_everything_and_changes_nothing() -> None:
     flow = spec({"c": {"image": "evil:latest"}}, [{"id": "a", "uses": "c"}])
-    assert check(flow, RUNNER, Policy()) == []
+    assert check(flow, Policy()) == []
     assert apply(flow, Policy()) is flow
 
 
@@ -59,7 +57,7 @@ def test_an_image_outside_the_allowlist_is_named_with_its_node() -> None:
             {"id": "d", "uses": "s"},
         ],
     )
-    assert check(flow, RUNNER, policy) == [
+    assert check(flow, policy) == [
         "node 'c' (function 'bad') uses image 'docker.io/evil:latest', which the operator's "
         "image allowlist does not allow (registry.example.com/*, python:3.*)"
     ]
@@ -67,9 +65,9 @@ def test_an_image_outside_the_allowlist_is_named_with_its_node() -> None:
 
 def test_spec_image_is_checked_but_the_operators_runner_image_is_always_allowed() -> None:
     policy = Policy(allowed_images=("registry.example.com/*",))
-    assert check(spec({"s": SCRIPT}, [{"id": "a", "uses": "s"}]), RUNNER, policy) == []
+    assert check(spec({"s": SCRIPT}, [{"id": "a", "uses": "s"}]), policy) == []
     flow = spec({"s": SCRIPT}, [{"id": "a", "uses": "s"}], image="my-runner:dev")
-    [problem] = check(flow, RUNNER, policy)
+    [problem] = check(flow, policy)
     assert "'my-runner:dev'" in problem
 
 
@@ -88,7 +86,7 @@ def test_a_batch_worker_image_is_checked_under_the_scatter() -> None:
         ],
         edges=[{"source": "fan", "target": "g"}],
     )
-    [problem] = check(flow, RUNNER, policy)
+    [problem] = check(flow, policy)
     assert problem.startswith("node 'fan' (function 'w') uses image 'bad:1'")
 
 
@@ -106,7 +104,7 @@ def test_resources_above_the_maximum_are_named() -> None:
         },
         [{"id": "a", "uses": "big"}],
     )
-    assert check(flow, RUNNER, policy) == [
+    assert check(flow, policy) == [
         "node 'a' (function 'big') requests cpu=2500m, more than the operator's maximum cpu=2",
         "node 'a' (function 'big') limits memory=8Gi, more than the operator's maximum memory=4Gi",
     ]
@@ -175,5 +173,34 @@ def test_flag_syntax_and_bad_values() -> None:
     flow = spec(
         {"c": {"image": "x", "resources": {"limits": {"cpu": "many"}}}}, [{"id": "a", "uses": "c"}]
     )
-    [problem] = check(flow, RUNNER, Policy(max_resources={"cpu": "1"}))
+    [problem] = check(flow, Policy(max_resources={"cpu": "1"}))
     assert "invalid quantity 'many'" in problem
+
+
+def test_the_operator_refuses_a_flow_that_breaks_the_policy_and_applies_it_otherwise() -> None:
+    from flowcraft.drivers.kubernetes import status as flow_status  # noqa: PLC0415
+
+    def body(image: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "flowcraft.io/v1alpha1",
+            "kind": "Flow",
+            "metadata": {"name": "p", "namespace": "team-a"},
+            "spec": {"nodes": [{"id": "a", "uses": "c"}], "functions": {"c": {"image": image}}},
+        }
+
+    policy = Policy(allowed_images=("ok/*",), default_requests={"cpu": "10m"})
+    flow, problem = flow_status.parse_flow(body("evil:1"), policy)
+    assert flow is None
+    assert problem == (
+        "refused by the operator's policy: node 'a' (function 'c') uses image 'evil:1', which "
+        "the operator's image allowlist does not allow (ok/*)"
+    )
+    flow, problem = flow_status.parse_flow(body("ok/tool:1"), policy)
+    assert problem == ""
+    assert flow is not None
+    resources = flow.spec.functions["c"].resources
+    assert resources is not None
+    assert resources.requests == {"cpu": "10m"}
+    unrestricted, _ = flow_status.parse_flow(body("evil:1"))
+    assert unrestricted is not None
+    assert unrestricted.spec.functions["c"].resources is None

@@ -140,16 +140,15 @@ def _pod_functions(spec: FlowSpec) -> Iterator[tuple[str, str, FunctionSpec]]:
             yield node.id, uses, fn
 
 
-def check(spec: FlowSpec, runner_image: str, policy: Policy) -> list[str]:
-    """Every way `spec` breaks `policy`, one message each; `runner_image` is the operator's own
-    runner image (always allowed) for script/python functions of a Flow without spec.image."""
+def check(spec: FlowSpec, policy: Policy) -> list[str]:
+    """Every way `spec` breaks `policy`, one message each. Script/python functions of a Flow
+    without spec.image run the operator's own runner image, which is always allowed."""
     if not policy.restricts:
         return []
     problems: list[str] = []
     for node_id, uses, fn in _pod_functions(spec):
-        image = fn.effective_image(spec.image or runner_image)
-        operator_image = fn.image is None and spec.image is None
-        if not operator_image and not policy.allows_image(image):
+        image = fn.image or spec.image
+        if image is not None and not policy.allows_image(image):
             problems.append(
                 f"node {node_id!r} (function {uses!r}) uses image {image!r}, which the "
                 f"operator's image allowlist does not allow ({', '.join(policy.allowed_images)})"

@@ -24,6 +24,8 @@ from pydantic import ValidationError
 
 from flowcraft.contract import item_key, result_key
 from flowcraft.drivers.kubernetes import names
+from flowcraft.drivers.kubernetes import policy as flow_policy
+from flowcraft.drivers.kubernetes.policy import Policy
 from flowcraft.model import (
     TERMINAL_FLOW_PHASES,
     TERMINAL_NODE_PHASES,
@@ -61,8 +63,13 @@ class Note:
     warning: bool
 
 
-def parse_flow(body: Manifest) -> tuple[Flow | None, str]:
-    """The validated Flow, or None and every problem as one readable message."""
+def parse_flow(body: Manifest, policy: Policy | None = None) -> tuple[Flow | None, str]:
+    """The validated Flow, or None and every problem as one readable message.
+
+    With a `policy` (the operator's, for shared clusters), a Flow that breaks it is refused the
+    same way, naming each node, and an accepted Flow comes back with the policy's defaults in
+    its spec (node resources, parallelism cap): the spec the engine and the pod builders use.
+    """
     try:
         flow = Flow.model_validate(body)
         validate_flow(flow)
@@ -71,6 +78,11 @@ def parse_flow(body: Manifest) -> tuple[Flow | None, str]:
         return None, "invalid flow: " + "; ".join(str(p) for p in problems)
     except FlowValidationError as exc:
         return None, "invalid flow: " + "; ".join(str(p) for p in exc.problems)
+    if policy is not None and policy.restricts:
+        refused = flow_policy.check(flow.spec, policy)
+        if refused:
+            return None, "refused by the operator's policy: " + "; ".join(refused)
+        flow = flow.model_copy(update={"spec": flow_policy.apply(flow.spec, policy)})
     return flow, ""
 
 
