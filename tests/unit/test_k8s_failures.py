@@ -1,0 +1,38 @@
+"""Failed reconcile passes: capped exponential backoff, crash vs transient, the give-up bound."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowcraft.drivers.kubernetes import failures
+from flowcraft.drivers.kubernetes.client import Conflict, Forbidden, Invalid, ServerError
+
+pytestmark = pytest.mark.unit
+
+
+def test_backoff_doubles_and_is_capped_whatever_the_count() -> None:
+    assert [failures.backoff_seconds(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
+    assert failures.backoff_seconds(12) == failures.MAX_BACKOFF_SECONDS
+    assert failures.backoff_seconds(10**9) == failures.MAX_BACKOFF_SECONDS
+
+
+def test_crashes_are_bugs_and_rejections_transient_errors_are_the_clusters() -> None:
+    assert failures.is_crash(KeyError("x"))
+    assert failures.is_crash(Invalid(422, "Invalid", "status too large"))
+    assert not failures.is_crash(ServerError(503, "ServiceUnavailable", "etcd"))
+    assert not failures.is_crash(Forbidden(403, "Forbidden", "no rights"))
+    assert not failures.is_crash(Conflict(409, "Conflict", "changed"))
+
+
+def test_messages_name_the_cause_and_the_bound() -> None:
+    exc = ValueError("bad\nvalue " + "x" * 2000)
+    assert failures.cause(exc).startswith("ValueError: bad value xxx")
+    assert len(failures.cause(exc)) <= 512
+    message = failures.retry_message(3, 3, exc)
+    assert message.startswith(
+        f"reconcile failed (3 of {failures.MAX_CRASHES} before the Flow fails)"
+    )
+    assert message.endswith("retrying in 2s")
+    assert not failures.gives_up(failures.MAX_CRASHES - 1)
+    assert failures.gives_up(failures.MAX_CRASHES)
+    assert "8 failed passes" in failures.give_up_message(8, exc)
