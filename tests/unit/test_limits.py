@@ -219,3 +219,14 @@ def test_worst_case_status_sizes() -> None:
     assert worst_status_bytes(1500, 63) < 1024 * 1024
     assert node_message_limit(10) == MAX_MESSAGE_CHARS
     assert node_message_limit(1500) == 65
+
+
+@pytest.mark.parametrize("duration", [1e300, "99999999999999999999d", "367d"])
+def test_a_sleep_longer_than_a_year_is_refused_at_validation(duration: object) -> None:
+    # 1e300 ms overflowed the date arithmetic: the engine crashed on every pass.
+    doc = flow()
+    doc["spec"]["nodes"] = [{"id": "z", "uses": "sleep", "params": {"duration": duration}}]
+    with pytest.raises(FlowValidationError, match=r"params.duration: at most 366d"):
+        parse_flow(doc)
+    doc["spec"]["nodes"][0]["params"]["duration"] = "366d"
+    Engine(parse_flow(doc).spec).start(T0)
