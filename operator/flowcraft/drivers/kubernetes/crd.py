@@ -21,7 +21,8 @@ Edge endpoints and fallback references are *not* CEL rules: with lists as long a
 nodes x edges, and kube-apiserver 1.35 refused it (estimated cost 15.3x over the per-rule
 budget at 1500 nodes x 3000 edges). Those checks, cycles and expression syntax are done by the
 operator with the model's validation: the Flow goes Failed with every problem in
-``status.message`` and a Warning Event.
+``status.message`` and a Warning Event; with the chart's admission webhook enabled
+(``webhook``) ``kubectl apply`` gets the same problems back and nothing is created.
 
 Transition rules make the spec fixed from creation except the fields the model lists in
 ``MUTABLE_SPEC_FIELDS`` (``suspend``, ``parallelism``, ``activeDeadlineSeconds``, ``resume``):

@@ -68,6 +68,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "first attempts (retries and container workers: a Job each); default "
         "$FLOWCRAFT_BATCH_JOBS, else indexed (measured: bench/README.md)",
     )
+    parser.add_argument(
+        "--webhook-port",
+        type=int,
+        metavar="PORT",
+        help="serve the validating admission webhook on https://0.0.0.0:PORT/validate-flow "
+        "(needs --webhook-cert-dir)",
+    )
+    parser.add_argument(
+        "--webhook-cert-dir",
+        metavar="DIR",
+        help="directory holding the webhook's tls.crt and tls.key (a kubernetes.io/tls Secret)",
+    )
     policy = parser.add_argument_group(
         "policy for shared clusters (all off by default; a Flow that breaks one fails with "
         "a message naming the node)"
@@ -134,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
     from flowcraft.drivers.kubernetes.metrics import MetricsConfig  # noqa: PLC0415
     from flowcraft.drivers.kubernetes.policy import Policy, PolicyError  # noqa: PLC0415
 
+    if (args.webhook_port is None) != (args.webhook_cert_dir is None):
+        print("flowcraft operator: --webhook-port and --webhook-cert-dir go together")
+        return 2
     defaults = MetricsConfig()
     metrics_config = MetricsConfig(
         flow_label=args.metrics_flow_label,
@@ -164,5 +179,7 @@ def run(args: argparse.Namespace) -> int:
         runner_image=args.runner_image,
         batch_mode=args.batch_jobs,
         policy=policy,
+        webhook_port=args.webhook_port,
+        webhook_cert_dir=args.webhook_cert_dir,
         verbose=args.verbose,
     )

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from flowcraft.contract import item_key, result_key
 from flowcraft.drivers.kubernetes import names
 from flowcraft.drivers.kubernetes import policy as flow_policy
@@ -33,9 +31,8 @@ from flowcraft.model import (
     FlowStatus,
     FlowValidationError,
     format_timestamp,
-    validate_flow,
 )
-from flowcraft.model.errors import problems_from_pydantic
+from flowcraft.model import parse_flow as validated_flow
 from flowcraft.model.flow import ITEM_CANCELLED, ITEM_FAILED, ITEM_SUCCEEDED, bound_message
 
 Manifest = dict[str, Any]
@@ -71,11 +68,8 @@ def parse_flow(body: Manifest, policy: Policy | None = None) -> tuple[Flow | Non
     its spec (node resources, parallelism cap): the spec the engine and the pod builders use.
     """
     try:
-        flow = Flow.model_validate(body)
-        validate_flow(flow)
-    except ValidationError as exc:
-        problems = problems_from_pydantic(exc)
-        return None, "invalid flow: " + "; ".join(str(p) for p in problems)
+        # The same check as `flowcraft validate` and the admission webhook.
+        flow = validated_flow(body)
     except FlowValidationError as exc:
         return None, "invalid flow: " + "; ".join(str(p) for p in exc.problems)
     if policy is not None and policy.restricts:
