@@ -35,4 +35,4 @@ def test_messages_name_the_cause_and_the_bound() -> None:
     assert message.endswith("retrying in 2s")
     assert not failures.gives_up(failures.MAX_CRASHES - 1)
     assert failures.gives_up(failures.MAX_CRASHES)
-    assert "8 failed passes" in failures.give_up_message(8, exc)
+    assert "6 failed passes" in failures.give_up_message(6, exc)

@@ -22,7 +22,7 @@ from flowcraft.drivers.kubernetes.client import ApiError
 
 FIRST_BACKOFF_SECONDS: Final = 0.5
 MAX_BACKOFF_SECONDS: Final = 300.0
-MAX_CRASHES: Final = 8  # 0.5 + 1 + 2 + ... + 64 s: about two minutes of retrying
+MAX_CRASHES: Final = 6  # 0.5 + 1 + 2 + 4 + 8 s of backoff between them: ~16 s
 CONDITION_RECONCILING: Final = "Reconciling"
 REASON_RECONCILE_ERROR: Final = "ReconcileError"
 REASON_RECONCILE_FAILED: Final = "ReconcileFailed"
