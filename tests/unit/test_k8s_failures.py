@@ -36,3 +36,26 @@ def test_messages_name_the_cause_and_the_bound() -> None:
     assert not failures.gives_up(failures.MAX_CRASHES - 1)
     assert failures.gives_up(failures.MAX_CRASHES)
     assert "6 failed passes" in failures.give_up_message(6, exc)
+
+
+def test_the_reconciling_condition_is_added_then_dropped_by_the_next_normal_write() -> None:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from flowcraft.drivers.kubernetes import status as flow_status  # noqa: PLC0415
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    running = flow_status.with_conventions({"phase": "Running"}, {}, 1, now)
+    failed = flow_status.with_reconcile_error(running, "ReconcileError", "boom", now)
+    reconciling = [c for c in failed["conditions"] if c["type"] == "Reconciling"]
+    assert reconciling == [
+        {
+            "type": "Reconciling",
+            "status": "False",
+            "reason": "ReconcileError",
+            "message": "boom",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }
+    ]
+    assert len(failed["conditions"]) == len(running["conditions"]) + 1
+    again = flow_status.with_conventions({"phase": "Running"}, failed, 1, now)
+    assert [c["type"] for c in again["conditions"]] == [c["type"] for c in running["conditions"]]

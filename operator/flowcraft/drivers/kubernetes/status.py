@@ -39,6 +39,7 @@ Manifest = dict[str, Any]
 
 CONDITION_SUCCEEDED = "Succeeded"
 CONDITION_FAILED = "Failed"
+CONDITION_RECONCILING = "Reconciling"  # present (False) while passes over the Flow fail
 _CONDITION_MESSAGE_MAX = 32768  # metav1.Condition's bound
 
 # phase -> (Succeeded status, Failed status, default message)
@@ -132,6 +133,30 @@ def with_conventions(
         previous.get("conditions"),
         now,
     )
+    return out
+
+
+def with_reconcile_error(
+    previous: Mapping[str, Any], reason: str, message: str, now: datetime
+) -> Manifest:
+    """``previous`` with a ``Reconciling`` condition (status False) saying why the last pass
+    failed; the next status the operator writes normally drops it again."""
+    out = dict(previous)
+    kept = [
+        c
+        for c in previous.get("conditions") or []
+        if isinstance(c, Mapping) and c.get("type") != CONDITION_RECONCILING
+    ]
+    kept.append(
+        {
+            "type": CONDITION_RECONCILING,
+            "status": "False",
+            "reason": reason,
+            "message": message[:_CONDITION_MESSAGE_MAX],
+            "lastTransitionTime": format_timestamp(now.replace(microsecond=0)),
+        }
+    )
+    out["conditions"] = kept
     return out
 
 
