@@ -156,6 +156,7 @@ async def run_operator(options: OperatorOptions) -> None:
         instance=socket.gethostname(),
         runner_image=options.runner_image,
         batch_mode=options.batch_mode,
+        policy=options.policy,
     )
     registry = build_registry(conn, cache, reconciler, client)
     metrics.configure(options.metrics_config)
