@@ -56,7 +56,7 @@ CLUSTER_ONLY: set[Permission] = {
 }
 # Modules that run inside the operator (the CLI's modules use the user's own credentials).
 OPERATOR_MODULES = [
-    p for p in DRIVER.glob("*.py") if p.name not in {"client.py", "entry.py", "crd.py"}
+    p for p in DRIVER.rglob("*.py") if p.name not in {"client.py", "entry.py", "crd.py"}
 ]
 _CALL = re.compile(r"\b_?client\.([a-z_]+)\(")
 

@@ -169,9 +169,10 @@ class Reconciler:
         delay = failures.backoff_seconds(state.errors)
         logger.log(
             logging.ERROR if crash else logging.WARNING,
-            "reconcile of %s/%s failed (%s); retrying in %.1fs",
+            "reconcile of %s/%s %s (%s); retrying in %.1fs",
             key.namespace,
             key.name,
+            "crashed" if crash else "failed",
             failures.cause(exc),
             delay,
             exc_info=exc if crash else None,
