@@ -59,3 +59,46 @@ def test_the_reconciling_condition_is_added_then_dropped_by_the_next_normal_writ
     assert len(failed["conditions"]) == len(running["conditions"]) + 1
     again = flow_status.with_conventions({"phase": "Running"}, failed, 1, now)
     assert [c["type"] for c in again["conditions"]] == [c["type"] for c in running["conditions"]]
+
+
+def test_the_reconciler_backs_off_and_gives_up_after_the_crash_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio  # noqa: PLC0415
+    from typing import Any  # noqa: PLC0415
+
+    from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache  # noqa: PLC0415
+    from flowcraft.drivers.kubernetes.reconcile import Reconciler  # noqa: PLC0415
+
+    passes: list[int] = []
+    delays: list[float] = []
+    gave_up: list[int] = []
+
+    async def crash(key: FlowKey, state: Any) -> None:
+        passes.append(1)
+        raise RuntimeError("bug in a pass")
+
+    async def scenario() -> None:
+        rec = Reconciler(client=None, cache=ObjectCache(), instance="t")  # type: ignore[arg-type]
+        rec._pass = crash  # type: ignore[method-assign]
+
+        def schedule(key: FlowKey, state: Any, delay: float) -> None:
+            delays.append(delay)
+            rec.trigger(key)  # at once: the test does not wait out the backoff
+
+        async def give_up(key: FlowKey, state: Any, exc: Exception) -> None:
+            gave_up.append(state.crashes)
+
+        monkeypatch.setattr(rec, "_schedule", schedule)
+        monkeypatch.setattr(rec, "_give_up", give_up)
+        rec.trigger(FlowKey("ns", "f"))
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if gave_up:
+                break
+        await rec.close()
+
+    asyncio.run(scenario())
+    assert gave_up == [failures.MAX_CRASHES]
+    assert len(passes) == failures.MAX_CRASHES
+    assert delays == [failures.backoff_seconds(n) for n in range(1, failures.MAX_CRASHES)]
