@@ -255,9 +255,9 @@ def test_docker_argv_follows_kubernetes_command_semantics(tmp_path: Path) -> Non
             if [ "$1" = info ]; then echo 27.0; exit 0; fi
             echo "$@" > {tmp_path}/argv.txt
             for a in "$@"; do
-              case "$a" in *:/flowcraft/out) out="${{a%%:/flowcraft/out}}";; esac
+              case "$a" in *:/dev/termination-log) out="${{a%%:/dev/termination-log}}";; esac
             done
-            echo '{{"output": "from container", "action": null}}' > "$out/result.json"
+            echo '{{"output": "from container", "action": null}}' > "$out"
             """
         )
     )
@@ -269,15 +269,15 @@ def test_docker_argv_follows_kubernetes_command_semantics(tmp_path: Path) -> Non
     assert argv[0] == "run"
     assert argv[argv.index("--entrypoint") + 1] == "sh"
     assert argv[-4:] == ["busybox:1.36", "-c", "echo", "hi"]
-    assert "FLOWCRAFT_OUT=/flowcraft/out/result.json" in argv
+    assert "FLOWCRAFT_OUT=/dev/termination-log" in argv
     assert "FLOWCRAFT_OUT_LIMIT=4096" in argv
 
 
 def test_run_dir_follows_the_runtime_contract(tmp_path: Path) -> None:
     result = run(example("parallel"), tmp_path)
     attempt = result.run_dir / "nodes" / "gather" / "1"
+    # No context.json: the flow has no initial context (as a pod mounts none then).
     assert sorted(p.name for p in (attempt / "in").iterdir()) == [
-        "context.json",
         "function.json",
         "input.json",
         "outputs",
