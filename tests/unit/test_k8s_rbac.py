@@ -35,6 +35,7 @@ CALLS: dict[str, set[Permission]] = {
     "patch_job": {("batch", "jobs", "patch")},
     "delete_job": {("batch", "jobs", "delete")},
     "list_pods": {("", "pods", "list")},
+    "read_pod_log": {("", "pods/log", "get")},  # a result over 4 KiB, from the pod's log
     "create_configmap": {("", "configmaps", "create")},
     "get_configmap": {("", "configmaps", "get")},
     "list_configmaps": {("", "configmaps", "list")},
