@@ -14,11 +14,12 @@ import asyncio
 import logging
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import kopf
 
-from flowcraft.drivers.kubernetes import crd, metrics
+from flowcraft.drivers.kubernetes import crd, metrics, webhook
 from flowcraft.drivers.kubernetes.builders import LABEL_MANAGED_BY, MANAGED_BY
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
 from flowcraft.drivers.kubernetes.client import Client, ConfigError, Connection, load_connection
@@ -37,6 +38,8 @@ class OperatorOptions:
     liveness_port: int | None = None
     runner_image: str | None = None  # overrides the default runner image (not spec.image)
     batch_mode: str = "indexed"  # reconcile.BATCH_MODES: how batch items run
+    webhook_port: int | None = None  # the validating admission webhook (webhook.py)
+    webhook_cert_dir: str | None = None
     verbose: bool = False
 
 
@@ -156,6 +159,17 @@ async def run_operator(options: OperatorOptions) -> None:
     metrics.configure(options.metrics_config)
     if options.metrics_port is not None:
         metrics.serve(options.metrics_port)
+    hook = None
+    if options.webhook_port is not None and options.webhook_cert_dir is not None:
+        hook = await webhook.serve(options.webhook_port, Path(options.webhook_cert_dir))
+    try:
+        await _run_kopf(options, registry)
+    finally:
+        if hook is not None:
+            await hook.cleanup()
+
+
+async def _run_kopf(options: OperatorOptions, registry: kopf.OperatorRegistry) -> None:
     await kopf.operator(
         registry=registry,
         settings=_settings(options.namespaces is not None),
@@ -182,6 +196,8 @@ def operator_main(
     liveness_port: int | None = None,
     runner_image: str | None = None,
     batch_mode: str = "indexed",
+    webhook_port: int | None = None,
+    webhook_cert_dir: str | None = None,
     verbose: bool = False,
 ) -> int:
     """Entry point for ``flowcraft operator``: ``namespaces=None`` watches all namespaces."""
@@ -203,6 +219,8 @@ def operator_main(
         liveness_port=liveness_port,
         runner_image=runner_image,
         batch_mode=batch_mode,
+        webhook_port=webhook_port,
+        webhook_cert_dir=webhook_cert_dir,
         verbose=verbose,
     )
     try:
