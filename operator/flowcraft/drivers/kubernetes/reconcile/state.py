@@ -44,6 +44,10 @@ class FlowState:
     # watch event says someone else changed it. Saves a GET of a large object per pass.
     latest: Manifest | None = None
     foreign_events: int = 0  # Flow events not caused by our writes, to invalidate ``latest``
+    # A status write is in flight: Flow events that arrive meanwhile wait in ``parked`` until
+    # its resourceVersion is known (the watch echo often beats the PUT's own response).
+    writing: bool = False
+    parked: list[str | None] = field(default_factory=list)
     # Failures found while acting (Job rejected by the API server): fed to the next pass.
     pending: list[Event] = field(default_factory=list)
     real_start: dict[str, datetime] = field(default_factory=dict)
