@@ -1,6 +1,6 @@
 """Act: carry out the engine's step: create and delete Jobs, re-ensure, suspend and resume.
 
-Jobs are created before the status is written (package docstring, "Order inside a pass");
+Jobs are created while the status is written (package docstring, "Order inside a pass");
 every create is safe to repeat, since names are deterministic per attempt and an existing Job
 of this Flow is adopted (``Cluster.adopt_job``).
 """

@@ -243,10 +243,9 @@ class Reconciler:
             await self._fail_engine(ref, body, status, now, str(exc))
             return
 
-        created = await act(cl, ctx, step, success_seen)
-        await ensure_running(cl, ctx, step, created)
-        await apply_suspend(cl, ctx, step)
-
+        # The status write goes out together with the Job creates (package docstring, "Order
+        # inside a pass"): the pass, which the Flow's next event waits for, takes the longer
+        # of the two round trips instead of their sum.
         new_status = flow_status.render_status(
             step.status,
             state.real_start,
@@ -255,9 +254,19 @@ class Reconciler:
             generation=generation,
             now=now,
         )
+        write: asyncio.Task[Manifest] | None = None
         if flow_status.material_change(raw_status, new_status):
             body["status"] = new_status
-            written = await self._write_status(key, state, body)
+            write = asyncio.create_task(self._write_status(key, state, body))
+        try:
+            created = await act(cl, ctx, step, success_seen)
+            await ensure_running(cl, ctx, step, created)
+            await apply_suspend(cl, ctx, step)
+        finally:
+            # Never leave the write running past the pass (one pass at a time per Flow); an
+            # error of either reruns the pass.
+            written = await write if write is not None else None
+        if written is not None:
             metrics.current().status_written(ctx.flow_id, status, step.status, ctx.finished)
             await self._post_events(ref, status, step.status, now)
             body = written
