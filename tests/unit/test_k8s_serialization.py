@@ -180,3 +180,28 @@ def test_an_echo_that_beats_the_writes_response_is_still_our_own() -> None:
         await rec.close()
 
     asyncio.run(scenario())
+
+
+def test_the_late_echo_of_an_earlier_write_is_still_our_own() -> None:
+    """Two writes back to back: the first one's echo may arrive during or after the second."""
+
+    async def scenario() -> None:
+        client = _SlowStatusClient("20")
+        rec = Reconciler(client=client, cache=ObjectCache(), instance="t")  # type: ignore[arg-type]
+        rec._pass = _Probe()  # type: ignore[method-assign]
+        key = FlowKey("ns", "f")
+        rec.trigger(key)
+        state = rec._flows[key]
+        client.gate.set()
+        await rec._write_status(key, state, {"metadata": {}})
+        client.gate, client.rv = asyncio.Event(), "21"
+        write = asyncio.create_task(rec._write_status(key, state, {"metadata": {}}))
+        await _settle()
+        rec.flow_changed(key, "20")  # the first write's echo, during the second
+        client.gate.set()
+        await write
+        rec.flow_changed(key, "20")  # ... or after it
+        assert state.foreign_events == 0
+        await rec.close()
+
+    asyncio.run(scenario())

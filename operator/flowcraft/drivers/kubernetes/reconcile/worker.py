@@ -108,7 +108,7 @@ class Reconciler:
         return (
             state is not None
             and resource_version is not None
-            and (state.written_rv == resource_version)
+            and (state.written_rv == resource_version or resource_version in state.own_rvs)
         )
 
     def forget(self, key: FlowKey) -> None:
@@ -184,11 +184,13 @@ class Reconciler:
             written = await self._client.replace_flow_status(key.namespace, key.name, body)
             written_rv = (written.get("metadata") or {}).get("resourceVersion")
             state.written_rv = written_rv
+            if written_rv is not None:
+                state.own_rvs.append(written_rv)
             return written
         finally:
             state.writing = False
             parked, state.parked = state.parked, []
-            foreign = any(rv is None or rv != written_rv for rv in parked)
+            foreign = any(rv is None or rv not in state.own_rvs for rv in parked)
             if foreign and self._flows.get(key) is state:
                 self._foreign_change(key, state)
 
