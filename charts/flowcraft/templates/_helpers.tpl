@@ -50,7 +50,8 @@ helm.sh/chart: {{ include "flowcraft.chart" . }}
 {{/*
 What the operator may do: mirrors deploy/operator.yaml. Flows are read and only their status
 is written; Jobs are the unit of work; pods are only read (their container state carries the
-result); output ConfigMaps are created once. Node pods get no RBAC at all.
+result; a result over 4 KiB is read from the finished pod's log); output ConfigMaps are created
+once. Node pods get no RBAC at all.
 */}}
 {{- define "flowcraft.rules" -}}
 - apiGroups: ["flowcraft.io"]
@@ -68,6 +69,9 @@ result); output ConfigMaps are created once. Node pods get no RBAC at all.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "create"]

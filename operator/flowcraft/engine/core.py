@@ -288,8 +288,11 @@ class Engine:
         before it first started (earlier loop iterations included; a node recovered by its
         fallback, null, just before the fallback). Stored results are named by their result
         key; built-ins the engine ran carry their output inline. With the initial context,
-        this is everything the node can see. `outputs`/`writes` are needed only when the view
-        holds a sleep node (its inline output is its input)."""
+        this is everything the node can see. A stored result none of whose keys is visible
+        any more (a later entry sets or removes them all, e.g. a later loop iteration of the
+        same node) is left out: drivers mount exactly the results named here. `writes` lets
+        that see a result's written keys (without it a result that wrote is kept); `outputs`
+        is needed only when the view holds a sleep node (its inline output is its input)."""
         run = _Run(self, status, status.started_at or _EPOCH, outputs or {}, writes, copy=False)
         ns = status.nodes.get(node)
         watermark = ns.input_seq if ns is not None and ns.input_seq is not None else status.seq
@@ -316,10 +319,36 @@ class Engine:
                 continue
             key = result_key(done.node, done.iteration)
             order.append(ViewItem(done.node, key=key, wrote=bool(done.writes)))
-        return order
+        return _visible(order, run.writes)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _visible(order: list[ViewItem], writes: Mapping[str, Sequence[Write]]) -> list[ViewItem]:
+    """``order`` without the stored results nothing of which is visible any more: every key a
+    result contributes (``_outputs.<id>``, ``<id>`` and its writes) is set or removed again by
+    a later entry, e.g. an earlier loop iteration of the same node. What a node mounts is what
+    it can read; a result whose writes are not known is kept."""
+    covered: set[str] = set()
+    kept: list[ViewItem] = []
+    for item in reversed(order):
+        keys = {f"_outputs.{item.node}", item.node}
+        if item.inline:
+            keys.update(w.get("key") for w in item.applied if isinstance(w.get("key"), str))
+        elif item.wrote:
+            stored = writes.get(item.key or item.node)
+            if stored is None:
+                kept.append(item)
+                covered |= keys
+                continue
+            keys.update(w["key"] for w in stored)
+        if item.key is not None and not item.inline and keys <= covered:
+            continue
+        kept.append(item)
+        covered |= keys
+    kept.reverse()
+    return kept
 
 
 class _Index(NamedTuple):
