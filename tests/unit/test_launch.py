@@ -144,7 +144,7 @@ def test_container_attempt_is_the_same_on_the_cluster_and_in_local_docker(tmp_pa
     assert env["FLOWCRAFT_NODE"] == "gather"
     assert env["HOME"] == "/tmp"
     assert env["GREETING"] == "hi"
-    assert env["FLOWCRAFT_OUT_LIMIT"] == "4096"
+    assert env["FLOWCRAFT_OUT_LIMIT"] == "1048576"  # what one ConfigMap holds
     # image, command, args (Kubernetes semantics: command replaces the entrypoint).
     assert c["image"] == d["image"] == "busybox:1.36"
     assert [d["entrypoint"], *d["rest"]] == [*c["command"], *c["args"]] == ["sh", "-c", "echo hi"]

@@ -50,7 +50,8 @@ helm.sh/chart: {{ include "flowcraft.chart" . }}
 {{/*
 What the operator may do: mirrors deploy/operator.yaml. Flows are read and only their status
 is written; Jobs are the unit of work; pods are only read (their container state carries the
-result); output ConfigMaps are created once. Node pods get no RBAC at all.
+result; a result over 4 KiB is read from the finished pod's log); output ConfigMaps are created
+once. Node pods get no RBAC at all.
 */}}
 {{- define "flowcraft.rules" -}}
 - apiGroups: ["flowcraft.io"]
@@ -58,22 +59,34 @@ result); output ConfigMaps are created once. Node pods get no RBAC at all.
   verbs: ["get", "list", "watch", "create", "delete"]
 - apiGroups: ["flowcraft.io"]
   resources: ["blueprints"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list"]
 - apiGroups: ["flowcraft.io"]
   resources: ["flows/status"]
-  verbs: ["get", "update", "patch"]
+  verbs: ["update"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "create"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
+{{- end -}}
+
+{{/* A resource map ({cpu: 2, memory: 4Gi}) as the operator's flag syntax: cpu=2,memory=4Gi. */}}
+{{- define "flowcraft.resourceList" -}}
+{{- $parts := list -}}
+{{- range $name, $quantity := . -}}
+{{- $parts = append $parts (printf "%s=%v" $name $quantity) -}}
+{{- end -}}
+{{- join "," $parts -}}
 {{- end -}}
 
 {{/*

@@ -25,7 +25,11 @@ Known, deliberate differences between the renderings (each is tested):
 - container networking: a pod gets its cluster's pod network (restricted by whatever
   NetworkPolicies the cluster has); a local container gets none (``--network none``): no field
   of a function asks for network, and a local run must not reach further than a cluster may
-  let it, so a flow that works locally still works where egress is denied.
+  let it, so a flow that works locally still works where egress is denied;
+- the result file: on the cluster it is the container's termination message, of which the
+  kubelet keeps 4 KiB (``FLOWCRAFT_OUT_INLINE``): the runtime sends a larger result through
+  the pod's log instead; locally the file has no size of its own. The result limit (1 MiB,
+  ``FLOWCRAFT_OUT_LIMIT``) is the same everywhere.
 """
 
 from __future__ import annotations
@@ -42,11 +46,13 @@ from flowcraft.contract import (
     ENV_IN,
     ENV_NODE,
     ENV_OUT,
+    ENV_OUT_INLINE,
     ENV_OUT_LIMIT,
     FUNCTION_FILE,
     INPUT_FILE,
     OUTPUTS_DIR,
     PARAMS_FILE,
+    TERMINATION_MESSAGE_LIMIT,
     VIEW_FILE,
     WRITES_DIR,
     ViewItem,
@@ -63,7 +69,10 @@ OUT_FILE = "/dev/termination-log"
 TMP_DIR = "/tmp"  # the one writable directory of a container (emptyDir / tmpfs)
 NODE_UID = 65532  # the runner image's non-root user ("nonroot" by convention)
 RUNTIME_COMMAND = ("python3", "-m", "flowcraft.runtime")
-CLUSTER_OUT_LIMIT = DEFAULT_OUT_LIMIT  # the kubelet keeps 4096 bytes of a termination message
+CLUSTER_OUT_LIMIT = DEFAULT_OUT_LIMIT  # a result's stored size: what one ConfigMap holds
+# What $FLOWCRAFT_OUT keeps on the cluster (the kubelet's termination-message limit): a larger
+# result travels as a framed block in the pod's log (``flowcraft.contract.frame_result``).
+CLUSTER_OUT_INLINE = TERMINATION_MESSAGE_LIMIT
 
 # What a container with a read-only root needs: a writable HOME, no .pyc writes.
 SANDBOX_ENV: tuple[tuple[str, str], ...] = (("HOME", TMP_DIR), ("PYTHONDONTWRITEBYTECODE", "1"))
@@ -72,6 +81,10 @@ SANDBOX_ENV: tuple[tuple[str, str], ...] = (("HOME", TMP_DIR), ("PYTHONDONTWRITE
 # annotations of an object at 256 KiB: leave room for the rest. Checked for every driver, so
 # an attempt that starts locally also fits on the cluster.
 MAX_PAYLOAD_BYTES = 200 * 1024
+# An input at least this large that is a stored output is read from where that output is
+# stored (its ConfigMap on the cluster) rather than copied into the pod template: a 700 KiB
+# result must reach the next node, and annotations hold 256 KiB in all.
+INPUT_BY_REFERENCE_BYTES = 16 * 1024
 
 
 class LaunchError(ValueError):
@@ -182,7 +195,11 @@ def stored_files(view: Sequence[ViewItem]) -> tuple[StoredFile, ...]:
 
 
 def environment(
-    node_id: str, attempt: int, fn: FunctionSpec, out_limit: int | None
+    node_id: str,
+    attempt: int,
+    fn: FunctionSpec,
+    out_limit: int | None,
+    inline_limit: int | None = None,
 ) -> tuple[tuple[str, str], ...]:
     """The container environment: the contract's variables, the sandbox's, then the
     function's own ``env`` (sorted; it cannot override the names set before it)."""
@@ -194,8 +211,10 @@ def environment(
     ]
     if out_limit is not None:
         env.append((ENV_OUT_LIMIT, str(out_limit)))
+    if inline_limit is not None:
+        env.append((ENV_OUT_INLINE, str(inline_limit)))
     env.extend(SANDBOX_ENV)
-    reserved = {name for name, _ in env} | {ENV_OUT_LIMIT}
+    reserved = {name for name, _ in env} | {ENV_OUT_LIMIT, ENV_OUT_INLINE}
     env.extend((k, v) for k, v in sorted((fn.env or {}).items()) if k not in reserved)
     return tuple(env)
 
@@ -214,14 +233,19 @@ def node_launch(
     iteration: int = 0,
     item: int | None = None,
     uses: str | None = None,
+    inline_limit: int | None = None,
+    input_key: str | None = None,
 ) -> Launch:
     """What attempt ``attempt`` of ``node`` (or of batch item ``item`` of the scatter
     ``node``, then ``uses`` names the worker function ``fn``) gets.
 
     ``view`` is what the engine decided the attempt may see; ``initial_context`` whether the
     flow has an initial context (``spec.context``). A batch item runs without params (as
-    flowcraft's dynamic worker nodes) under its worker's id. Raises :class:`PayloadTooLarge`
-    when function, params and input cannot travel in a pod template.
+    flowcraft's dynamic worker nodes) under its worker's id. ``inline_limit`` is what the
+    result file keeps (the cluster's termination message); ``input_key`` names the stored
+    result whose output is the input (see :func:`input_source`): ``input.json`` is then that
+    stored output, not a copy. Raises :class:`PayloadTooLarge` when function, params and
+    input cannot travel in a pod template.
     """
     worker = uses if item is not None and uses else None
     node_id = (
@@ -231,9 +255,12 @@ def node_launch(
     files = (
         (FUNCTION_FILE, dumps(function_document(fn, worker or node.uses))),
         (PARAMS_FILE, dumps({} if item is not None or uses is not None else node.params)),
-        (INPUT_FILE, dumps(input_value)),
+        *(() if input_key is not None else ((INPUT_FILE, dumps(input_value)),)),
         (VIEW_FILE, dumps([entry.to_json() for entry in view])),
     )
+    stored = stored_files(view)
+    if input_key is not None:
+        stored += (StoredFile(INPUT_FILE, input_key, "output"),)
     launch = Launch(
         node=node.id,
         node_id=node_id,
@@ -244,9 +271,9 @@ def node_launch(
         kind=fn.kind,
         image=fn.effective_image(runner_image),
         files=files,
-        stored=stored_files(view),
+        stored=stored,
         initial_context=initial_context,
-        env=environment(node_id, attempt, fn, out_limit),
+        env=environment(node_id, attempt, fn, out_limit, inline_limit),
         command=_command(fn),
         args=tuple(fn.args) if fn.kind == "container" and fn.args is not None else None,
         sandbox=Sandbox(),
@@ -260,6 +287,30 @@ def node_launch(
             f"{MAX_PAYLOAD_BYTES}-byte limit for pod annotations"
         )
     return launch
+
+
+def input_source(
+    input_value: Any, view: Sequence[ViewItem], outputs: Mapping[str, Any]
+) -> str | None:
+    """The result key of the view whose stored output is ``input_value`` (the same JSON), when
+    the input is large enough to be worth reading from there (most recent first: a node's
+    input is usually its router's output); None otherwise."""
+    candidates: list[str] = [
+        i.key for i in reversed(view) if i.key is not None and not i.inline and i.key in outputs
+    ]
+    if not candidates or input_value is None or isinstance(input_value, (bool, int, float)):
+        return None
+    text: str | None = None
+    for key in candidates:
+        value = outputs[key]
+        same = value is input_value or (type(value) is type(input_value) and value == input_value)
+        if same:
+            text = text if text is not None else dumps(input_value)
+            if len(text.encode()) < INPUT_BY_REFERENCE_BYTES:
+                return None
+            if value is input_value or dumps(value) == text:
+                return key
+    return None
 
 
 def _command(fn: FunctionSpec) -> tuple[str, ...] | None:

@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -53,7 +54,13 @@ from flowcraft.contract import (
     parse_result,
     result_key,
 )
-from flowcraft.drivers.launch import RUNTIME_COMMAND, Launch, LaunchError, node_launch
+from flowcraft.drivers.launch import (
+    RUNTIME_COMMAND,
+    Launch,
+    LaunchError,
+    input_source,
+    node_launch,
+)
 from flowcraft.drivers.local_launch import (
     RESULT_FILE,
     container_name,
@@ -301,6 +308,7 @@ class LocalRunner:
             iteration=action.iteration,
             item=action.item,
             uses=uses,
+            input_key=input_source(action.input, visible, self._outputs),
         )
 
     async def _run_attempt(self, action: StartNode, visible: list[ViewItem]) -> None:
@@ -403,7 +411,8 @@ class LocalRunner:
                 key,
             )
             return
-        message = result.error or _exit_message(code, log_path)
+        # A signal leaves the runtime's NoResult placeholder: say which signal instead.
+        message = (result.error if code >= 0 else None) or _exit_message(code, log_path)
         self.finish(action, "failed", message, log=log_path, started=started, finished=finished)
         self.report(
             NodeFailed(
@@ -480,9 +489,16 @@ def _key(action: StartNode | CancelNode) -> AttemptKey:
     return (action.node, action.iteration, action.attempt, item)
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def _exit_message(code: int, log_path: Path) -> str:
     """Why an attempt failed when it wrote no error result: exit status and the log's tail."""
-    what = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    what = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
     message = f"node process {what} without a result"
     with contextlib.suppress(OSError):
         tail = log_path.read_text(errors="replace").strip().splitlines()[-_LOG_TAIL_LINES:]

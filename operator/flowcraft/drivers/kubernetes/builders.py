@@ -25,7 +25,9 @@ from flowcraft.drivers.kubernetes.jobs import (
     MAX_PAYLOAD_BYTES,
     MAX_ROUND_ITEMS_BYTES,
     NODE_UID,
+    OUT_INLINE,
     OUT_LIMIT,
+    SHARE_PROCESS_NAMESPACE,
     TERMINATION_LOG,
     WORK_IN_DIR,
     ManifestError,
@@ -76,7 +78,7 @@ from flowcraft.drivers.kubernetes.meta import (
     labels,
     owner_reference,
 )
-from flowcraft.drivers.launch import dumps, function_document
+from flowcraft.drivers.launch import dumps, function_document, input_source
 from flowcraft.model import format_timestamp
 
 __all__ = [
@@ -110,7 +112,9 @@ __all__ = [
     "MAX_ROUND_ITEMS_BYTES",
     "NODE_UID",
     "OUTPUT_KEY",
+    "OUT_INLINE",
     "OUT_LIMIT",
+    "SHARE_PROCESS_NAMESPACE",
     "TERMINATION_LOG",
     "WORK_IN_DIR",
     "WRITES_KEY",
@@ -131,6 +135,7 @@ __all__ = [
     "indexed_bootstrap",
     "indexed_job_manifest",
     "indexed_supported",
+    "input_source",
     "item_output_configmap",
     "item_outputs_selector",
     "job_manifest",

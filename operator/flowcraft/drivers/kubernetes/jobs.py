@@ -69,6 +69,11 @@ ManifestTooLarge = contract.PayloadTooLarge
 IN_DIR = contract.IN_DIR
 TERMINATION_LOG = contract.OUT_FILE
 OUT_LIMIT = contract.CLUSTER_OUT_LIMIT
+OUT_INLINE = contract.CLUSTER_OUT_INLINE
+# The pod's pause process is PID 1, not the node's process: a PID 1 ignores signals it has no
+# handler for, so a function that kills itself (os.kill(os.getpid(), SIGTERM)) would go on and
+# succeed on the cluster while it fails locally.
+SHARE_PROCESS_NAMESPACE = True
 NODE_UID = contract.NODE_UID
 MAX_PAYLOAD_BYTES = contract.MAX_PAYLOAD_BYTES
 CONTAINER = "node"
@@ -91,6 +96,9 @@ class View:
     order: tuple[ViewItem, ...] = ()
     configmaps: Mapping[str, str] | None = None
     context_configmap: str | None = None
+    # The result key whose stored output IS the node's input (``launch.input_source``):
+    # input.json is then projected from that output ConfigMap, not carried in an annotation.
+    input_key: str | None = None
 
 
 def attempt_launch(
@@ -106,7 +114,8 @@ def attempt_launch(
     item: int | None = None,
     uses: str | None = None,
 ) -> Launch:
-    """The launch of one attempt on the cluster (result limit: the kubelet's)."""
+    """The launch of one attempt on the cluster: results up to a ConfigMap's 1 MiB, the
+    termination message (4 KiB) as the fast path and the pod's log beyond it."""
     return contract.node_launch(
         node,
         fn,
@@ -120,6 +129,8 @@ def attempt_launch(
         iteration=iteration,
         item=item,
         uses=uses,
+        inline_limit=OUT_INLINE,
+        input_key=view.input_key,
     )
 
 
@@ -168,6 +179,7 @@ def pod_spec(launch: Launch, view: View) -> Manifest:
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
+        "shareProcessNamespace": SHARE_PROCESS_NAMESPACE,
         "terminationGracePeriodSeconds": 5,
         "securityContext": {
             "runAsNonRoot": sandbox.user != 0,
