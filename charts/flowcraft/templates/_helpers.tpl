@@ -59,16 +59,16 @@ once. Node pods get no RBAC at all.
   verbs: ["get", "list", "watch", "create", "delete"]
 - apiGroups: ["flowcraft.io"]
   resources: ["blueprints"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list"]
 - apiGroups: ["flowcraft.io"]
   resources: ["flows/status"]
-  verbs: ["get", "update", "patch"]
+  verbs: ["update"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]
@@ -77,7 +77,16 @@ once. Node pods get no RBAC at all.
   verbs: ["get", "list", "create"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
+{{- end -}}
+
+{{/* A resource map ({cpu: 2, memory: 4Gi}) as the operator's flag syntax: cpu=2,memory=4Gi. */}}
+{{- define "flowcraft.resourceList" -}}
+{{- $parts := list -}}
+{{- range $name, $quantity := . -}}
+{{- $parts = append $parts (printf "%s=%v" $name $quantity) -}}
+{{- end -}}
+{{- join "," $parts -}}
 {{- end -}}
 
 {{/*

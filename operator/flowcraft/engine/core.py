@@ -45,7 +45,14 @@ from flowcraft.model import (
     NodeStatus,
     format_timestamp,
 )
-from flowcraft.model.flow import ITEM_RUNNING, ITEM_SUCCEEDED
+from flowcraft.model.flow import (
+    ITEM_RUNNING,
+    ITEM_SUCCEEDED,
+    append_error,
+    bound_message,
+    error_count,
+    node_message_limit,
+)
 
 # Machine-readable NodeStatus.reason values.
 REASON_ERROR = "Error"
@@ -426,6 +433,9 @@ class _Run(Values):
 
     def set(self, node_id: str, **changes: Any) -> NodeStatus:
         old = self.nodes[node_id]
+        message = changes.get("message")
+        if message is not None:
+            changes["message"] = bound_message(message, node_message_limit(len(self.nodes)))
         new = old.model_copy(update=changes)
         if node_id in self.graph.scatters:
             pass  # a scatter takes no slot itself: its items do (self.batches.running)
@@ -602,9 +612,9 @@ class _Run(Values):
             owner = self.graph.owner.get(owner)
         head = chain[-1]
         if head == node_id:
-            self.errors.append(f"node {node_id!r} {detail}")
+            append_error(self.errors, f"node {node_id!r} {detail}")
         else:
-            self.errors.append(f"node {head!r} failed and its fallback {node_id!r} {detail}")
+            append_error(self.errors, f"node {head!r} failed and its fallback {node_id!r} {detail}")
         if self.spec.fail_fast:
             self.stop("Failed", REASON_FLOW_FAILED, f"node {head!r} failed (failFast)")
             return
@@ -641,7 +651,7 @@ class _Run(Values):
         self.ready.clear()
         self.checks.clear()
         self.phase = phase
-        self.message = message
+        self.message = bound_message(message)
         self.finished_at = self.now
 
     def check_deadline(self) -> None:
@@ -649,7 +659,7 @@ class _Run(Values):
         if deadline is not None and self.now >= deadline:
             seconds = self.spec.active_deadline_seconds
             text = f"activeDeadlineSeconds ({seconds}s) exceeded"
-            self.errors.append(f"flow {text}")
+            append_error(self.errors, f"flow {text}")
             self.stop("Failed", REASON_DEADLINE, text)
 
     def deadline(self) -> datetime | None:
@@ -960,13 +970,14 @@ class _Run(Values):
             active = []
         if active:
             # Defensive: every join resolves once its predecessors do, so this is a bug.
-            self.errors.append(f"engine stalled with unresolved nodes: {', '.join(active)}")
+            append_error(self.errors, f"engine stalled with unresolved nodes: {', '.join(active)}")
             self.stop("Failed", REASON_FLOW_FAILED, "engine stalled")
             return
         self.finished_at = self.now
         if self.errors:
             self.phase = "Failed"
-            self.message = f"{len(self.errors)} failure(s): " + "; ".join(self.errors)
+            summary = f"{error_count(self.errors)} failure(s): " + "; ".join(self.errors)
+            self.message = bound_message(summary)
         else:
             self.phase = "Succeeded"
             self.message = f"all {len(self.nodes)} nodes done"
