@@ -110,8 +110,8 @@ class ArgoController:
             return
         os.kill(self.pid, signal.SIGTERM)
         try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # v4.0.5 keeps running on SIGTERM
             os.kill(self.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
 
@@ -124,6 +124,8 @@ class Bench:
         self.runs: list[argo_stats.RunFigures] = []
         self.cpu: dict[str, float] = {}
         self.rss: dict[str, float] = {}
+        self.operator: Operator | None = None
+        self.counter = 0
 
     # -- one run ---------------------------------------------------------------------------
 
@@ -133,7 +135,8 @@ class Bench:
         argo = system != OURS
         setting = system.rsplit(" ", maxsplit=1)[-1].rstrip(")").replace(".", "")
         tag = f"a{setting}" if argo else OURS
-        name = f"{shape.name}-{tag}-{rep}"
+        self.counter += 1  # names are never reused within a bench (records are keyed by them)
+        name = f"{shape.name}-{tag}-{self.counter}"
         if argo:
             obj = argo_flows.argo_workflow(shape, name, self.args.runner_image)
             path, records = WF_PATH, self.records["argo"]
@@ -164,7 +167,8 @@ class Bench:
         self.runs.append(fig)
         print(
             f"  {name:<22} {system:<18} {fig.phase:<9} wall {fig.wall_s:7.2f} s  "
-            f"gap median {argo_stats.ms(argo_stats.median(fig.gaps_s))} ms  pods {fig.pods}",
+            f"gap median {argo_stats.ms(argo_stats.median(fig.gaps_s))} ms "
+            f"(pod phase: {argo_stats.ms(argo_stats.median(fig.pod_gaps_s))} ms)  pods {fig.pods}",
             flush=True,
         )
         self.api.request("DELETE", f"{path}/{name}")
@@ -198,11 +202,38 @@ class Bench:
         self.api.request("DELETE", f"{WF_PATH}/{name}")
         self.wait_pods_gone(ARGO_NS, name)
 
+    def run_shapes(
+        self,
+        shapes: list[argo_flows.Shape],
+        system: str | None,
+        ctl: ArgoController | None,
+        *,
+        with_ours: bool,
+        operator: Operator | None = None,
+    ) -> None:
+        """Every shape ``--reps`` times; the two systems alternate, the order flipping each rep."""
+        operator = operator or self.operator
+        for shape in shapes:
+            print(
+                f"{shape.name}: "
+                + " vs ".join([*([system] if system else []), *([OURS] if with_ours else [])])
+            )
+            for rep in range(self.args.reps):
+                order: list[tuple[str, Any]] = []
+                if system is not None:
+                    order.append((system, ctl))
+                if with_ours:
+                    order.append((OURS, operator))
+                if rep % 2 == 0:
+                    order.reverse()
+                for sysname, proc in order:
+                    self.run_one(sysname, proc, shape, rep)
+
     def run(self) -> None:
         api, args = self.api, self.args
         install_crd(api.kubeconfig)
         self.ours_ns = api.create_namespace("bench-argo-ours")
-        operator = Operator(
+        operator = self.operator = Operator(
             api.kubeconfig,
             [self.ours_ns],
             WORK / "operator.log",
@@ -238,6 +269,9 @@ class Bench:
             operator.wait_ready(api, self.ours_ns, timeout=180)
             ours_cpu0 = operator.cpu_seconds()
             for index, setting in enumerate(args.settings.split(",")):
+                if setting == "none":  # ours alone: a check of the bench itself
+                    self.run_shapes(shapes, None, None, with_ours=True)
+                    continue
                 requeue = None if setting == "default" else setting
                 system = f"argo (requeue {requeue or '10s'})"
                 ctl = ArgoController(api.kubeconfig, requeue, WORK / f"controller-{setting}.log")
@@ -246,16 +280,7 @@ class Bench:
                     self.argo_warmup(ctl, setting.replace(".", ""))
                     argo_cpu0 = proc_cpu_seconds(ctl.pid)
                     with_ours = index == 0 or args.ours_every_setting
-                    for shape in shapes:
-                        print(f"{shape.name}: {system}" + (" vs ours" if with_ours else ""))
-                        for rep in range(args.reps):
-                            order: list[tuple[str, Any]] = [(system, ctl)]
-                            if with_ours:
-                                order.append((OURS, operator))
-                                if rep % 2 == 0:
-                                    order.reverse()
-                            for sysname, proc in order:
-                                self.run_one(sysname, proc, shape, rep)
+                    self.run_shapes(shapes, system, ctl, with_ours=with_ours, operator=operator)
                     self.cpu[system] = round(proc_cpu_seconds(ctl.pid) - argo_cpu0, 1)
                     self.rss[system] = round(proc_status_kib(ctl.pid, "VmHWM") / 1024, 1)
                 finally:

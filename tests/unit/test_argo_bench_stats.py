@@ -75,10 +75,10 @@ def test_a_join_waits_for_its_last_predecessor() -> None:
         "c": PodTimes(1.25, 3.9, 4.0),
         "d": PodTimes(4.75, 5.0, 5.0),
     }
-    assert argo_stats.step_gaps(preds, pods) == [0.5, 0.25, 0.75]
-    assert argo_stats.step_gaps(preds, pods, main=True) == pytest.approx([0.6, 0.35, 0.85])
+    assert argo_stats.step_gaps(preds, pods) == pytest.approx([0.6, 0.35, 0.85])
+    assert argo_stats.step_gaps(preds, pods, phase=True) == [0.5, 0.25, 0.75]
     del pods["c"]  # a step with a missing record is left out, never guessed
-    assert argo_stats.step_gaps(preds, pods) == [0.5]
+    assert argo_stats.step_gaps(preds, pods, phase=True) == [0.5]
 
 
 def test_run_figures_and_aggregate_use_successful_runs_only() -> None:
