@@ -165,6 +165,7 @@ class Bench:
             records=records,
         )
         self.runs.append(fig)
+        self.save()  # after every run: an interrupted bench keeps what it measured
         print(
             f"  {name:<22} {system:<18} {fig.phase:<9} wall {fig.wall_s:7.2f} s  "
             f"gap median {argo_stats.ms(argo_stats.median(fig.gaps_s))} ms "
@@ -293,6 +294,10 @@ class Bench:
             operator.stop()
             api.delete_namespace(self.ours_ns, wait=300)
 
+    def save(self) -> None:
+        self.args.out.parent.mkdir(parents=True, exist_ok=True)
+        self.args.out.write_text(json.dumps(self.results(), indent=2) + "\n")
+
     def results(self) -> dict[str, Any]:
         shapes = {s: argo_flows.SHAPES[s]() for s in self.args.shapes.split(",")}
         critical = {s: shape.critical_path() for s, shape in shapes.items()}
@@ -318,6 +323,20 @@ class Bench:
         }
 
 
+def show(files: list[Path]) -> str:
+    """The table of one or more result files, their runs pooled (e.g. two invocations)."""
+    runs, critical = [], {}
+    for path in files:
+        doc = json.loads(path.read_text())
+        critical.update(doc["critical_path_s"])
+        runs += [argo_stats.RunFigures.from_dict(r) for r in doc["runs"]]
+    return argo_stats.table(argo_stats.aggregate(runs), critical)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=5)
@@ -327,16 +346,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runner-image", default="flowcraft-runner:0.1.0")
     parser.add_argument("--kubeconfig", type=Path, default=REAL_KUBECONFIG)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "argo.json")
+    parser.add_argument(
+        "--show",
+        type=Path,
+        nargs="+",
+        help="print the table of earlier result files (their runs pooled) and exit",
+    )
     args = parser.parse_args(argv)
+    if args.show:
+        print(show(args.show))
+        return 0
+    # SIGTERM/SIGINT (even when started in the background) unwind through the finally
+    # blocks: the controllers stop by pid and the namespace is deleted.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     bench = Bench(Api(args.kubeconfig), args)
     try:
         bench.run()
     finally:
         if bench.runs:
-            res = bench.results()
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(res, indent=2) + "\n")
-            print(res["table"])
+            bench.save()
+            print(bench.results()["table"])
             print(f"wrote {args.out}")
     return 0
 

@@ -115,6 +115,21 @@ class RunFigures:
     pod_gaps_s: tuple[float, ...]
     pods: int
 
+    @classmethod
+    def from_dict(cls, doc: Obj) -> RunFigures:
+        """Back from :meth:`as_dict` (gaps at its 0.1 ms rounding)."""
+        return cls(
+            doc["system"],
+            doc["shape"],
+            doc["rep"],
+            doc["phase"],
+            doc["wall_s"],
+            doc["ratio"],
+            tuple(g / 1000 for g in doc["gaps_ms"]),
+            tuple(g / 1000 for g in doc.get("pod_gaps_ms", [])),
+            doc["pods"],
+        )
+
     def as_dict(self) -> Obj:
         return {
             "system": self.system,
@@ -126,6 +141,7 @@ class RunFigures:
             "gap_median_ms": ms(median(self.gaps_s)),
             "pod_gap_median_ms": ms(median(self.pod_gaps_s)),
             "gaps_ms": [ms(g) for g in self.gaps_s],
+            "pod_gaps_ms": [ms(g) for g in self.pod_gaps_s],
             "pods": self.pods,
         }
 

@@ -134,3 +134,17 @@ def test_both_systems_get_the_same_graph(name: str) -> None:
     assert [n["id"] for n in flow["spec"]["nodes"]] == [t["name"] for t in tasks]
     seconds = {t["name"]: float(t["arguments"]["parameters"][0]["value"]) for t in tasks}
     assert seconds == dict(shape.steps)
+
+
+def test_a_run_survives_the_result_file() -> None:
+    run = argo_stats.RunFigures("ours", "seed", 2, "Succeeded", 5.0, 2.5, (0.0312,), (-1.1,), 5)
+    back = argo_stats.RunFigures.from_dict(run.as_dict())
+    assert back.gaps_s == pytest.approx(run.gaps_s)
+    assert back.pod_gaps_s == pytest.approx(run.pod_gaps_s)
+    assert (back.system, back.shape, back.rep, back.phase, back.pods) == (
+        "ours",
+        "seed",
+        2,
+        "Succeeded",
+        5,
+    )
