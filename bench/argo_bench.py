@@ -1,23 +1,25 @@
 """The same DAGs on flowcraft and on Argo Workflows, on the same cluster, in one run.
 
 Why: our other figures are compared with numbers others published on other hardware. This
-runs both systems side by side on the harness cluster (real pods): each shape of
-bench/argo_flows.py ``--reps`` times, alternating the two systems run by run (the order flips
-every repetition, so neither always follows the other), one flow at a time. Argo runs once per
-``--settings`` entry: its defaults (``default``: DEFAULT_REQUEUE_TIME 10 s) and with
-DEFAULT_REQUEUE_TIME lowered (e.g. ``1s``, the minimum its source comments call safe).
+runs the systems side by side on the harness cluster (real pods), one flow at a time: ours,
+Argo with its defaults (DEFAULT_REQUEUE_TIME 10 s) and Argo with DEFAULT_REQUEUE_TIME lowered
+(``--settings default,1s``; 1 s is the lowest its source comments call safe). Each shape of
+bench/argo_flows.py runs ``--reps`` times per system; every repetition rotates the order of
+the systems, so none always runs right after another on a node that another just loaded.
 
-Both controllers run the same way: as host processes started here, stopped here by pid, on
-the harness kubeconfig; ours watches a namespace of its own (``--runner-image``), Argo's
-watches ``argo-bench`` (``--namespaced``; CRDs, RBAC and ConfigMap by ``hack/argo.sh
-install``). After each run its Flow/Workflow is deleted and the bench waits until its pods are
-gone, so every run starts on an empty node. The figures (bench/argo_stats.py): wall time,
-÷ critical path, median gap from a step's pod terminating to its successor's pod being
-created.
+All controllers run the same way and at the same time (idle when it is not their turn): host
+processes started here and stopped here by pid, on the harness kubeconfig. Ours watches a
+fresh namespace of its own (``--runner-image``); each Argo setting has its own controller
+(``--namespaced``) and namespace (``argo-bench``, ``argo-bench-1s``: CRDs, executor RBAC and
+ConfigMap by ``hack/argo.sh install``). After each run its Flow/Workflow is deleted and the
+bench waits until its pods are gone. Results are written after every run (an interrupted
+bench keeps what it measured). The figures are bench/argo_stats.py's: wall time, ÷ critical
+path, median gap from a step's pod terminating to its successor's pod being created.
 
 Usage: ``python bench/argo_bench.py [--reps 5] [--shapes seed,chain10,fan50]
-[--settings default,1s] [--runner-image flowcraft-runner:0.1.0] [--out bench/results/argo.json]``
-(``make bench-argo`` builds, installs and uninstalls Argo around it).
+[--settings default,1s] [--runner-image flowcraft-runner:0.1.0] [--out bench/results/argo.json]``;
+``--show FILE...`` prints the table of result files. ``make bench-argo`` builds, installs and
+uninstalls Argo around it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +54,6 @@ from kube_harness import (
 
 WORK = ROOT / "build" / "bench" / "argo"
 ARGO_NS = os.environ.get("ARGO_NAMESPACE", "argo-bench")
-WF_PATH = f"/apis/argoproj.io/v1alpha1/namespaces/{ARGO_NS}/workflows"
 OURS = "ours"
 RUN_TIMEOUT = 900.0
 
@@ -69,14 +71,17 @@ def _versions() -> list[str]:
 class ArgoController:
     """Argo's workflow-controller as a host process (command line from hack/argo.sh)."""
 
-    def __init__(self, kubeconfig: Path, requeue: str | None, log_path: Path) -> None:
+    def __init__(
+        self, kubeconfig: Path, requeue: str | None, log_path: Path, namespace: str = ARGO_NS
+    ) -> None:
         self.kubeconfig, self.requeue, self.log_path = kubeconfig, requeue, log_path
+        self.namespace = namespace
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         env["KUBECONFIG"] = str(self.kubeconfig)
-        env["ARGO_NAMESPACE"] = ARGO_NS
+        env["ARGO_NAMESPACE"] = self.namespace
         args = subprocess.run(
             [str(ROOT / "hack" / "argo.sh"), "cmdline"],
             env=env,
@@ -116,64 +121,85 @@ class ArgoController:
             self.proc.wait(timeout=10)
 
 
+@dataclass
+class System:
+    """One side of the comparison: ours, or Argo with one setting, in its own namespace."""
+
+    name: str  # "ours", "argo (requeue 10s)", ...
+    tag: str  # in object names: "ours", "a10s", "a1s"
+    namespace: str
+    proc: Operator | ArgoController
+    records: argo_stats.Records = field(default_factory=argo_stats.Records)
+
+    @property
+    def argo(self) -> bool:
+        return isinstance(self.proc, ArgoController)
+
+    @property
+    def collection(self) -> str:
+        if self.argo:
+            return f"/apis/argoproj.io/v1alpha1/namespaces/{self.namespace}/workflows"
+        return f"/apis/flowcraft.io/v1alpha1/namespaces/{self.namespace}/flows"
+
+    def watches(self, api: Api) -> Watches:
+        pods = f"/api/v1/namespaces/{self.namespace}/pods"
+        streams = {pods: self.records.pod, self.collection: self.records.flow}
+        return Watches(api, self.namespace, self.records, streams)
+
+
+def argo_namespace(setting: str) -> str:
+    """Argo's defaults in ``argo-bench``; another setting in ``argo-bench-<setting>``."""
+    return ARGO_NS if setting == "default" else f"{ARGO_NS}-{setting.replace('.', '')}"
+
+
 class Bench:
     def __init__(self, api: Api, args: argparse.Namespace) -> None:
         self.api, self.args = api, args
-        self.ours_ns = ""
-        self.records = {OURS: argo_stats.Records(), "argo": argo_stats.Records()}
+        self.systems: list[System] = []
         self.runs: list[argo_stats.RunFigures] = []
         self.cpu: dict[str, float] = {}
         self.rss: dict[str, float] = {}
-        self.operator: Operator | None = None
         self.counter = 0
 
     # -- one run ---------------------------------------------------------------------------
 
-    def run_one(
-        self, system: str, proc: Operator | ArgoController, shape: argo_flows.Shape, rep: int
-    ) -> None:
-        argo = system != OURS
-        setting = system.rsplit(" ", maxsplit=1)[-1].rstrip(")").replace(".", "")
-        tag = f"a{setting}" if argo else OURS
+    def run_one(self, system: System, shape: argo_flows.Shape, rep: int) -> None:
         self.counter += 1  # names are never reused within a bench (records are keyed by them)
-        name = f"{shape.name}-{tag}-{self.counter}"
-        if argo:
+        name = f"{shape.name}-{system.tag}-{self.counter}"
+        if system.argo:
             obj = argo_flows.argo_workflow(shape, name, self.args.runner_image)
-            path, records = WF_PATH, self.records["argo"]
         else:
             obj = argo_flows.flowcraft_flow(shape, name)
-            path = f"/apis/flowcraft.io/v1alpha1/namespaces/{self.ours_ns}/flows"
-            records = self.records[OURS]
         created = time.time()
-        self.api.request("POST", path, obj)
+        self.api.request("POST", system.collection, obj)
         deadline = time.monotonic() + RUN_TIMEOUT
-        while name not in records.phases:
-            if not proc.alive():
-                raise BenchError(f"{system}: its controller exited; see {WORK}")
+        while name not in system.records.phases:
+            if not system.proc.alive():
+                raise BenchError(f"{system.name}: its controller exited; see {WORK}")
             if time.monotonic() > deadline:
-                raise BenchError(f"{system}: {name} not finished after {RUN_TIMEOUT:.0f}s")
+                raise BenchError(f"{system.name}: {name} not finished after {RUN_TIMEOUT:.0f}s")
             time.sleep(0.1)
         time.sleep(1.0)  # the last pod events
         fig = argo_stats.run_figures(
-            system=system,
+            system=system.name,
             shape=shape.name,
             rep=rep,
             created=created,
             name=name,
             preds=shape.predecessors(),
             critical_s=shape.critical_path(),
-            records=records,
+            records=system.records,
         )
         self.runs.append(fig)
         self.save()  # after every run: an interrupted bench keeps what it measured
         print(
-            f"  {name:<22} {system:<18} {fig.phase:<9} wall {fig.wall_s:7.2f} s  "
+            f"  {name:<22} {system.name:<18} {fig.phase:<9} wall {fig.wall_s:7.2f} s  "
             f"gap median {argo_stats.ms(argo_stats.median(fig.gaps_s))} ms "
             f"(pod phase: {argo_stats.ms(argo_stats.median(fig.pod_gaps_s))} ms)  pods {fig.pods}",
             flush=True,
         )
-        self.api.request("DELETE", f"{path}/{name}")
-        self.wait_pods_gone(self.ours_ns if not argo else ARGO_NS, name)
+        self.api.request("DELETE", f"{system.collection}/{name}")
+        self.wait_pods_gone(system.namespace, name)
 
     def wait_pods_gone(self, namespace: str, name: str, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
@@ -186,113 +212,75 @@ class Bench:
 
     # -- the whole comparison ----------------------------------------------------------------
 
-    def argo_warmup(self, ctl: ArgoController, label: str) -> None:
-        name = f"warmup-{label}"
+    def argo_warmup(self, system: System) -> None:
+        name = f"warmup-{system.tag}"
         shape = argo_flows.Shape("warmup", (("w", 0.0),), ())
-        self.api.request(
-            "POST", WF_PATH, argo_flows.argo_workflow(shape, name, self.args.runner_image)
-        )
+        wf = argo_flows.argo_workflow(shape, name, self.args.runner_image)
+        self.api.request("POST", system.collection, wf)
         deadline = time.monotonic() + 300
-        while name not in self.records["argo"].phases:
-            if not ctl.alive() or time.monotonic() > deadline:
-                raise BenchError(f"Argo warm-up workflow did not finish; see {ctl.log_path}")
+        while name not in system.records.phases:
+            if not system.proc.alive() or time.monotonic() > deadline:
+                raise BenchError(f"Argo warm-up workflow did not finish; see {WORK}")
             time.sleep(0.2)
-        phase = self.records["argo"].phases[name][0]
+        phase = system.records.phases[name][0]
         if phase != "Succeeded":
-            raise BenchError(f"Argo warm-up workflow {phase}; see {ctl.log_path} and its pods")
-        self.api.request("DELETE", f"{WF_PATH}/{name}")
-        self.wait_pods_gone(ARGO_NS, name)
+            raise BenchError(f"Argo warm-up workflow {phase}; see {WORK} and its pods")
+        self.api.request("DELETE", f"{system.collection}/{name}")
+        self.wait_pods_gone(system.namespace, name)
 
-    def run_shapes(
-        self,
-        shapes: list[argo_flows.Shape],
-        system: str | None,
-        ctl: ArgoController | None,
-        *,
-        with_ours: bool,
-        operator: Operator | None = None,
-    ) -> None:
-        """Every shape ``--reps`` times; the two systems alternate, the order flipping each rep."""
-        operator = operator or self.operator
-        for shape in shapes:
-            print(
-                f"{shape.name}: "
-                + " vs ".join([*([system] if system else []), *([OURS] if with_ours else [])])
-            )
-            for rep in range(self.args.reps):
-                order: list[tuple[str, Any]] = []
-                if system is not None:
-                    order.append((system, ctl))
-                if with_ours:
-                    order.append((OURS, operator))
-                if rep % 2 == 0:
-                    order.reverse()
-                for sysname, proc in order:
-                    self.run_one(sysname, proc, shape, rep)
+    def argo_system(self, setting: str) -> System:
+        requeue = None if setting == "default" else setting
+        namespace = argo_namespace(setting)
+        env = {**os.environ, "ARGO_NAMESPACE": namespace, "KUBECONFIG": str(self.api.kubeconfig)}
+        subprocess.run([str(ROOT / "hack" / "argo.sh"), "install"], env=env, check=True)
+        ctl = ArgoController(
+            self.api.kubeconfig, requeue, WORK / f"controller-{setting}.log", namespace
+        )
+        tag = "a" + (requeue or "10s").replace(".", "")
+        return System(f"argo (requeue {requeue or '10s'})", tag, namespace, ctl)
 
     def run(self) -> None:
         api, args = self.api, self.args
         install_crd(api.kubeconfig)
-        self.ours_ns = api.create_namespace("bench-argo-ours")
-        operator = self.operator = Operator(
-            api.kubeconfig,
-            [self.ours_ns],
-            WORK / "operator.log",
-            ["--runner-image", args.runner_image],
+        ours_ns = api.create_namespace("bench-argo-ours")
+        operator = Operator(
+            api.kubeconfig, [ours_ns], WORK / "operator.log", ["--runner-image", args.runner_image]
         )
+        self.systems = [System(OURS, OURS, ours_ns, operator)]
+        self.systems += [self.argo_system(s) for s in args.settings.split(",") if s != "none"]
         shapes = [argo_flows.SHAPES[s]() for s in args.shapes.split(",")]
-        watches = [
-            Watches(
-                api,
-                self.ours_ns,
-                self.records[OURS],
-                {
-                    f"/api/v1/namespaces/{self.ours_ns}/pods": self.records[OURS].pod,
-                    f"/apis/flowcraft.io/v1alpha1/namespaces/{self.ours_ns}/flows": self.records[
-                        OURS
-                    ].flow,
-                },
-            ),
-            Watches(
-                api,
-                ARGO_NS,
-                self.records["argo"],
-                {
-                    f"/api/v1/namespaces/{ARGO_NS}/pods": self.records["argo"].pod,
-                    WF_PATH: self.records["argo"].flow,
-                },
-            ),
-        ]
+        watches = [system.watches(api) for system in self.systems]
+        cpu0: dict[str, float] = {}
         try:
             for w in watches:
                 w.start()
-            operator.start()
-            operator.wait_ready(api, self.ours_ns, timeout=180)
-            ours_cpu0 = operator.cpu_seconds()
-            for index, setting in enumerate(args.settings.split(",")):
-                if setting == "none":  # ours alone: a check of the bench itself
-                    self.run_shapes(shapes, None, None, with_ours=True)
-                    continue
-                requeue = None if setting == "default" else setting
-                system = f"argo (requeue {requeue or '10s'})"
-                ctl = ArgoController(api.kubeconfig, requeue, WORK / f"controller-{setting}.log")
-                ctl.start()
-                try:
-                    self.argo_warmup(ctl, setting.replace(".", ""))
-                    argo_cpu0 = proc_cpu_seconds(ctl.pid)
-                    with_ours = index == 0 or args.ours_every_setting
-                    self.run_shapes(shapes, system, ctl, with_ours=with_ours, operator=operator)
-                    self.cpu[system] = round(proc_cpu_seconds(ctl.pid) - argo_cpu0, 1)
-                    self.rss[system] = round(proc_status_kib(ctl.pid, "VmHWM") / 1024, 1)
-                finally:
-                    ctl.stop()
-            self.cpu[OURS] = round(operator.cpu_seconds() - ours_cpu0, 1)
-            self.rss[OURS] = round(operator.peak_rss_mib(), 1)
+            for system in self.systems:
+                system.proc.start()
+            operator.wait_ready(api, ours_ns, timeout=300)
+            for system in self.systems[1:]:
+                self.argo_warmup(system)
+            cpu0 = {s.name: proc_cpu_seconds(s.proc.pid) for s in self.systems}
+            for shape in shapes:
+                print(f"{shape.name}: " + " vs ".join(s.name for s in self.systems), flush=True)
+                for rep in range(args.reps):
+                    # Each repetition rotates the order: no system always follows another.
+                    k = rep % len(self.systems)
+                    for system in self.systems[k:] + self.systems[:k]:
+                        self.run_one(system, shape, rep)
         finally:
+            for system in self.systems:
+                if system.proc.alive() and system.name in cpu0:
+                    self.cpu[system.name] = round(
+                        proc_cpu_seconds(system.proc.pid) - cpu0[system.name], 1
+                    )
+                    self.rss[system.name] = round(
+                        proc_status_kib(system.proc.pid, "VmHWM") / 1024, 1
+                    )
             for w in watches:
                 w.stop()
-            operator.stop()
-            api.delete_namespace(self.ours_ns, wait=300)
+            for system in self.systems:
+                system.proc.stop()
+            api.delete_namespace(ours_ns, wait=300)
 
     def save(self) -> None:
         self.args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -342,7 +330,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--shapes", default="seed,chain10,fan50")
     parser.add_argument("--settings", default="default,1s")
-    parser.add_argument("--ours-every-setting", action="store_true")
     parser.add_argument("--runner-image", default="flowcraft-runner:0.1.0")
     parser.add_argument("--kubeconfig", type=Path, default=REAL_KUBECONFIG)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "argo.json")

@@ -11,7 +11,8 @@
 #                           ConfigMap (executor imagePullPolicy Never, no artifact repository)
 #   hack/argo.sh run        the controller in the foreground, as a host process like the
 #                           operator in the benches (bench/argo_bench.py starts it itself)
-#   hack/argo.sh uninstall  delete the namespace and the CRDs (and so every Workflow)
+#   hack/argo.sh uninstall  delete the namespaces install labelled and the CRDs (and so every
+#                           Workflow); bench/argo_bench.py installs one namespace per setting
 #   hack/argo.sh status
 # Env: ARGO_NAMESPACE (argo-bench: controller config and the Workflows, --namespaced),
 #      DEFAULT_REQUEUE_TIME (Argo's own variable, default 10s), KUBECONFIG (.cluster/kubeconfig).
@@ -160,7 +161,8 @@ cmd_run() {
 }
 
 cmd_uninstall() {
-  log "deleting namespace $ARGO_NAMESPACE and Argo's CRDs"
+  log "deleting the namespaces install made (label app.kubernetes.io/part-of=flowcraft-bench-argo) and Argo's CRDs"
+  kubectl_ delete namespace -l app.kubernetes.io/part-of=flowcraft-bench-argo --wait=true --timeout=300s >/dev/null || true
   kubectl_ delete namespace "$ARGO_NAMESPACE" --ignore-not-found --wait=true --timeout=300s >/dev/null || true
   local crds=(); mapfile -t crds < <(crd_files "$(module_dir)")
   kubectl_ delete --ignore-not-found --wait=true --timeout=300s "${crds[@]}" >/dev/null || true
