@@ -30,3 +30,7 @@ bench-batch: $(STAMP) cluster-kwok bench-real-up ## Batch items (~1.5 h on a bus
 	$(BENCH_PY) --only batch --batch-items 10000 --batch-modes indexed --batch-repeats 1 --out bench/results/batch-10000.json
 	$(BENCH_PY) --only batch-pods --batch-repeats 1 --out bench/results/batch-pods.json
 	$(BIN)/python bench/batch_pass_bench.py
+
+.PHONY: bench-results
+bench-results: $(STAMP) bench-real-up ## Result channel on real pods: overhead of the pod-log channel vs the termination message (1/100/900 KiB, median of 5) and operator RSS with 100 nodes x 500 KiB at once; bench/results/results-channel.json
+	$(BIN)/python bench/results_bench.py --runner-image $(RUNNER_IMAGE) --out bench/results/results-channel.json

@@ -24,7 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,9 +51,16 @@ class OperatorProcess:
     """``python -m flowcraft.drivers.kubernetes`` for some namespaces; controlled by pid."""
 
     def __init__(
-        self, cluster: Cluster, namespaces: list[str], log_path: Path, *, verbose: bool = False
+        self,
+        cluster: Cluster,
+        namespaces: list[str],
+        log_path: Path,
+        *,
+        verbose: bool = False,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.verbose = verbose
+        self.extra_args = list(extra_args)
         self.cluster = cluster
         self.namespaces = namespaces
         self.log_path = log_path
@@ -70,6 +77,7 @@ class OperatorProcess:
         args += ["--runner-image", RUNNER_IMAGE]
         if self.verbose:
             args.append("--verbose")
+        args += self.extra_args
         env = self.cluster.env()
         env["PYTHONPATH"] = str(ROOT / "operator") + os.pathsep + env.get("PYTHONPATH", "")
         with self.log_path.open("ab") as log:

@@ -14,14 +14,16 @@ import asyncio
 import logging
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import kopf
 
-from flowcraft.drivers.kubernetes import crd, metrics
+from flowcraft.drivers.kubernetes import crd, metrics, webhook
 from flowcraft.drivers.kubernetes.builders import LABEL_MANAGED_BY, MANAGED_BY
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
 from flowcraft.drivers.kubernetes.client import Client, ConfigError, Connection, load_connection
+from flowcraft.drivers.kubernetes.policy import Policy
 from flowcraft.drivers.kubernetes.reconcile import Reconciler
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,9 @@ class OperatorOptions:
     liveness_port: int | None = None
     runner_image: str | None = None  # overrides the default runner image (not spec.image)
     batch_mode: str = "indexed"  # reconcile.BATCH_MODES: how batch items run
+    policy: Policy = field(default_factory=Policy)  # what Flows may run (off by default)
+    webhook_port: int | None = None  # the validating admission webhook (webhook.py)
+    webhook_cert_dir: str | None = None
     verbose: bool = False
 
 
@@ -151,11 +156,23 @@ async def run_operator(options: OperatorOptions) -> None:
         instance=socket.gethostname(),
         runner_image=options.runner_image,
         batch_mode=options.batch_mode,
+        policy=options.policy,
     )
     registry = build_registry(conn, cache, reconciler, client)
     metrics.configure(options.metrics_config)
     if options.metrics_port is not None:
         metrics.serve(options.metrics_port)
+    hook = None
+    if options.webhook_port is not None and options.webhook_cert_dir is not None:
+        hook = await webhook.serve(options.webhook_port, Path(options.webhook_cert_dir))
+    try:
+        await _run_kopf(options, registry)
+    finally:
+        if hook is not None:
+            await hook.cleanup()
+
+
+async def _run_kopf(options: OperatorOptions, registry: kopf.OperatorRegistry) -> None:
     await kopf.operator(
         registry=registry,
         settings=_settings(options.namespaces is not None),
@@ -182,6 +199,9 @@ def operator_main(
     liveness_port: int | None = None,
     runner_image: str | None = None,
     batch_mode: str = "indexed",
+    policy: Policy | None = None,
+    webhook_port: int | None = None,
+    webhook_cert_dir: str | None = None,
     verbose: bool = False,
 ) -> int:
     """Entry point for ``flowcraft operator``: ``namespaces=None`` watches all namespaces."""
@@ -203,6 +223,9 @@ def operator_main(
         liveness_port=liveness_port,
         runner_image=runner_image,
         batch_mode=batch_mode,
+        policy=policy or Policy(),
+        webhook_port=webhook_port,
+        webhook_cert_dir=webhook_cert_dir,
         verbose=verbose,
     )
     try:
