@@ -11,20 +11,34 @@ each watch is the resume path: every existing Flow gets a pass at startup.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+from aiohttp import web
 
 from flowcraft.drivers.kubernetes import crd, metrics
 from flowcraft.drivers.kubernetes.builders import LABEL_MANAGED_BY, MANAGED_BY
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
 from flowcraft.drivers.kubernetes.client import Client, ConfigError, Connection, load_connection
+from flowcraft.drivers.kubernetes.leader import LeaderElector, Timing
 from flowcraft.drivers.kubernetes.reconcile import Reconciler
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ElectionOptions:
+    """Leader election (module ``leader``): hold the Lease before watching or writing."""
+
+    namespace: str | None = None  # None: see lease_namespace()
+    name: str = "flowcraft-operator"
+    identity: str | None = None  # None: hostname plus a random suffix
+    timing: Timing = field(default_factory=Timing)
 
 
 @dataclass(frozen=True)
@@ -37,7 +51,44 @@ class OperatorOptions:
     liveness_port: int | None = None
     runner_image: str | None = None  # overrides the default runner image (not spec.image)
     batch_mode: str = "indexed"  # reconcile.BATCH_MODES: how batch items run
+    election: ElectionOptions | None = None  # None: no election, this process writes at once
     verbose: bool = False
+
+
+def lease_namespace(options: OperatorOptions, conn: Connection) -> str:
+    """Where the Lease lives: explicit, else the pod's namespace in-cluster, else the first
+    watched namespace, else the kubeconfig's namespace, else ``default``."""
+    election = options.election
+    if election is not None and election.namespace:
+        return election.namespace
+    if conn.in_cluster and conn.default_namespace:
+        return conn.default_namespace
+    if options.namespaces:
+        return options.namespaces[0]
+    return conn.default_namespace or "default"
+
+
+@contextlib.asynccontextmanager
+async def _standby_health(port: int | None) -> AsyncIterator[None]:
+    """While a standby waits for the Lease, its probes answer 200 (it is healthy, and a
+    rollout may proceed); kopf's own endpoint takes the port over once it leads."""
+    if port is None:
+        yield
+        return
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"standby": True})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "0.0.0.0", port, reuse_address=True)
+    await site.start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
 
 
 def _raw(event: Any) -> dict[str, Any]:
@@ -144,18 +195,48 @@ async def run_operator(options: OperatorOptions) -> None:
     """Run until cancelled or signalled (kopf installs SIGINT/SIGTERM handlers)."""
     conn = load_connection(options.kubeconfig, options.context)
     client = Client(conn)
+    metrics.configure(options.metrics_config)
+    if options.metrics_port is not None:
+        metrics.serve(options.metrics_port)
+    instance = socket.gethostname()
+    elector: LeaderElector | None = None
+    renewing: asyncio.Task[None] | None = None
+    if options.election is not None:
+        elector = LeaderElector(
+            client,
+            lease_namespace(options, conn),
+            options.election.name,
+            identity=options.election.identity,
+            timing=options.election.timing,
+        )
+        instance = elector.identity  # Events name the writer (reportingInstance)
+        async with _standby_health(options.liveness_port):
+            await elector.acquire()
+        client.write_guard = elector.may_write
+        renewing = asyncio.create_task(elector.keep_renewing())
+    try:
+        await _operate(options, conn, client, instance)
+    finally:
+        if renewing is not None:
+            renewing.cancel()
+        if elector is not None:
+            # After kopf's cleanup (the reconciler has closed): no write can follow this.
+            await elector.release()
+            await client.close()
+
+
+async def _operate(
+    options: OperatorOptions, conn: Connection, client: Client, instance: str
+) -> None:
     cache = ObjectCache()
     reconciler = Reconciler(
         client,
         cache,
-        instance=socket.gethostname(),
+        instance=instance,
         runner_image=options.runner_image,
         batch_mode=options.batch_mode,
     )
     registry = build_registry(conn, cache, reconciler, client)
-    metrics.configure(options.metrics_config)
-    if options.metrics_port is not None:
-        metrics.serve(options.metrics_port)
     await kopf.operator(
         registry=registry,
         settings=_settings(options.namespaces is not None),
@@ -182,6 +263,7 @@ def operator_main(
     liveness_port: int | None = None,
     runner_image: str | None = None,
     batch_mode: str = "indexed",
+    election: ElectionOptions | None = None,
     verbose: bool = False,
 ) -> int:
     """Entry point for ``flowcraft operator``: ``namespaces=None`` watches all namespaces."""
@@ -203,6 +285,7 @@ def operator_main(
         liveness_port=liveness_port,
         runner_image=runner_image,
         batch_mode=batch_mode,
+        election=election,
         verbose=verbose,
     )
     try:
