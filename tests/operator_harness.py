@@ -51,9 +51,16 @@ class OperatorProcess:
     """``python -m flowcraft.drivers.kubernetes`` for some namespaces; controlled by pid."""
 
     def __init__(
-        self, cluster: Cluster, namespaces: list[str], log_path: Path, *, verbose: bool = False
+        self,
+        cluster: Cluster,
+        namespaces: list[str],
+        log_path: Path,
+        *,
+        verbose: bool = False,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.verbose = verbose
+        self.extra_args = list(extra_args or [])
         self.cluster = cluster
         self.namespaces = namespaces
         self.log_path = log_path
@@ -70,6 +77,7 @@ class OperatorProcess:
         args += ["--runner-image", RUNNER_IMAGE]
         if self.verbose:
             args.append("--verbose")
+        args += self.extra_args
         env = self.cluster.env()
         env["PYTHONPATH"] = str(ROOT / "operator") + os.pathsep + env.get("PYTHONPATH", "")
         with self.log_path.open("ab") as log:
@@ -122,6 +130,36 @@ class OperatorProcess:
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as resp:
             return str(resp.read().decode())
+
+
+def elected_operators(
+    cluster: Cluster, namespace: str, tmp_path: Path, count: int = 2, *, lease: str = "op"
+) -> list[OperatorProcess]:
+    """``count`` operators for ``namespace`` with leader election on (the Lease ``lease`` in
+    that namespace, identities ``op-0``, ``op-1``...), not started; logs ``operator-N.log``."""
+    return [
+        OperatorProcess(
+            cluster,
+            [namespace],
+            tmp_path / f"operator-{i}.log",
+            extra_args=[
+                "--leader-elect",
+                f"--leader-election-namespace={namespace}",
+                f"--leader-election-name={lease}",
+                f"--leader-election-identity=op-{i}",
+            ],
+        )
+        for i in range(count)
+    ]
+
+
+def lease_holder(cluster: Cluster, namespace: str, lease: str = "op") -> str | None:
+    """The Lease's holderIdentity (None: no Lease yet, or released)."""
+    result = cluster.kubectl("get", "lease", lease, "-n", namespace, "-o", "json", check=False)
+    if result.returncode != 0:
+        return None
+    holder = (json.loads(result.stdout).get("spec") or {}).get("holderIdentity")
+    return str(holder) if holder else None
 
 
 def wait_for(
@@ -265,12 +303,14 @@ __all__ = [
     "OperatorProcess",
     "apply_doc",
     "apply_file",
+    "elected_operators",
     "events_for",
     "flow_crd",
     "flow_phase",
     "get_flow",
     "items",
     "jobs_by_node",
+    "lease_holder",
     "operator",
     "operator_role_kubeconfig",
     "runner_image",

@@ -61,11 +61,21 @@ class Release:
     def selector(self) -> str:
         return f"app.kubernetes.io/instance={self.name}"
 
+    def leader_pod(self) -> str | None:
+        """The pod holding the leader Lease (holderIdentity is ``<pod name>_<suffix>``)."""
+        lease = self.cluster.kubectl(
+            "get", "lease", f"{self.name}-flowcraft", "-n", self.namespace, "-o", "json",
+            check=False,
+        )  # fmt: skip
+        if lease.returncode != 0:
+            return None
+        holder = str((json.loads(lease.stdout).get("spec") or {}).get("holderIdentity") or "")
+        return holder.rpartition("_")[0] or None
+
     def metrics(self) -> str:
-        path = (
-            f"/api/v1/namespaces/{self.namespace}/services/"
-            f"http:{self.name}-flowcraft-metrics:metrics/proxy/metrics"
-        )
+        """The leader's /metrics (the standby's counts nothing: it runs no reconcile)."""
+        pod = wait_for(self.leader_pod, timeout=60, what="the chart's leader pod")
+        path = f"/api/v1/namespaces/{self.namespace}/pods/http:{pod}:8080/proxy/metrics"
         return self.cluster.kubectl("get", "--raw", path).stdout
 
 

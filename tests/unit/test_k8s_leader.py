@@ -109,7 +109,7 @@ def run(coro: Any) -> Any:
 def test_timing_must_leave_the_leader_time_to_stop_before_the_lease_expires() -> None:
     with pytest.raises(ValueError, match="renew deadline < lease duration"):
         Timing(lease_duration=10, renew_deadline=10, retry_period=2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="retry period < renew deadline"):
         Timing(lease_duration=15, renew_deadline=10, retry_period=10)
 
 

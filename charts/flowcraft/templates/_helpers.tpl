@@ -35,6 +35,10 @@ helm.sh/chart: {{ include "flowcraft.chart" . }}
 {{- end -}}
 {{- end -}}
 
+{{- define "flowcraft.leaseName" -}}
+{{- default (include "flowcraft.fullname" .) .Values.leaderElection.leaseName -}}
+{{- end -}}
+
 {{- define "flowcraft.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}

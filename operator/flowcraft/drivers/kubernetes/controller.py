@@ -210,10 +210,12 @@ async def run_operator(options: OperatorOptions) -> None:
             timing=options.election.timing,
         )
         instance = elector.identity  # Events name the writer (reportingInstance)
+        metrics.current().leader.set(0)
         async with _standby_health(options.liveness_port):
             await elector.acquire()
         client.write_guard = elector.may_write
         renewing = asyncio.create_task(elector.keep_renewing())
+    metrics.current().leader.set(1)
     try:
         await _operate(options, conn, client, instance)
     finally:
