@@ -46,7 +46,7 @@ from flowcraft.contract import (
     Write,
     file_stem,
 )
-from flowcraft.drivers.kubernetes import names
+from flowcraft.drivers.kubernetes import names, timeouts
 from flowcraft.model import FunctionSpec, NodeSpec, format_timestamp
 
 Manifest = dict[str, Any]
@@ -371,7 +371,13 @@ def job_manifest(
         },
     }
     if timeout_seconds is not None:
-        job["spec"]["activeDeadlineSeconds"] = max(1, math.ceil(timeout_seconds))
+        # A node attempt: a backstop, the operator times it itself (module timeouts) and acts
+        # first. A batch item: the Job controller enforces the item timeout.
+        job["spec"]["activeDeadlineSeconds"] = (
+            max(1, math.ceil(timeout_seconds))
+            if item is not None
+            else timeouts.backstop_seconds(timeout_seconds)
+        )
     return job
 
 

@@ -397,6 +397,18 @@ class Client:
     async def list_pods(self, namespace: str, selector: str) -> list[Manifest]:
         return await self._list(f"/api/v1/namespaces/{_q(namespace)}/pods", selector)
 
+    async def delete_pod(
+        self, namespace: str, name: str, *, uid: str | None = None, grace_seconds: int = 1
+    ) -> None:
+        """Delete one pod (only the object with ``uid``, a precondition) with a short grace
+        period: how the operator stops an attempt that ran past its timeout."""
+        body: Manifest = {"gracePeriodSeconds": grace_seconds}
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
+        await self.request(
+            "DELETE", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}", body=body
+        )
+
     async def read_pod_log(
         self,
         namespace: str,
