@@ -53,8 +53,9 @@ helm.sh/chart: {{ include "flowcraft.chart" . }}
 
 {{/*
 What the operator may do: mirrors deploy/operator.yaml. Flows are read and only their status
-is written; Jobs are the unit of work; pods are only read (their container state carries the
-result); output ConfigMaps are created once. Node pods get no RBAC at all.
+is written; Jobs are the unit of work; pods are read (their container state carries the
+result) and deleted only to stop an attempt past its timeout; output ConfigMaps are created
+once (and again if deleted while their Flow runs). Node pods get no RBAC at all.
 */}}
 {{- define "flowcraft.rules" -}}
 - apiGroups: ["flowcraft.io"]
@@ -71,10 +72,10 @@ result); output ConfigMaps are created once. Node pods get no RBAC at all.
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "delete"]
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "create"]
+  verbs: ["get", "list", "watch", "create"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]

@@ -149,6 +149,16 @@ def build_registry(
         if key is not None:
             reconciler.trigger(key)
 
+    @kopf.on.event("", "v1", "configmaps", labels=managed, registry=registry)
+    async def configmap_event(event: Any, **_: Any) -> None:
+        # Only deletions matter: an output or context ConfigMap deleted while its Flow runs
+        # is restored by the Flow's next pass (pods that mount it would wait forever).
+        if event.get("type") != "DELETED":
+            return
+        key = cache.put_configmap(_raw(event), deleted=True)
+        if key is not None:
+            reconciler.trigger(key)
+
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         await reconciler.close()
