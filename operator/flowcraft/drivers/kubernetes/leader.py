@@ -273,7 +273,7 @@ class LeaderElector:
             if remaining > 0:
                 try:
                     ok = await asyncio.wait_for(self.try_acquire_or_renew(), timeout=remaining)
-                except (ApiError, TimeoutError) as exc:
+                except Exception as exc:  # any failure is a failed renewal
                     logger.warning("leader election: renew failed: %s", exc)
             if not ok and not self.may_write():
                 self._renewed_at = None
