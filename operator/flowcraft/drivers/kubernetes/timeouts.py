@@ -38,6 +38,11 @@ def deadline(
     return min(bounds) + timedelta(milliseconds=timeout_ms)
 
 
+def limit(timeout_ms: int) -> timedelta:
+    """The timeout as a duration."""
+    return timedelta(milliseconds=timeout_ms)
+
+
 def message(timeout_ms: int) -> str:
     """The attempt's failure message (reason Timeout)."""
     return f"timed out after {timeout_ms} ms (the operator stopped the attempt's pod)"
