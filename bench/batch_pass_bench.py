@@ -1,10 +1,11 @@
 """In-memory cost of one operator pass over a 10,000-item batch (no cluster, no API calls).
 
 What the reconcile does per pass for every *running* item, whatever changed: the engine's
-``running_items``, the item's Job name and a cache lookup of its Job and pod (``_running_items``
-+ the lookups of ``_observe_items`` / ``_ensure_items``); and once per pass the status
-rendering (progress counts items) and the "worth a write?" comparison. API calls are not
-here: they happen only for what changed (a Job to create, an output to store).
+``running_items``, the item's Job name and a cache lookup of its Job and pod
+(``reconcile.items.running_items`` + the lookups of ``observe_items`` / ``ensure_items``); and
+once per pass the status rendering (progress counts items) and the "worth a write?"
+comparison. API calls are not here: they happen only for what changed (a Job to create, an
+output to store).
 
 Usage: ``.venv/bin/python bench/batch_pass_bench.py [--items 10000]``.
 """
@@ -26,7 +27,9 @@ import kube_flows  # noqa: E402
 from flowcraft.drivers.kubernetes import builders  # noqa: E402
 from flowcraft.drivers.kubernetes import status as flow_status  # noqa: E402
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache  # noqa: E402
-from flowcraft.drivers.kubernetes.reconcile import Reconciler, _FlowState, _Pass  # noqa: E402
+from flowcraft.drivers.kubernetes.reconcile import Reconciler  # noqa: E402
+from flowcraft.drivers.kubernetes.reconcile.items import running_items  # noqa: E402
+from flowcraft.drivers.kubernetes.reconcile.state import FlowState, Pass  # noqa: E402
 from flowcraft.engine import Engine  # noqa: E402
 from flowcraft.model import BatchStatus, Flow, FlowStatus, NodeStatus  # noqa: E402
 
@@ -53,9 +56,9 @@ def main() -> int:
     )
     cache = ObjectCache()
     key = FlowKey("ns", "b")
-    reconciler = Reconciler(None, cache, instance="bench")  # type: ignore[arg-type]
-    ctx = _Pass(key, builders.FlowRef("b", "ns", "uid"), _FlowState(), flow.spec, engine)
-    for *_, job, _index in reconciler._running_items(ctx, status):
+    cluster = Reconciler(None, cache, instance="bench")._cluster  # type: ignore[arg-type]
+    ctx = Pass(key, builders.FlowRef("b", "ns", "uid"), FlowState(), flow.spec, engine)
+    for *_, job, _index in running_items(cluster, ctx, status):
         cache.remember_job(
             key,
             {
@@ -72,8 +75,8 @@ def main() -> int:
         )  # fmt: skip
 
     def one_pass() -> None:
-        fresh = _Pass(key, ctx.ref, ctx.state, flow.spec, engine)  # a new pass: nothing memoised
-        for *_, job, index in reconciler._running_items(fresh, status):
+        fresh = Pass(key, ctx.ref, ctx.state, flow.spec, engine)  # a new pass: nothing memoised
+        for *_, job, index in running_items(cluster, fresh, status):
             found = cache.job_named(key, "uid", job)
             if found is not None:
                 cache.pod(key, found, index)

@@ -24,7 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,10 +57,10 @@ class OperatorProcess:
         log_path: Path,
         *,
         verbose: bool = False,
-        extra_args: list[str] | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.verbose = verbose
-        self.extra_args = list(extra_args or [])
+        self.extra_args = list(extra_args)
         self.cluster = cluster
         self.namespaces = namespaces
         self.log_path = log_path

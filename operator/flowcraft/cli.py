@@ -31,10 +31,18 @@ What the loader accepts but wants the user to know (a blueprint key
 flowcraft ignores, an unquoted ``n``/``yes`` that kubectl reads as a boolean) is printed on
 stderr as ``warning: <path>: <message>`` before the command goes on.
 
+Output (``run``, local ``resume``): ``--output text`` a summary table on stdout, ``json`` the
+final context, ``result`` the whole result as JSON shaped like flowcraft's ``WorkflowResult``;
+errors of a run that did not succeed always reach stderr, also with ``--quiet``. What is printed
+and how lives in :mod:`flowcraft.cli_render`. A flow with ``spec.suspend: true`` runs anyway,
+with a warning: on a cluster suspend holds a Flow until someone unsuspends it, locally nobody
+could, and ``run`` is the explicit request to start now.
+
 ``flowcraft operator`` hands over to the Kubernetes driver's entry module (its flags and exit
-codes are documented there). ``submit``, ``get`` and ``logs`` talk to the cluster of the current
-kubeconfig (``--kubeconfig``/``$KUBECONFIG``) through :mod:`flowcraft.clustercli`; when the
-cluster cannot be reached or the Flow does not exist they print one line and exit 3.
+codes are documented there). ``submit``, ``get``, ``logs`` and ``resume FLOW`` talk to the
+cluster of the current kubeconfig (``--kubeconfig``/``$KUBECONFIG``); they live in
+:mod:`flowcraft.cli_cluster`. When the cluster cannot be reached or the Flow does not exist
+they print one line and exit 3.
 """
 
 from __future__ import annotations
@@ -43,9 +51,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flowcraft.drivers.local import RunResult
@@ -103,9 +111,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog="--param [NODE.]KEY=VALUE sets params.KEY on every node (or on NODE only); "
         "VALUE is JSON when it parses as JSON, else a string. Exit code: 0 Succeeded, "
         "1 Failed or Cancelled, 2 invalid input, 4 stopped at a wait node (Awaiting): the run "
-        "directory is kept and stderr shows the flowcraft resume command.",
+        "directory is kept and stderr shows the flowcraft resume command. Errors of a run that "
+        "did not succeed always go to stderr, also with --quiet. A flow with spec.suspend: true "
+        "runs anyway, with a warning (suspend holds a Flow on a cluster until it is "
+        "unsuspended; run is the request to start now).",
     )
-    _flow_arguments(run)
+    flow_arguments(run)
     _blueprints_argument(run)
     run.add_argument(
         "--param",
@@ -114,12 +125,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="[NODE.]KEY=VALUE",
         help="override a node param (repeatable)",
     )
-    run.add_argument(
-        "--output",
-        choices=("text", "json"),
-        default="text",
-        help="text: a summary table (default); json: the final context on stdout",
-    )
+    output_argument(run)
     run.add_argument(
         "--workdir",
         type=Path,
@@ -127,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
         help="keep the run's files (inputs, results, logs) under DIR "
         "(default: a temporary directory, removed when the flow succeeds)",
     )
-    _quiet_argument(run)
+    quiet_argument(run)
     run.add_argument(
         "--no-output-limit",
         action="store_true",
@@ -140,10 +146,12 @@ def _parser() -> argparse.ArgumentParser:
         help="check a flow without running it",
         description="Check a flow without running it. Exit code: 0 valid, 2 invalid.",
     )
-    _flow_arguments(validate)
+    flow_arguments(validate)
     _blueprints_argument(validate)
     validate.set_defaults(handler=_cmd_validate)
-    _cluster_commands(commands)
+    from flowcraft import cli_cluster  # noqa: PLC0415 - it imports this module
+
+    cli_cluster.add_commands(commands)
     # The operator's flags live with the Kubernetes driver; its entry module imports only
     # argparse, so building this parser stays cheap.
     from flowcraft.drivers.kubernetes import entry as operator_entry  # noqa: PLC0415
@@ -158,13 +166,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_argument(parser: argparse.ArgumentParser) -> None:
+def output_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--output",
+        "-o",
+        choices=("text", "json", "result"),
+        default="text",
+        help="text: a summary table (default); json: the final context on stdout; result: "
+        "the whole result on stdout as JSON, shaped like flowcraft's WorkflowResult (status, "
+        "context, serializedContext, errors) plus phase, message and per-node status",
+    )
+
+
+def quiet_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress lines and no summary"
     )
 
 
-def _flow_arguments(parser: argparse.ArgumentParser) -> None:
+def flow_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("flow", type=Path, metavar="FLOW", help="a Flow manifest or blueprint")
     parser.add_argument(
         "--functions",
@@ -213,7 +233,7 @@ def _load_blueprints(args: argparse.Namespace, flow: Flow) -> dict[str, Blueprin
     return loaded.blueprints
 
 
-def _load(args: argparse.Namespace) -> Flow:
+def load_flow_args(args: argparse.Namespace) -> Flow:
     """Load FLOW (+ --functions, --initial-context); warnings go to stderr, errors exit 2."""
     from flowcraft.model import FlowValidationError  # noqa: PLC0415
     from flowcraft.model.loader import load_flow_with_warnings  # noqa: PLC0415
@@ -236,10 +256,12 @@ def _load(args: argparse.Namespace) -> Flow:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    flow = _load(args)
+    from flowcraft.cli_render import plural  # noqa: PLC0415
+
+    flow = load_flow_args(args)
     blueprints = _load_blueprints(args, flow)
-    nodes, edges = _plural(len(flow.spec.nodes), "node"), _plural(len(flow.spec.edges), "edge")
-    used = f", {_plural(len(blueprints), 'blueprint')}" if blueprints else ""
+    nodes, edges = plural(len(flow.spec.nodes), "node"), plural(len(flow.spec.edges), "edge")
+    used = f", {plural(len(blueprints), 'blueprint')}" if blueprints else ""
     print(f"ok: flow {flow.metadata.name}: {nodes}, {edges}{used}")
     return EXIT_OK
 
@@ -285,8 +307,17 @@ def apply_params(flow: Flow, assignments: Sequence[str]) -> Flow:
 def _cmd_run(args: argparse.Namespace) -> int:
     import tempfile  # noqa: PLC0415
 
-    flow = apply_params(_load(args), args.param)
+    flow = apply_params(load_flow_args(args), args.param)
     blueprints = _load_blueprints(args, flow)
+    if flow.spec.suspend:
+        # On a cluster, suspend holds a Flow until someone unsuspends it; locally nobody
+        # could, and `run` is the explicit request to start now.
+        print(
+            "warning: spec.suspend: true is ignored by flowcraft run (the flow runs now; on a "
+            "cluster it would wait until spec.suspend is set to false)",
+            file=sys.stderr,
+        )
+        flow = flow.model_copy(update={"spec": flow.spec.model_copy(update={"suspend": False})})
     from flowcraft.model import FlowStatus  # noqa: PLC0415
 
     name = flow.metadata.name
@@ -322,10 +353,11 @@ def _execute(
     import shutil  # noqa: PLC0415
     import signal  # noqa: PLC0415
 
+    from flowcraft.cli_render import Progress, report_failure, result_document  # noqa: PLC0415
     from flowcraft.drivers.local import LocalRunner  # noqa: PLC0415
     from flowcraft.drivers.local_state import save_state  # noqa: PLC0415
 
-    progress = _Progress(sys.stderr, enabled=not args.quiet)
+    progress = Progress(sys.stderr, enabled=not args.quiet)
     if resumed:
         progress.seen(state.status)
     runner = LocalRunner(
@@ -369,13 +401,16 @@ def _execute(
         # The state a later `flowcraft resume` continues from (or, once a resumed run ends,
         # the record that there is nothing left to resume).
         save_state(run_dir, replace(state, status=result.status))
-    if args.output == "json":
-        json.dump(result.context, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    if args.output in ("json", "result"):
+        document = result.context if args.output == "json" else result_document(result)
+        json.dump(document, sys.stdout, indent=2, ensure_ascii=False, default=str)
         sys.stdout.write("\n")
+        sys.stdout.flush()
         if not args.quiet:
             progress.summary(result, sys.stderr)
     elif not args.quiet:
         progress.summary(result, sys.stdout)
+    report_failure(result, sys.stderr)
     if awaiting:
         print(resume_hint(result.flow.metadata.name, result.status, run_dir), file=sys.stderr)
         return EXIT_AWAITING
@@ -404,7 +439,7 @@ def resume_hint(flow: str, status: FlowStatus, run_dir: Path) -> str:
     return f"flowcraft: flow {flow} is awaiting {which} {', '.join(nodes)}; resume{each}: {command}"
 
 
-def _cmd_resume(args: argparse.Namespace) -> int:
+def cmd_resume(args: argparse.Namespace) -> int:
     data = _resume_data(args.data)
     target = str(args.target)
     if Path(target).is_dir() or "/" in target:
@@ -414,7 +449,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
                     f"--{flag} names a Flow on a cluster; {target!r} is a local run directory"
                 )
         return _resume_local(args, Path(target), data)
-    return _resume_cluster(args, target, data)
+    from flowcraft.cli_cluster import resume_cluster  # noqa: PLC0415
+
+    return resume_cluster(args, target, data)
 
 
 def _resume_data(text: str) -> Any:
@@ -467,22 +504,6 @@ def _resume_local(args: argparse.Namespace, run_dir: Path, data: Any) -> int:
     return _execute(args, state, run_dir, resumed=True, temporary=False)
 
 
-def _resume_cluster(args: argparse.Namespace, name: str, data: Any) -> int:
-    from flowcraft import clustercli  # noqa: PLC0415
-
-    async def work(api: Any, default_ns: str) -> str:
-        namespace = args.namespace or default_ns
-        await clustercli.resume(api, namespace, name, args.node, data)
-        return namespace
-
-    try:
-        namespace = _on_cluster(args, work)
-    except clustercli.ResumeRefused as err:
-        raise UsageError(str(err)) from None
-    print(f"flow.flowcraft.io/{name} resumed: node {args.node} (namespace {namespace})")
-    return EXIT_OK
-
-
 def _pid() -> int:
     import os  # noqa: PLC0415
 
@@ -490,298 +511,3 @@ def _pid() -> int:
 
 
 # Node phase -> (progress tag, ANSI colour).
-_MARKS: dict[str, tuple[str, str]] = {
-    "Running": ("start", "36"),
-    "Succeeded": ("ok", "32"),
-    "Retrying": ("retry", "33"),
-    "Failed": ("FAIL", "31"),
-    "Skipped": ("skip", "2"),
-    "Cancelled": ("cancel", "33"),
-    "Sleeping": ("sleep", "36"),
-    "Awaiting": ("await", "35"),
-}
-
-
-class _Progress:
-    """Turns successive engine statuses into one line per node transition."""
-
-    def __init__(self, stream: TextIO, *, enabled: bool) -> None:
-        self._stream = stream
-        self._enabled = enabled
-        self._color = enabled and stream.isatty()
-        self._seen: dict[str, tuple[str, int]] = {}
-        self._flow_phase = "Pending"
-        self._t0: datetime | None = None
-
-    def note(self, text: str) -> None:
-        if self._enabled:
-            print(text, file=self._stream, flush=True)
-
-    def seen(self, status: FlowStatus) -> None:
-        """Take ``status`` as already shown (a resumed run reports only what is new)."""
-        self._t0 = status.started_at
-        for node_id, node in status.nodes.items():
-            self._seen[node_id] = (node.phase, node.attempts)
-
-    def update(self, status: FlowStatus) -> None:
-        if self._t0 is None:
-            self._t0 = status.started_at or datetime.now(UTC)
-        for node_id, node in status.nodes.items():
-            state = (node.phase, node.attempts)
-            if self._seen.get(node_id, ("Pending", 0)) == state:
-                continue
-            self._seen[node_id] = state
-            if node.phase in _MARKS:
-                self._line(node_id, node.phase, self._describe(node_id, status))
-        if status.phase != self._flow_phase:
-            self._flow_phase = status.phase
-
-    def _describe(self, node_id: str, status: FlowStatus) -> str:
-        node = status.nodes[node_id]
-        if node.phase == "Running":
-            return "started" + (f" (attempt {node.attempts})" if node.attempts > 1 else "")
-        if node.phase == "Succeeded":
-            return f"succeeded in {_duration(node.started_at, node.finished_at)}" + (
-                f" after {node.attempts} attempts" if node.attempts > 1 else ""
-            )
-        if node.phase == "Retrying":
-            text = node.message or f"attempt {node.attempts} failed"
-            if node.retry_at is not None:
-                text += f"; retrying in {_duration(datetime.now(UTC), node.retry_at)}"
-            return text
-        if node.phase == "Failed":
-            return f"failed after {_plural(node.attempts, 'attempt')}: {node.message or '?'}"
-        if node.phase == "Sleeping" and node.wake_at is not None:
-            return f"sleeping for {_duration(datetime.now(UTC), node.wake_at)}"
-        if node.phase == "Awaiting":
-            return "awaiting resume data (flowcraft resume)"
-        word = node.phase.lower()
-        detail = node.message or node.reason
-        if not detail:
-            return word
-        return detail if detail.startswith(word) else f"{word} ({detail})"
-
-    def _line(self, node_id: str, phase: str, text: str) -> None:
-        if not self._enabled:
-            return
-        mark, color = _MARKS[phase]
-        tag = f"[{mark:>6}]"
-        if self._color:
-            tag = f"\033[{color}m{tag}\033[0m"
-        elapsed = ""
-        if self._t0 is not None:
-            elapsed = f"{(datetime.now(UTC) - self._t0).total_seconds():6.2f}s "
-        print(f"{elapsed}{tag} {node_id} {text}", file=self._stream, flush=True)
-
-    def summary(self, result: RunResult, stream: TextIO) -> None:
-        status = result.status
-        took = f"in {_duration(status.started_at, status.finished_at)}"
-        if status.phase == "Awaiting":
-            took = f"after {_duration(status.started_at, datetime.now(UTC))}"
-        rows = [("NODE", "PHASE", "ATTEMPTS", "DURATION", "MESSAGE")]
-        for node in result.flow.spec.nodes:
-            ns = status.nodes.get(node.id)
-            if ns is None:
-                rows.append((node.id, "Pending", "0", "-", ""))
-                continue
-            duration = _duration(ns.started_at, ns.finished_at) if ns.started_at else "-"
-            rows.append((node.id, ns.phase, str(ns.attempts), duration, _one_line(ns.message)))
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        print(f"flow {result.flow.metadata.name}: {status.phase} {took}", file=stream)
-        for row in rows:
-            cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:4])]
-            print("  " + "  ".join([*cells, row[4]]).rstrip(), file=stream)
-        for error in status.errors:
-            print(f"  error: {error}", file=stream)
-        stream.flush()
-
-
-def _duration(start: datetime | None, end: datetime | None) -> str:
-    if start is None or end is None:
-        return "-"
-    return f"{(end - start).total_seconds():.2f} s"
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
-def _one_line(text: str | None, limit: int = 100) -> str:
-    if not text:
-        return ""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-# ----------------------------------------------------------------- submit | get | logs
-
-
-def _cluster_commands(commands: Any) -> None:
-    def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--namespace",
-            "-n",
-            metavar="NS",
-            help="namespace (default: the manifest's, else the kubeconfig context's, else default)",
-        )
-        parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG)")
-        parser.add_argument("--context", help="kubeconfig context")
-
-    submit = commands.add_parser(
-        "submit",
-        help="create or update a Flow on the cluster (optionally follow it)",
-        description="Validate FLOW, then create it on the cluster or replace the spec of the "
-        "existing Flow. Exit code with --watch: 0 Succeeded, 1 Failed or Cancelled; "
-        "2 invalid input, 3 cluster unreachable or request refused.",
-    )
-    _flow_arguments(submit)
-    common(submit)
-    submit.add_argument(
-        "--watch", "-w", action="store_true", help="follow the run node by node until it ends"
-    )
-    submit.set_defaults(handler=_cmd_submit)
-
-    get = commands.add_parser(
-        "get",
-        help="show a Flow on the cluster as a tree with phase and duration per node",
-        description="Show a Flow's DAG as a tree with each node's phase and duration.",
-    )
-    get.add_argument("name", metavar="FLOW", help="name of the Flow")
-    common(get)
-    get.add_argument(
-        "--output", "-o", choices=("tree", "json"), default="tree", help="tree (default) or json"
-    )
-    get.set_defaults(handler=_cmd_get)
-
-    logs = commands.add_parser(
-        "logs",
-        help="print the pod logs of a Flow's nodes (latest attempt)",
-        description="Print the pod log of NODE's latest attempt, or of every node that ran.",
-    )
-    logs.add_argument("name", metavar="FLOW", help="name of the Flow")
-    logs.add_argument("node", metavar="NODE", nargs="?", help="one node (default: all)")
-    common(logs)
-    logs.set_defaults(handler=_cmd_logs)
-
-    resume = commands.add_parser(
-        "resume",
-        help="hand a wait node its data: continue a local run, or resume a Flow on the cluster",
-        description="Give the wait node NODE its resume data and continue. TARGET is a local "
-        "run directory (one that flowcraft run left Awaiting, exit code 4; any existing "
-        "directory or a path containing '/') or else the name of a Flow on the cluster, whose "
-        "spec.resume[NODE] is then patched (the operator continues the run).",
-        epilog='DATA is flowcraft\'s resumeData: {"output": ..., "action": ...}; any other '
-        "JSON value is taken as the output. Exit code (local): as flowcraft run (0 Succeeded, 1 "
-        "Failed, 4 Awaiting again); 0 once the cluster accepted the patch; 2 unknown node, node "
-        "not awaiting, run not awaiting or bad --data; 3 cluster unreachable.",
-    )
-    resume.add_argument("target", metavar="RUN_DIR|FLOW", help="local run directory or Flow name")
-    resume.add_argument("node", metavar="NODE", help="the awaiting wait node")
-    resume.add_argument(
-        "--data",
-        required=True,
-        metavar="JSON",
-        help="resume data as JSON text, or @FILE to read it from a file",
-    )
-    common(resume)
-    resume.add_argument(
-        "--output",
-        choices=("text", "json"),
-        default="text",
-        help="local run: text summary (default) or the final context as JSON",
-    )
-    _quiet_argument(resume)
-    resume.set_defaults(handler=_cmd_resume)
-
-
-def _on_cluster(args: argparse.Namespace, work: Any) -> Any:
-    """Run ``work(client, default_namespace)`` against the cluster; API trouble → ClusterError."""
-    import asyncio  # noqa: PLC0415
-
-    from flowcraft import clustercli  # noqa: PLC0415
-    from flowcraft.drivers.kubernetes import client as k8s  # noqa: PLC0415
-
-    try:
-        conn = k8s.load_user_connection(args.kubeconfig, args.context)
-    except k8s.ConfigError as err:
-        raise ClusterError(str(err)) from None
-
-    async def session() -> Any:
-        api = k8s.Client(conn)
-        try:
-            return await work(api, conn.default_namespace or "default")
-        finally:
-            await api.close()
-
-    try:
-        return asyncio.run(session())
-    except clustercli.FlowNotFound as err:
-        raise ClusterError(str(err)) from None
-    except k8s.ServerError as err:
-        raise ClusterError(f"cannot reach the cluster at {conn.server}: {err.message}") from None
-    except k8s.ApiError as err:
-        raise ClusterError(f"the cluster refused the request: {err}") from None
-
-
-def _cmd_submit(args: argparse.Namespace) -> int:
-    from flowcraft import clustercli  # noqa: PLC0415
-    from flowcraft.model import FlowStatus  # noqa: PLC0415
-
-    flow = _load(args)
-    doc = flow.to_dict()
-    progress = _Progress(sys.stderr, enabled=args.watch)
-
-    def on_status(status: dict[str, Any]) -> None:
-        progress.update(FlowStatus.model_validate(status))
-
-    async def work(api: Any, default_ns: str) -> int:
-        namespace = args.namespace or flow.metadata.namespace or default_ns
-        body = clustercli.flow_manifest(doc, namespace)
-        verb, obj = await clustercli.submit(api, body)
-        print(f"flow.flowcraft.io/{flow.metadata.name} {verb} (namespace {namespace})")
-        phase = (obj.get("status") or {}).get("phase")
-        if verb == "configured" and phase in clustercli.TERMINAL:
-            print(f"note: this flow already finished ({phase}); delete it to run it again")
-        if not args.watch:
-            return EXIT_OK
-        final = await clustercli.follow(api, namespace, flow.metadata.name, on_status)
-        print(clustercli.render_flow(final))
-        return EXIT_OK if final["status"]["phase"] == "Succeeded" else EXIT_FLOW_FAILED
-
-    code: int = _on_cluster(args, work)
-    return code
-
-
-def _cmd_get(args: argparse.Namespace) -> int:
-    import json  # noqa: PLC0415
-
-    from flowcraft import clustercli  # noqa: PLC0415
-
-    async def work(api: Any, default_ns: str) -> Any:
-        return await clustercli.get_flow(api, args.namespace or default_ns, args.name)
-
-    flow = _on_cluster(args, work)
-    if args.output == "json":
-        json.dump(flow, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print(clustercli.render_flow(flow))
-    return EXIT_OK
-
-
-def _cmd_logs(args: argparse.Namespace) -> int:
-    from flowcraft import clustercli  # noqa: PLC0415
-
-    async def work(api: Any, default_ns: str) -> Any:
-        return await clustercli.node_logs(api, args.namespace or default_ns, args.name, args.node)
-
-    entries = _on_cluster(args, work)
-    for entry in entries:
-        if args.node is None:
-            print(f"==> {entry.node} ({entry.pod or 'no pod'}) <==")
-        elif entry.pod is None:
-            print(f"node {entry.node} has no pod (not started, or already cleaned up)")
-        sys.stdout.write(
-            entry.text if entry.text.endswith("\n") or not entry.text else entry.text + "\n"
-        )
-    return EXIT_OK

@@ -226,6 +226,71 @@ def flow_manifest(flow_doc: Manifest, namespace: str) -> Manifest:
 _KEPT_METADATA = ("name", "namespace", "labels", "annotations")
 
 
+class SubmitRefused(Exception):
+    """``flowcraft submit`` cannot update the existing Flow (a field that cannot change)."""
+
+
+def submit_plan(current: Manifest, body: Manifest) -> Manifest | None:
+    """What ``submit`` sends for an existing Flow: the stored object with the fields that may
+    change (``suspend``, ``parallelism``, ``activeDeadlineSeconds``: as the file says; ``resume``:
+    the file's entries merged over the stored ones, so data already handed to a wait node is
+    kept) and the file's labels and annotations; None when that changes nothing (pure).
+
+    The specs are compared as models, so a stored spec that spells a default out (or leaves it
+    out) equals the file's. Raises :class:`SubmitRefused`, naming the fields and what the user
+    can do, when any other field differs: the API server would refuse it (see ``crd``)."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from flowcraft.model.flow import (  # noqa: PLC0415
+        MUTABLE_SPEC_FIELDS,
+        FlowSpec,
+        immutable_spec_changes,
+        mutable_fields_text,
+        spec_field_alias,
+    )
+
+    meta = current.get("metadata") or {}
+    name, namespace = meta.get("name", "?"), meta.get("namespace", "?")
+    stored: Manifest = dict(current.get("spec") or {})
+    wanted: Manifest = body["spec"]
+    try:
+        changed = immutable_spec_changes(
+            FlowSpec.model_validate(stored), FlowSpec.model_validate(wanted)
+        )
+    except ValidationError:  # stored by an older version: compare the wire form
+        changed = [
+            spec_field_alias(f)
+            for f in FlowSpec.model_fields
+            if f not in MUTABLE_SPEC_FIELDS
+            and stored.get(spec_field_alias(f)) != wanted.get(spec_field_alias(f))
+        ]
+    if changed:
+        fields = ", ".join(f"spec.{field}" for field in changed)
+        raise SubmitRefused(
+            f"flow {name!r} already exists in namespace {namespace!r} with a different "
+            f"{fields}; a Flow's spec is fixed once it exists (only {mutable_fields_text()} may "
+            f"change). To run this version: delete the Flow first (kubectl delete flow {name} "
+            f"-n {namespace}; its Jobs and outputs go with it) and submit again, or submit it "
+            "under a new metadata.name"
+        )
+    spec = dict(stored)
+    for field in ("suspend", "parallelism", "active_deadline_seconds"):
+        alias = spec_field_alias(field)
+        if alias in wanted:
+            spec[alias] = wanted[alias]
+        else:
+            spec.pop(alias, None)
+    if wanted.get("resume"):
+        spec["resume"] = {**(stored.get("resume") or {}), **wanted["resume"]}
+    metadata = {**meta}
+    for key in ("labels", "annotations"):
+        if key in body["metadata"]:
+            metadata[key] = body["metadata"][key]
+    if spec == stored and metadata == meta:
+        return None
+    return {**current, "metadata": metadata, "spec": spec}
+
+
 # ----------------------------------------------------------------------------- API paths
 
 
@@ -239,8 +304,14 @@ async def get_flow(client: Client, namespace: str, name: str) -> Manifest:
 
 
 async def submit(client: Client, body: Manifest) -> tuple[str, Manifest]:
-    """Create the Flow, or replace the spec of the existing one; returns (verb, object)."""
-    from flowcraft.drivers.kubernetes.client import AlreadyExists, Conflict  # noqa: PLC0415
+    """Create the Flow, or update the fields of the existing one that may change; returns
+    (verb, object): ``created``, ``configured`` or ``unchanged``. Raises
+    :class:`SubmitRefused` when a field that cannot change differs (nothing is sent)."""
+    from flowcraft.drivers.kubernetes.client import (  # noqa: PLC0415
+        AlreadyExists,
+        Conflict,
+        Invalid,
+    )
 
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     try:
@@ -249,13 +320,17 @@ async def submit(client: Client, body: Manifest) -> tuple[str, Manifest]:
         pass
     for _ in range(5):  # a concurrent status write changes resourceVersion: read again
         current = await client.get_flow(namespace, name)
-        replacement = {**body, "metadata": {**body["metadata"]}}
-        replacement["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        replacement = submit_plan(current, body)
+        if replacement is None:
+            return "unchanged", current
         try:
             return "configured", await client.replace_flow(namespace, name, replacement)
         except Conflict:
             continue
-    raise RuntimeError(f"flow {name!r} kept changing while it was being replaced; try again")
+        except Invalid as err:  # the Flow changed under us, or the server knows better
+            message = f"the cluster refused the update of flow {name!r}: {err.message}"
+            raise SubmitRefused(message) from None
+    raise SubmitRefused(f"flow {name!r} kept changing while it was being updated; try again")
 
 
 async def follow(

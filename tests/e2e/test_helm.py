@@ -109,6 +109,7 @@ def release(cluster: Cluster, load_images: Any, flow_crd: None) -> Iterator[Rele
             "--set", f"image.repository={OPERATOR_IMAGE.rpartition(':')[0]}",
             "--set", f"image.tag={OPERATOR_IMAGE.rpartition(':')[2]}",
             "--set", f"runnerImage={RUNNER_IMAGE}",
+            "--set", "webhook.enabled=true",
         )  # fmt: skip
         yield rel
     finally:
@@ -135,6 +136,30 @@ def _samples(text: str, name: str) -> dict[frozenset[tuple[str, str]], float]:
             labels = frozenset(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
             out[labels] = float(match.group(2))
     return out
+
+
+def test_the_charts_webhook_refuses_an_invalid_flow_with_the_validate_problems(
+    release: Release,
+) -> None:
+    """The API server reaches the operator through the chart's Service, with the chart's
+    certificate: ``kubectl apply`` of a cycle is refused and nothing is created."""
+    cluster, ns = release.cluster, release.flows
+    doc = {
+        "apiVersion": "flowcraft.io/v1alpha1",
+        "kind": "Flow",
+        "metadata": {"name": "cycle"},
+        "spec": {
+            "functions": {"ok": {"script": "def run(ctx):\n    return 1\n"}},
+            "nodes": [{"id": "a", "uses": "ok"}, {"id": "b", "uses": "ok"}],
+            "edges": [{"source": "a", "target": "b"}, {"source": "b", "target": "a"}],
+        },
+    }
+    proc = cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(doc), check=False)
+    assert proc.returncode != 0, "the webhook (failurePolicy Ignore) was not reached"
+    assert 'admission webhook "validate.flows.flowcraft.io" denied the request' in proc.stderr
+    assert "  - spec.edges: cycle: a -> b -> a" in proc.stderr
+    listed = cluster.kubectl("get", "flow", "cycle", "-n", ns, check=False)
+    assert listed.returncode != 0
 
 
 def test_parallel_example_through_the_chart(release: Release) -> None:

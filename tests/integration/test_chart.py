@@ -273,6 +273,77 @@ def test_optional_objects_are_off_by_default() -> None:
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
 
 
+def _webhook(*sets: str) -> dict[str, list[dict[str, Any]]]:
+    return by_kind(render("webhook.enabled=true", *sets, namespace="fsys"))
+
+
+def test_webhook_is_off_by_default() -> None:
+    rendered = by_kind(render())
+    assert "ValidatingWebhookConfiguration" not in rendered
+    assert "Secret" not in rendered
+    assert not [a for a in _container(rendered)["args"] if a.startswith("--webhook")]
+
+
+def test_webhook_tls_service_configuration_and_flags_agree(tmp_path: Path) -> None:
+    import base64  # noqa: PLC0415
+    import hashlib  # noqa: PLC0415
+
+    rendered = _webhook()
+    (secret,) = rendered["Secret"]
+    assert secret["type"] == "kubernetes.io/tls"
+    (config,) = rendered["ValidatingWebhookConfiguration"]
+    assert config["metadata"]["name"] == "fsys-flowcraft"
+    (hook,) = config["webhooks"]
+    assert hook["name"] == "validate.flows.flowcraft.io"
+    assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    assert hook["clientConfig"]["service"] == {
+        "name": "flowcraft-webhook", "namespace": "fsys", "path": "/validate-flow", "port": 443,
+    }  # fmt: skip
+    assert hook["rules"][0]["resources"] == ["flows"]
+    assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+    assert (hook["failurePolicy"], hook["sideEffects"]) == ("Ignore", "None")
+    assert "namespaceSelector" not in hook  # cluster scope: every namespace
+    services = {svc["metadata"]["name"]: svc for svc in rendered["Service"]}
+    assert services["flowcraft-webhook"]["spec"]["ports"][0]["targetPort"] == "webhook"
+    container = _container(rendered)
+    assert "--webhook-port=9443" in container["args"]
+    assert "--webhook-cert-dir=/etc/flowcraft/webhook" in container["args"]
+    assert {"name": "webhook", "containerPort": 9443} in container["ports"]
+    (deployment,) = rendered["Deployment"]
+    template = deployment["spec"]["template"]
+    assert template["metadata"]["annotations"]["checksum/webhook-tls"] == (
+        hashlib.sha256(secret["data"]["tls.crt"].encode()).hexdigest()
+    )
+    (volume,) = [v for v in template["spec"]["volumes"] if v["name"] == "webhook-tls"]
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    # The serving certificate is the CA's, for the Service's in-cluster name.
+    for key in ("ca.crt", "tls.crt"):
+        (tmp_path / key).write_bytes(base64.b64decode(secret["data"][key]))
+    proc = subprocess.run(
+        ["openssl", "verify", "-CAfile", "ca.crt", "-verify_hostname",
+         "flowcraft-webhook.fsys.svc", "tls.crt"],
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_webhook_failure_policy_and_namespaced_scope() -> None:
+    (config,) = _webhook(
+        "webhook.failurePolicy=Fail", "rbac.scope=namespaced", "watchNamespaces={a,b}"
+    )["ValidatingWebhookConfiguration"]
+    (hook,) = config["webhooks"]
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["namespaceSelector"]["matchExpressions"] == [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["a", "b"]}
+    ]
+    proc = subprocess.run(
+        [helm_binary(), "template", "x", str(CHART), "--set", "webhook.failurePolicy=Never"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "schema" in proc.stderr
+
+
 def test_schema_rejects_unknown_values_and_scopes() -> None:
     for bad in ("rbac.scope=everything", "no.such=value", "metrics.buckets.nodeDuration={-1}"):
         proc = subprocess.run(
@@ -295,12 +366,13 @@ def _dry_run(cluster: Cluster, manifests: str) -> str:
 def test_rendered_chart_passes_a_server_side_dry_run(
     cluster: Cluster, namespace: str, scope: str, tmp_path: Path
 ) -> None:
-    sets = [f"rbac.scope={scope}", "dashboard.enabled=true"]
+    sets = [f"rbac.scope={scope}", "dashboard.enabled=true", "webhook.enabled=true"]
     if scope == "namespaced":
         sets.append(f"watchNamespaces={{{namespace}}}")
     # Release objects are dry-run in the test namespace; the CRD (cluster-scoped) too.
     out = _dry_run(cluster, render(*sets, namespace=namespace, crds=True))
-    expected = ["deployment.apps", "serviceaccount", "service", "configmap"]
+    expected = ["deployment.apps", "serviceaccount", "service", "configmap", "secret"]
+    expected.append("validatingwebhookconfiguration.admissionregistration.k8s.io")
     expected += (
         ["clusterrole.", "clusterrolebinding."] if scope == "cluster" else ["role.", "rolebinding."]
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,68 @@ def test_admission_allows_the_thousand_node_fan_out(
     doc["spec"]["suspend"] = True  # admission only: nothing should run
     apply_doc(cluster, namespace, doc)
     assert len(get_flow(cluster, namespace, "wide")["spec"]["nodes"]) == 1002
+
+
+def test_a_flows_spec_is_fixed_but_its_runtime_controls_may_change(
+    cluster: Cluster, namespace: str, flow_crd: None, tmp_path: Path
+) -> None:
+    """Routing state indexes spec.edges: the apiserver refuses a graph edit with the reason;
+    suspend, parallelism, activeDeadlineSeconds and resume stay editable. ``flowcraft submit``
+    of a changed file explains instead of sending it."""
+    doc = _flow("fixed", [{"id": "a", "uses": "ok"}, {"id": "b", "uses": "ok"}], [])
+    doc["spec"]["edges"] = [{"source": "a", "target": "b"}]
+    doc["spec"]["suspend"] = True  # admission only: nothing should run
+    apply_doc(cluster, namespace, doc)
+
+    def patch(spec: dict[str, Any]) -> Any:
+        return cluster.kubectl(
+            "patch", "flow", "fixed", "-n", namespace, "--type=merge",
+            "-p", json.dumps({"spec": spec}), check=False,
+        )  # fmt: skip
+
+    for edit in ({"edges": [{"source": "b", "target": "a"}]}, {"image": "other:1"}):
+        proc = patch(edit)
+        assert proc.returncode != 0, edit
+        (field,) = edit
+        assert f"spec.{field}: Invalid value" in proc.stderr
+        assert f"spec.{field} cannot change once the Flow exists: only parallelism, " in proc.stderr
+        assert "delete the Flow and create it again, or create it under a new name" in proc.stderr
+    controls = {"suspend": False, "parallelism": 2, "activeDeadlineSeconds": 60,
+                "resume": {"b": {"output": 1}}}  # fmt: skip
+    for key, value in controls.items():
+        proc = patch({key: value})
+        assert proc.returncode == 0, proc.stderr
+    stored = get_flow(cluster, namespace, "fixed")["spec"]
+    assert stored["edges"] == [{"source": "a", "target": "b"}]
+    assert {key: stored[key] for key in controls} == controls
+
+    # The 1,002-node spec is compared on an update too: still within the CEL budget.
+    nodes = [{"id": f"n{i}", "uses": "ok"} for i in range(1002)]
+    wide = _flow("fixed-wide", nodes, [{"source": "n0", "target": f"n{i}"} for i in range(1, 1002)])
+    wide["spec"]["suspend"] = True
+    apply_doc(cluster, namespace, wide)
+    cluster.kubectl(
+        "patch", "flow", "fixed-wide", "-n", namespace, "--type=merge",
+        "-p", '{"spec":{"parallelism":5}}',
+    )  # fmt: skip
+
+    changed = copy.deepcopy(doc)
+    changed["metadata"]["namespace"] = namespace
+    changed["spec"]["edges"] = []
+    path = tmp_path / "fixed.json"
+    path.write_text(json.dumps(changed))
+    proc = subprocess.run(
+        [sys.executable, "-c", "from flowcraft.cli import main; raise SystemExit(main())",
+         "submit", str(path), "--kubeconfig", str(cluster.kubeconfig)],
+        capture_output=True, text=True, env=cluster.env(), check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(
+        f"flowcraft: error: flow 'fixed' already exists in namespace '{namespace}' with a "
+        "different spec.edges; "
+    )
+    assert f"kubectl delete flow fixed -n {namespace}" in proc.stderr
 
 
 @pytest.mark.parametrize(

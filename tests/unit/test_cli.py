@@ -121,6 +121,87 @@ def test_run_failed_flow_exits_1_and_keeps_its_files(
     assert (runs[0] / "nodes" / "bad" / "1" / "log.txt").is_file()
 
 
+FAILING = str(EXAMPLES / "failing-branch.yaml")
+BROKEN = "node 'bad' failed after 1 attempt: RuntimeError: this branch is broken on purpose"
+
+
+def test_run_quiet_json_of_a_failing_flow_still_reports_the_errors_on_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", FAILING, "--output", "json", "-q"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["_outputs.good"] == {"node": "good"}
+    assert captured.err == f"flowcraft: flow failing-branch Failed\n  error: {BROKEN}\n"
+
+
+def test_run_text_summary_on_stdout_errors_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", FAILING]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("flow failing-branch: Failed in ")
+    assert "error:" not in captured.out
+    assert f"  error: {BROKEN}\n" in captured.err
+
+
+def test_run_output_result_is_the_whole_result_as_flowcraft_shapes_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", FAILING, "--output", "result", "-q"]) == 1
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    # flowcraft's WorkflowResult: status, context, serializedContext, errors (WorkflowError).
+    assert result["status"] == "failed"
+    assert json.loads(result["serializedContext"]) == result["context"]
+    assert result["context"]["_outputs.good"] == {"node": "good"}
+    (error,) = result["errors"]
+    assert error["message"] == BROKEN
+    assert (error["nodeId"], error["name"], error["isFatal"]) == ("bad", "FlowcraftError", False)
+    assert error["timestamp"].endswith("Z")
+    # Beyond it: our phase and per-node status.
+    assert result["phase"] == "Failed"
+    assert result["flow"] == "failing-branch"
+    assert result["nodes"]["bad"]["phase"] == "Failed"
+    assert result["nodes"]["bad"]["message"].startswith("RuntimeError: this branch is broken")
+    assert result["nodes"]["good"] | {"startedAt": "", "finishedAt": ""} == {
+        "phase": "Succeeded", "attempts": 1, "startedAt": "", "finishedAt": "",
+    }  # fmt: skip
+    assert BROKEN in captured.err
+
+
+def test_run_output_result_of_a_successful_flow(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", PARALLEL, *FAST, "--output", "result", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    result = json.loads(captured.out)
+    assert (result["status"], result["phase"], result["errors"]) == ("completed", "Succeeded", [])
+    assert set(result["nodes"]) == {"start-parallel", "task-1", "task-2", "task-3", "gather"}
+
+
+def test_run_of_a_suspended_flow_runs_it_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = tmp_path / "held.yaml"
+    flow.write_text(
+        textwrap.dedent(
+            """
+            apiVersion: flowcraft.io/v1alpha1
+            kind: Flow
+            metadata: {name: held}
+            spec:
+              suspend: true
+              functions: {ok: {script: "def run(ctx):\n    return 1\n"}}
+              nodes: [{id: a, uses: ok}]
+            """
+        )
+    )
+    assert main(["run", str(flow), "--output", "json", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["a"] == 1
+    assert captured.err == (
+        "warning: spec.suspend: true is ignored by flowcraft run (the flow runs now; on a "
+        "cluster it would wait until spec.suspend is set to false)\n"
+    )
+
+
 def test_run_retries_show_in_progress(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(EXAMPLES / "retry-fallback.yaml")]) == 0
     err = capsys.readouterr().err
@@ -275,7 +356,7 @@ def test_submit_sends_the_initial_context_and_prints_warnings(
 ) -> None:
     import asyncio  # noqa: PLC0415
 
-    from flowcraft import cli  # noqa: PLC0415
+    from flowcraft import cli_cluster  # noqa: PLC0415
 
     sent: list[dict[str, Any]] = []
 
@@ -287,7 +368,7 @@ def test_submit_sends_the_initial_context_and_prints_warnings(
     def on_cluster(args: Any, work: Any) -> Any:
         return asyncio.run(work(FakeApi(), "default"))
 
-    monkeypatch.setattr(cli, "_on_cluster", on_cluster)
+    monkeypatch.setattr(cli_cluster, "_on_cluster", on_cluster)
     args = blueprint_args(tmp_path, "greeting: yes\n")
     assert main(["submit", *args, "--context", "kube-ctx"]) == 0
     captured = capsys.readouterr()

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from flowcraft.cli import main
 from flowcraft.clustercli import (
+    SubmitRefused,
     dag_tree,
     flow_manifest,
     format_seconds,
@@ -17,6 +21,7 @@ from flowcraft.clustercli import (
     node_duration,
     node_logs,
     render_flow,
+    submit_plan,
 )
 
 pytestmark = pytest.mark.unit
@@ -220,3 +225,92 @@ def test_logs_read_this_flow_objects_pods_not_an_earlier_flow_of_the_name() -> N
     logs = asyncio.run(node_logs(client, "ns", "f", "a"))  # type: ignore[arg-type]
     assert [(log.node, log.pod) for log in logs] == [("a", "a-uid-new")]
     assert "flowcraft.io/flow-uid=uid-new" in client.selectors[0]
+
+
+# ----------------------------------------------------------------- submit on an existing Flow
+
+SUBMITTED = {
+    "apiVersion": "flowcraft.io/v1alpha1",
+    "kind": "Flow",
+    "metadata": {"name": "f", "namespace": "ns"},
+    "spec": {
+        "functions": {"ok": {"script": "def run(ctx):\n    return 1\n"}},
+        "nodes": [{"id": "a", "uses": "ok"}, {"id": "b", "uses": "ok"}],
+        "edges": [{"source": "a", "target": "b"}],
+    },
+}
+
+
+def _stored(**spec: Any) -> dict[str, Any]:
+    stored = copy.deepcopy(SUBMITTED)
+    stored["metadata"].update(resourceVersion="7", uid="u-1")
+    stored["spec"].update(spec)
+    stored["status"] = {"phase": "Running"}
+    return stored
+
+
+def _body(**spec: Any) -> dict[str, Any]:
+    body = copy.deepcopy(SUBMITTED)
+    body["spec"].update(spec)
+    return body
+
+
+def test_submit_plan_of_the_same_flow_changes_nothing() -> None:
+    # The file spells defaults out; the stored Flow (applied with kubectl) does not.
+    assert submit_plan(_stored(), _body(failFast=True, expressionLanguage="flowcraft")) is None
+
+
+def test_submit_plan_updates_only_the_runtime_controls_and_keeps_resume_data() -> None:
+    stored = _stored(parallelism=2, resume={"w": {"output": 1}})
+    plan = submit_plan(stored, _body(suspend=True, activeDeadlineSeconds=60))
+    assert plan is not None
+    assert plan["metadata"]["resourceVersion"] == "7"
+    assert plan["spec"]["suspend"] is True
+    assert plan["spec"]["activeDeadlineSeconds"] == 60
+    assert "parallelism" not in plan["spec"]  # the file is the wanted state
+    assert plan["spec"]["resume"] == {"w": {"output": 1}}  # handed to a wait node: kept
+    assert plan["spec"]["edges"] == SUBMITTED["spec"]["edges"]
+
+
+def test_submit_plan_refuses_a_changed_graph_and_says_what_to_do() -> None:
+    edges = [{"source": "b", "target": "a"}]
+    with pytest.raises(SubmitRefused) as refused:
+        submit_plan(_stored(), _body(edges=edges, image="other:1"))
+    message = str(refused.value)
+    assert message.startswith(
+        "flow 'f' already exists in namespace 'ns' with a different spec.edges, spec.image; "
+    )
+    assert "only parallelism, activeDeadlineSeconds, suspend and resume may change" in message
+    assert "kubectl delete flow f -n ns" in message
+    assert "under a new metadata.name" in message
+
+
+def test_cli_submit_of_a_changed_flow_explains_and_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flowcraft import cli_cluster  # noqa: PLC0415
+    from flowcraft.drivers.kubernetes.client import AlreadyExists  # noqa: PLC0415
+
+    replaced: list[Any] = []
+
+    class ExistingFlow:
+        async def create_flow(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+            raise AlreadyExists(409, "AlreadyExists", "exists")
+
+        async def get_flow(self, namespace: str, name: str) -> dict[str, Any]:
+            return _stored(edges=[])
+
+        async def replace_flow(self, namespace: str, name: str, body: Any) -> Any:
+            replaced.append(body)
+            return body
+
+    monkeypatch.setattr(
+        cli_cluster, "_on_cluster", lambda args, work: asyncio.run(work(ExistingFlow(), "ns"))
+    )
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps(SUBMITTED))
+    assert main(["submit", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("flowcraft: error: flow 'f' already exists in namespace 'ns' with a ")
+    assert "Traceback" not in err
+    assert replaced == []

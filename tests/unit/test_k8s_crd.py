@@ -110,3 +110,42 @@ def test_status_has_the_kubernetes_conventions() -> None:
     item = conditions["items"]
     assert set(item["required"]) == {"type", "status", "lastTransitionTime", "reason", "message"}
     assert item["properties"]["status"]["enum"] == ["True", "False", "Unknown"]
+
+
+def test_the_spec_is_fixed_at_creation_except_the_runtime_controls() -> None:
+    """Transition rules: ``self == oldSelf`` on every spec field but the four controls, and a
+    spec-level ``has`` rule for each optional one (field rules skip an added/removed field)."""
+    spec = _root()["properties"]["spec"]
+    controls = {"suspend", "parallelism", "activeDeadlineSeconds", "resume"}
+    fixed = set(spec["properties"]) - controls
+    assert fixed == {
+        "nodes", "edges", "functions", "image", "failFast", "context", "expressionLanguage",
+    }  # fmt: skip
+    for name in controls:
+        assert "x-kubernetes-validations" not in spec["properties"][name], name
+    presence = {
+        rule["fieldPath"]: rule["rule"]
+        for rule in spec["x-kubernetes-validations"]
+        if "oldSelf" in rule["rule"]
+    }
+    for name in fixed:
+        (rule,) = spec["properties"][name]["x-kubernetes-validations"]
+        assert rule["rule"] == "self == oldSelf"
+        assert rule["message"].startswith(f"spec.{name} cannot change once the Flow exists")
+        assert "parallelism, activeDeadlineSeconds, suspend and resume" in rule["message"]
+        assert "delete the Flow and create it again" in rule["message"]
+        if name != "nodes":  # required: always present on both sides
+            assert presence[f".{name}"] == f"has(self.{name}) == has(oldSelf.{name})"
+    # CEL sees only typed fields: the free-form context must stay an object to be compared.
+    assert spec["properties"]["context"]["type"] == "object"
+
+
+def test_flow_and_blueprint_graphs_share_their_bounds() -> None:
+    flow = _root()["properties"]["spec"]["properties"]
+    blueprint = crd.blueprint_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    bp = blueprint["properties"]["spec"]["properties"]
+    for props in (flow, bp):
+        assert props["nodes"]["maxItems"] == crd.MAX_NODES
+        assert props["edges"]["maxItems"] == crd.MAX_EDGES
+        assert props["functions"]["maxProperties"] == crd.MAX_FUNCTIONS
+        assert props["nodes"]["x-kubernetes-list-map-keys"] == ["id"]

@@ -80,3 +80,29 @@ once (and again if deleted while their Flow runs). Node pods get no RBAC at all.
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end -}}
+
+{{/*
+The admission webhook's TLS material, as a dict {ca, crt, key} of base64 PEM: the Secret's when
+it exists (kept across upgrades: `helm upgrade` does not rotate it, nor restart the operator),
+else a CA and a serving certificate for the webhook Service generated here. Generated once per
+render and memoized in .Values, so the Secret, the caBundle and the pod's checksum agree.
+*/}}
+{{- define "flowcraft.webhookTLS" -}}
+{{- if not .Values.webhook._tls -}}
+{{- $service := printf "%s-webhook" (include "flowcraft.fullname" .) -}}
+{{- $secret := lookup "v1" "Secret" .Release.Namespace (printf "%s-tls" $service) -}}
+{{- $tls := dict -}}
+{{- if and $secret (index ($secret.data | default dict) "ca.crt") -}}
+{{- $tls = dict "ca" (index $secret.data "ca.crt") "crt" (index $secret.data "tls.crt") "key" (index $secret.data "tls.key") -}}
+{{- else -}}
+{{- $days := int .Values.webhook.certValidityDays -}}
+{{- $ca := genCA (printf "%s-ca" $service) $days -}}
+{{- $host := printf "%s.%s.svc" $service .Release.Namespace -}}
+{{- $names := list $service (printf "%s.%s" $service .Release.Namespace) $host (printf "%s.cluster.local" $host) -}}
+{{- $cert := genSignedCert $host nil $names $days $ca -}}
+{{- $tls = dict "ca" ($ca.Cert | b64enc) "crt" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc) -}}
+{{- end -}}
+{{- $_ := set .Values.webhook "_tls" $tls -}}
+{{- end -}}
+{{- toYaml .Values.webhook._tls -}}
+{{- end -}}

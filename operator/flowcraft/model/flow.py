@@ -193,6 +193,20 @@ class FunctionSpec(_Model):
         return self.image if self.image is not None else default
 
 
+# The spec fields a user may change on an existing Flow (snake_case names). Everything else is
+# fixed at creation: the run's status refers into the spec (``taken_edges`` are indexes into
+# ``edges``, node ids key the status, the initial context and functions were already handed to
+# pods), so an edit of the graph under a running Flow would silently change or break it. These
+# four are controls, not the graph: ``suspend`` pauses and resumes, ``parallelism`` and
+# ``activeDeadlineSeconds`` are limits the engine re-reads on every pass, and ``resume`` is how
+# wait nodes get their data (``flowcraft resume`` patches it). ``image``, ``failFast``,
+# ``context`` and ``expressionLanguage`` stay fixed: each changes what a run computes. The CRD
+# turns this into CEL transition rules (``drivers.kubernetes.crd``).
+MUTABLE_SPEC_FIELDS: Final = frozenset(
+    {"suspend", "parallelism", "active_deadline_seconds", "resume"}
+)
+
+
 class FlowSpec(_Model):
     nodes: list[NodeSpec]
     edges: list[EdgeSpec] = Field(default_factory=list)
@@ -234,6 +248,26 @@ class FlowSpec(_Model):
     def builtin(self, node: NodeSpec) -> BuiltinKind | None:
         """The built-in node type `node` runs, or None when a function runs it."""
         return builtin_kind(node.uses, self.functions)
+
+
+def spec_field_alias(field: str) -> str:
+    """The wire (camelCase) name of a FlowSpec field."""
+    return FlowSpec.model_fields[field].alias or field
+
+
+def mutable_fields_text() -> str:
+    """The spec fields that may change on an existing Flow, as a user reads them."""
+    names = [spec_field_alias(f) for f in FlowSpec.model_fields if f in MUTABLE_SPEC_FIELDS]
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def immutable_spec_changes(old: FlowSpec, new: FlowSpec) -> list[str]:
+    """Wire names of the fields outside ``MUTABLE_SPEC_FIELDS`` that differ (model order)."""
+    return [
+        spec_field_alias(field)
+        for field in FlowSpec.model_fields
+        if field not in MUTABLE_SPEC_FIELDS and getattr(old, field) != getattr(new, field)
+    ]
 
 
 def builtin_kind(uses: str, functions: Mapping[str, Any]) -> BuiltinKind | None:

@@ -16,12 +16,13 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import kopf
 from aiohttp import web
 
-from flowcraft.drivers.kubernetes import crd, metrics
+from flowcraft.drivers.kubernetes import crd, metrics, webhook
 from flowcraft.drivers.kubernetes.builders import LABEL_MANAGED_BY, MANAGED_BY
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
 from flowcraft.drivers.kubernetes.client import Client, ConfigError, Connection, load_connection
@@ -51,6 +52,8 @@ class OperatorOptions:
     liveness_port: int | None = None
     runner_image: str | None = None  # overrides the default runner image (not spec.image)
     batch_mode: str = "indexed"  # reconcile.BATCH_MODES: how batch items run
+    webhook_port: int | None = None  # the validating admission webhook (webhook.py)
+    webhook_cert_dir: str | None = None
     election: ElectionOptions | None = None  # None: no election, this process writes at once
     verbose: bool = False
 
@@ -208,25 +211,29 @@ async def run_operator(options: OperatorOptions) -> None:
     metrics.configure(options.metrics_config)
     if options.metrics_port is not None:
         metrics.serve(options.metrics_port)
+    # The webhook only validates (no writes): a standby answers admission reviews too.
+    hook = None
+    if options.webhook_port is not None and options.webhook_cert_dir is not None:
+        hook = await webhook.serve(options.webhook_port, Path(options.webhook_cert_dir))
     instance = socket.gethostname()
     elector: LeaderElector | None = None
     renewing: asyncio.Task[None] | None = None
-    if options.election is not None:
-        elector = LeaderElector(
-            client,
-            lease_namespace(options, conn),
-            options.election.name,
-            identity=options.election.identity,
-            timing=options.election.timing,
-        )
-        instance = elector.identity  # Events name the writer (reportingInstance)
-        metrics.current().leader.set(0)
-        async with _standby_health(options.liveness_port):
-            await elector.acquire()
-        client.write_guard = elector.may_write
-        renewing = asyncio.create_task(elector.keep_renewing())
-    metrics.current().leader.set(1)
     try:
+        if options.election is not None:
+            elector = LeaderElector(
+                client,
+                lease_namespace(options, conn),
+                options.election.name,
+                identity=options.election.identity,
+                timing=options.election.timing,
+            )
+            instance = elector.identity  # Events name the writer (reportingInstance)
+            metrics.current().leader.set(0)
+            async with _standby_health(options.liveness_port):
+                await elector.acquire()
+            client.write_guard = elector.may_write
+            renewing = asyncio.create_task(elector.keep_renewing())
+        metrics.current().leader.set(1)
         await _operate(options, conn, client, instance)
     finally:
         if renewing is not None:
@@ -235,6 +242,8 @@ async def run_operator(options: OperatorOptions) -> None:
             # After kopf's cleanup (the reconciler has closed): no write can follow this.
             await elector.release()
             await client.close()
+        if hook is not None:
+            await hook.cleanup()
 
 
 async def _operate(
@@ -275,6 +284,8 @@ def operator_main(
     liveness_port: int | None = None,
     runner_image: str | None = None,
     batch_mode: str = "indexed",
+    webhook_port: int | None = None,
+    webhook_cert_dir: str | None = None,
     election: ElectionOptions | None = None,
     verbose: bool = False,
 ) -> int:
@@ -297,6 +308,8 @@ def operator_main(
         liveness_port=liveness_port,
         runner_image=runner_image,
         batch_mode=batch_mode,
+        webhook_port=webhook_port,
+        webhook_cert_dir=webhook_cert_dir,
         election=election,
         verbose=verbose,
     )

@@ -21,7 +21,13 @@ Edge endpoints and fallback references are *not* CEL rules: with lists as long a
 nodes x edges, and kube-apiserver 1.35 refused it (estimated cost 15.3x over the per-rule
 budget at 1500 nodes x 3000 edges). Those checks, cycles and expression syntax are done by the
 operator with the model's validation: the Flow goes Failed with every problem in
-``status.message`` and a Warning Event.
+``status.message`` and a Warning Event; with the chart's admission webhook enabled
+(``webhook``) ``kubectl apply`` gets the same problems back and nothing is created.
+
+Transition rules make the spec fixed from creation except the fields the model lists in
+``MUTABLE_SPEC_FIELDS`` (``suspend``, ``parallelism``, ``activeDeadlineSeconds``, ``resume``):
+the run's status refers into the spec (``takenEdges`` are indexes into ``spec.edges``), so a
+graph edited under a running Flow would silently route differently or break it.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import yaml
 
 from flowcraft.model import BUILTIN_ALIASES, BUILTINS, FlowSpec, FlowStatus
 from flowcraft.model.blueprint import BlueprintSpec
+from flowcraft.model.flow import MUTABLE_SPEC_FIELDS, mutable_fields_text, spec_field_alias
 
 GROUP = "flowcraft.io"
 VERSION = "v1alpha1"
@@ -83,7 +90,8 @@ def structural(schema: Schema, defs: dict[str, Schema]) -> Schema:
         options = [o for o in schema["anyOf"] if o != {"type": "null"}]
         nullable = len(options) < len(schema["anyOf"])
         rest = {k: v for k, v in schema.items() if k != "anyOf"}
-        if len(options) == 1 and not rest.get(_PRESERVE):
+        if len(options) == 1:
+            # Optional free-form objects keep their type, so CEL rules can see them.
             union = structural({**options[0], **rest}, defs)
         else:
             # A union a structural schema cannot express: accept any value, the model checks it.
@@ -130,14 +138,18 @@ def _model_schema(model: type[FlowSpec] | type[FlowStatus] | type[BlueprintSpec]
     return structural(raw, raw.get("$defs", {}))
 
 
-def spec_schema() -> Schema:
-    spec = _model_schema(FlowSpec)
-    props = spec["properties"]
+def _bound_graph(props: Schema) -> None:
+    """Bounds shared by a Flow's and a Blueprint's graph: list sizes and id lengths keep CEL
+    cost estimates finite, and node ids are unique through a list map."""
     nodes = props["nodes"]
-    nodes["maxItems"] = MAX_NODES
-    nodes["minItems"] = 1
-    nodes["x-kubernetes-list-type"] = "map"
-    nodes["x-kubernetes-list-map-keys"] = ["id"]
+    nodes.update(
+        {
+            "maxItems": MAX_NODES,
+            "minItems": 1,
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["id"],
+        }
+    )
     node_props = nodes["items"]["properties"]
     node_props["id"].update(maxLength=MAX_ID, pattern=_NODE_ID)
     node_props["uses"]["maxLength"] = 253
@@ -147,6 +159,49 @@ def spec_schema() -> Schema:
     for end in ("source", "target"):
         edges["items"]["properties"][end]["maxLength"] = MAX_ID
     props["functions"]["maxProperties"] = MAX_FUNCTIONS
+
+
+def immutable_message(field: str) -> str:
+    """The admission message for an edit of ``spec.<field>`` (wire name)."""
+    return (
+        f"spec.{field} cannot change once the Flow exists: only {mutable_fields_text()} may; "
+        "to run a changed flow, delete the Flow and create it again, or create it under a "
+        "new name"
+    )
+
+
+def _immutable_rules(spec: Schema) -> None:
+    """CEL transition rules fixing every spec field outside ``MUTABLE_SPEC_FIELDS``.
+
+    ``self == oldSelf`` sits on each field (its cost is checked per field, and a spec-level
+    comparison of nodes and edges blew the budget); it only runs when the old and the new
+    object both have the field, so a spec-level ``has`` rule per optional field catches a
+    field being added or removed. Transition rules see the old and the new object, never the
+    status: the spec is fixed from creation, not from the moment the run started.
+    """
+    required = set(spec.get("required", []))
+    presence: list[Schema] = []
+    for field in FlowSpec.model_fields:
+        if field in MUTABLE_SPEC_FIELDS:
+            continue
+        name = spec_field_alias(field)
+        message = immutable_message(name)
+        rules = spec["properties"][name].setdefault("x-kubernetes-validations", [])
+        rules.append({"rule": "self == oldSelf", "message": message})
+        if name not in required:
+            presence.append(
+                {
+                    "rule": f"has(self.{name}) == has(oldSelf.{name})",
+                    "message": message,
+                    "fieldPath": f".{name}",
+                }
+            )
+    spec["x-kubernetes-validations"].extend(presence)
+
+
+def spec_schema() -> Schema:
+    spec = _model_schema(FlowSpec)
+    _bound_graph(spec["properties"])
     spec["x-kubernetes-validations"] = [
         {
             # A map lookup per node: linear, far inside the CEL cost budget.
@@ -158,6 +213,7 @@ def spec_schema() -> Schema:
             "fieldPath": ".nodes",
         },
     ]
+    _immutable_rules(spec)
     return spec
 
 
@@ -170,19 +226,7 @@ BLUEPRINT_SHORT_NAMES = ["fbp"]
 def blueprint_spec_schema() -> Schema:
     spec = _model_schema(BlueprintSpec)
     props = spec["properties"]
-    nodes = props["nodes"]
-    nodes["maxItems"] = MAX_NODES
-    nodes["minItems"] = 1
-    nodes["x-kubernetes-list-type"] = "map"
-    nodes["x-kubernetes-list-map-keys"] = ["id"]
-    node_props = nodes["items"]["properties"]
-    node_props["id"].update(maxLength=MAX_ID, pattern=_NODE_ID)
-    node_props["uses"]["maxLength"] = 253
-    node_props["config"]["properties"]["fallback"]["maxLength"] = MAX_ID
-    props["edges"]["maxItems"] = MAX_EDGES
-    for end in ("source", "target"):
-        props["edges"]["items"]["properties"][end]["maxLength"] = MAX_ID
-    props["functions"]["maxProperties"] = MAX_FUNCTIONS
+    _bound_graph(props)
     props["id"].update(minLength=1, maxLength=MAX_ID)
     # No `uses` rule: a blueprint's nodes may use the functions of the flow that runs it.
     return spec

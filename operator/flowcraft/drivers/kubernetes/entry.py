@@ -67,6 +67,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "first attempts (retries and container workers: a Job each); default "
         "$FLOWCRAFT_BATCH_JOBS, else indexed (measured: bench/README.md)",
     )
+    parser.add_argument(
+        "--webhook-port",
+        type=int,
+        metavar="PORT",
+        help="serve the validating admission webhook on https://0.0.0.0:PORT/validate-flow "
+        "(needs --webhook-cert-dir)",
+    )
+    parser.add_argument(
+        "--webhook-cert-dir",
+        metavar="DIR",
+        help="directory holding the webhook's tls.crt and tls.key (a kubernetes.io/tls Secret)",
+    )
     election = parser.add_argument_group(
         "leader election",
         "run several replicas: one leads (holds a coordination.k8s.io Lease), the others wait "
@@ -119,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
     from flowcraft.drivers.kubernetes.controller import operator_main  # noqa: PLC0415
     from flowcraft.drivers.kubernetes.metrics import MetricsConfig  # noqa: PLC0415
 
+    if (args.webhook_port is None) != (args.webhook_cert_dir is None):
+        print("flowcraft operator: --webhook-port and --webhook-cert-dir go together")
+        return 2
     defaults = MetricsConfig()
     metrics_config = MetricsConfig(
         flow_label=args.metrics_flow_label,
@@ -153,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
         liveness_port=args.liveness_port,
         runner_image=args.runner_image,
         batch_mode=args.batch_jobs,
+        webhook_port=args.webhook_port,
+        webhook_cert_dir=args.webhook_cert_dir,
         election=election,
         verbose=args.verbose,
     )

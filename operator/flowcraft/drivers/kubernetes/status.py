@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from flowcraft.contract import item_key, result_key
 from flowcraft.drivers.kubernetes import names
 from flowcraft.model import (
@@ -31,9 +29,8 @@ from flowcraft.model import (
     FlowStatus,
     FlowValidationError,
     format_timestamp,
-    validate_flow,
 )
-from flowcraft.model.errors import problems_from_pydantic
+from flowcraft.model import parse_flow as validated_flow
 from flowcraft.model.flow import ITEM_CANCELLED, ITEM_FAILED, ITEM_SUCCEEDED
 
 Manifest = dict[str, Any]
@@ -64,14 +61,10 @@ class Note:
 def parse_flow(body: Manifest) -> tuple[Flow | None, str]:
     """The validated Flow, or None and every problem as one readable message."""
     try:
-        flow = Flow.model_validate(body)
-        validate_flow(flow)
-    except ValidationError as exc:
-        problems = problems_from_pydantic(exc)
-        return None, "invalid flow: " + "; ".join(str(p) for p in problems)
+        # The same check as `flowcraft validate` and the admission webhook.
+        return validated_flow(body), ""
     except FlowValidationError as exc:
         return None, "invalid flow: " + "; ".join(str(p) for p in exc.problems)
-    return flow, ""
 
 
 def conditions(

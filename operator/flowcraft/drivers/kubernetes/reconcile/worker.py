@@ -1,0 +1,342 @@
+"""The per-Flow workers and the skeleton of one pass: read, observe, advance, act, record.
+
+:class:`Reconciler` starts one worker task per Flow, coalesces triggers into passes, retries
+after API errors and schedules the engine's timers. A pass reads the Flow, prepares the
+engine and status, hands over to ``observe`` and ``act``, then writes the status and Events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from flowcraft.drivers.kubernetes import builders, metrics, subflows
+from flowcraft.drivers.kubernetes import status as flow_status
+from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
+from flowcraft.drivers.kubernetes.client import ApiError, Client, Conflict, NotFound
+from flowcraft.engine import Engine
+from flowcraft.engine.types import EngineError
+from flowcraft.model import TERMINAL_FLOW_PHASES, FlowStatus
+from flowcraft.model.errors import problems_from_pydantic
+
+from .act import act, apply_suspend, ensure_running
+from .cluster import Cluster
+from .items import seed
+from .observe import observe
+from .outputs import load_item_outputs, load_outputs
+from .state import FlowState, Manifest, Pass, generation_of
+
+logger = logging.getLogger(__name__)
+
+# Retry delays after API errors that are not conflicts (server down, throttled, forbidden).
+_ERROR_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+_MAX_PARALLEL_REQUESTS = 32
+
+# How batch items run (the operator's --batch-jobs flag): one Job per item attempt, or one
+# Indexed Job per round for first attempts (retries and container functions: a Job each).
+BATCH_JOB_PER_ITEM = "per-item"
+BATCH_INDEXED = "indexed"
+BATCH_MODES = (BATCH_JOB_PER_ITEM, BATCH_INDEXED)
+
+
+class Reconciler:
+    """Owns the per-Flow workers; ``trigger`` is the only entry point handlers use."""
+
+    def __init__(
+        self,
+        client: Client,
+        cache: ObjectCache,
+        *,
+        instance: str,
+        runner_image: str | None = None,
+        batch_mode: str = BATCH_INDEXED,
+    ) -> None:
+        if batch_mode not in BATCH_MODES:
+            raise ValueError(f"batch mode must be one of {BATCH_MODES}, got {batch_mode!r}")
+        self._client = client
+        self._cache = cache
+        self._flows: dict[FlowKey, FlowState] = {}
+        self.subflows = subflows.Subflows(client)  # subflow nodes run as child Flows
+        self._cluster = Cluster(
+            client=client,
+            cache=cache,
+            requests=asyncio.Semaphore(_MAX_PARALLEL_REQUESTS),
+            subflows=self.subflows,
+            instance=instance,
+            runner_image=runner_image,
+            indexed=batch_mode == BATCH_INDEXED,
+        )
+
+    # -- triggering -----------------------------------------------------------------------
+
+    def trigger(self, key: FlowKey) -> None:
+        """Ask for a pass over ``key``: starts a worker, or marks the running one dirty."""
+        state = self._flows.get(key)
+        if state is None:
+            state = self._flows[key] = FlowState()
+        state.dirty = True
+        if state.worker is None or state.worker.done():
+            state.worker = asyncio.get_running_loop().create_task(
+                self._work(key, state), name=f"reconcile {key.namespace}/{key.name}"
+            )
+            state.worker.add_done_callback(lambda task: self._worker_done(key, state, task))
+
+    def flow_changed(self, key: FlowKey, resource_version: str | None) -> None:
+        """A watch event for the Flow: unless it is the echo of our own write, forget our copy
+        (the next pass reads it fresh) and ask for a pass."""
+        if self.is_own_write(key, resource_version):
+            return
+        state = self._flows.get(key)
+        if state is not None:
+            state.latest = None
+            state.foreign_events += 1
+        self.trigger(key)
+
+    def is_own_write(self, key: FlowKey, resource_version: str | None) -> bool:
+        """True for the watch echo of the status this operator just wrote (no new facts)."""
+        state = self._flows.get(key)
+        return (
+            state is not None
+            and resource_version is not None
+            and (state.written_rv == resource_version)
+        )
+
+    def forget(self, key: FlowKey) -> None:
+        state = self._flows.pop(key, None)
+        if state is not None and state.timer is not None:
+            state.timer.cancel()
+        self._cache.forget(key)
+        metrics.current().forget(metrics.FlowId(key.namespace, key.name))
+
+    async def close(self) -> None:
+        tasks = [s.worker for s in self._flows.values() if s.worker is not None]
+        for state in self._flows.values():
+            if state.timer is not None:
+                state.timer.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _worker_done(self, key: FlowKey, state: FlowState, task: asyncio.Task[None]) -> None:
+        """A pass that died of an unexpected error (a bug) is logged loudly and retried later,
+        so one bad Flow neither hangs silently nor takes the operator down."""
+        if task.cancelled() or task.exception() is None:
+            return
+        delay = _ERROR_BACKOFF[min(state.errors, len(_ERROR_BACKOFF) - 1)]
+        state.errors += 1
+        logger.error(
+            "reconcile of %s/%s crashed; retrying in %.1fs",
+            key.namespace,
+            key.name,
+            delay,
+            exc_info=task.exception(),
+        )
+        if self._flows.get(key) is state:
+            self._schedule(key, state, delay)
+
+    def _schedule(self, key: FlowKey, state: FlowState, delay: float) -> None:
+        if state.timer is not None:
+            state.timer.cancel()
+        loop = asyncio.get_running_loop()
+        state.timer = loop.call_at(loop.time() + max(0.0, delay), self.trigger, key)
+
+    async def _work(self, key: FlowKey, state: FlowState) -> None:
+        while state.dirty:
+            state.dirty = False
+            try:
+                await self._pass(key, state)
+                state.errors = 0
+            except Conflict:
+                # Someone (often the user editing the spec) changed the Flow: read it again.
+                logger.debug("conflict on %s/%s, re-reading", key.namespace, key.name)
+                state.dirty = True
+            except ApiError as exc:
+                delay = _ERROR_BACKOFF[min(state.errors, len(_ERROR_BACKOFF) - 1)]
+                state.errors += 1
+                logger.warning(
+                    "reconcile of %s/%s failed (%s); retrying in %.1fs",
+                    key.namespace,
+                    key.name,
+                    exc,
+                    delay,
+                )
+                self._schedule(key, state, delay)
+
+    # -- one pass -------------------------------------------------------------------------
+
+    async def _pass(self, key: FlowKey, state: FlowState) -> None:
+        # Taken, not peeked: if this pass fails half-way, the next one reads the Flow afresh.
+        body, state.latest = state.latest, None
+        foreign_events = state.foreign_events
+        if body is None:
+            try:
+                body = await self._client.get_flow(key.namespace, key.name)
+            except NotFound:
+                self.forget(key)
+                return
+        meta = body.get("metadata") or {}
+        ref = builders.FlowRef(name=key.name, namespace=key.namespace, uid=str(meta.get("uid")))
+        if state.uid != ref.uid:
+            # A new object under an old name: nothing we remember applies.
+            state.uid, state.engine, state.outputs = ref.uid, None, {}
+            state.pending, state.real_start, state.parsed = [], {}, None
+            state.writes, state.context_stored = {}, False
+            state.seeded, state.item_outputs = False, {}
+            state.item_slots, state.round_slots, state.recheck = {}, {}, set()
+            state.items_scanned = state.items_suspended = False
+        raw_status: Manifest = dict(body.get("status") or {})
+        generation = generation_of(body)
+        if raw_status.get("phase") in TERMINAL_FLOW_PHASES:
+            self._retire(key, state)
+            finished = flow_status.observe_finished(raw_status, generation, datetime.now(UTC))
+            if finished is not None:  # a spec edit after the end, or no conditions yet
+                body["status"] = finished
+                written = await self._client.replace_flow_status(key.namespace, key.name, body)
+                state.written_rv = (written.get("metadata") or {}).get("resourceVersion")
+            return
+
+        now = datetime.now(UTC)
+        prepared = await self._prepare(ref, state, body, raw_status, now)
+        if prepared is None:
+            return  # the Flow is invalid and was marked Failed
+        engine, status = prepared
+        spec = engine.spec
+
+        cl = self._cluster
+        ctx = Pass(key, ref, state, spec, engine)
+        await seed(cl, ctx, status)
+        await load_outputs(cl, ref, state, status)
+        await load_item_outputs(cl, ref, state, status)
+        events, success_seen = await observe(cl, ctx, status, now)
+        try:
+            step = engine.advance(status, events, now, state.outputs, state.writes)
+        except EngineError as exc:
+            await self._fail_engine(ref, body, status, now, str(exc))
+            return
+
+        created = await act(cl, ctx, step, success_seen)
+        await ensure_running(cl, ctx, step, created)
+        await apply_suspend(cl, ctx, step)
+
+        new_status = flow_status.render_status(
+            step.status,
+            state.real_start,
+            len(spec.nodes),
+            previous=raw_status,
+            generation=generation,
+            now=now,
+        )
+        if flow_status.material_change(raw_status, new_status):
+            body["status"] = new_status
+            written = await self._client.replace_flow_status(key.namespace, key.name, body)
+            state.written_rv = (written.get("metadata") or {}).get("resourceVersion")
+            metrics.current().status_written(ctx.flow_id, status, step.status, ctx.finished)
+            await self._post_events(ref, status, step.status, now)
+            body = written
+        if state.foreign_events == foreign_events:
+            state.latest = body  # else someone changed the Flow meanwhile: read it next time
+        # Recorded: later watch events bring what changes next; items just started get a look.
+        state.recheck = (state.recheck - ctx.observed) | ctx.started
+
+        if step.wake_at is not None and step.status.phase not in TERMINAL_FLOW_PHASES:
+            self._schedule(key, state, (step.wake_at - datetime.now(UTC)).total_seconds())
+        elif state.timer is not None:
+            state.timer.cancel()
+            state.timer = None
+        if state.pending:
+            state.dirty = True
+
+    def _retire(self, key: FlowKey, state: FlowState) -> None:
+        """A finished Flow needs nothing in memory: drop its Jobs, pods, outputs and engine."""
+        self._cache.forget(key)
+        metrics.current().forget(metrics.FlowId(key.namespace, key.name))
+        state.engine, state.engine_generation = None, None
+        state.outputs, state.real_start, state.pending, state.parsed = {}, {}, [], None
+        state.writes, state.context_stored = {}, False
+        state.seeded, state.item_outputs = False, {}
+        state.item_slots, state.round_slots, state.recheck = {}, {}, set()
+        state.items_scanned = state.items_suspended = False
+        if state.timer is not None:
+            state.timer.cancel()
+            state.timer = None
+
+    async def _prepare(
+        self,
+        ref: builders.FlowRef,
+        state: FlowState,
+        body: Manifest,
+        raw_status: Manifest,
+        now: datetime,
+    ) -> tuple[Engine, FlowStatus] | None:
+        """The engine and status for this pass; None when the Flow was found invalid.
+
+        The spec is validated and compiled once per generation, and the status parsed once per
+        resourceVersion: for a 1000-node Flow, doing either on every pass would dominate the
+        operator's CPU.
+        """
+        meta = body.get("metadata") or {}
+        generation = meta.get("generation")
+        gen = generation if isinstance(generation, int) else None
+        rv = str(meta.get("resourceVersion"))
+        if state.engine is None or state.engine_generation != gen:
+            flow, problem = flow_status.parse_flow(body)
+            if flow is None:
+                await self._fail_invalid(ref, body, raw_status, problem)
+                return None
+            status = flow.status or FlowStatus()
+            try:
+                state.engine, state.engine_generation = Engine(flow.spec), gen
+            except EngineError as exc:
+                await self._fail_engine(ref, body, status, now, str(exc))
+                return None
+        elif state.parsed is not None and state.parsed[0] == rv:
+            status = state.parsed[1]
+        else:
+            try:
+                status = FlowStatus.model_validate(raw_status) if raw_status else FlowStatus()
+            except ValidationError as exc:
+                problems = "; ".join(str(p) for p in problems_from_pydantic(exc, ("status",)))
+                await self._fail_invalid(ref, body, raw_status, f"invalid status: {problems}")
+                return None
+        state.parsed = (rv, status)
+        return state.engine, status
+
+    # -- record ---------------------------------------------------------------------------
+
+    async def _post_events(
+        self, ref: builders.FlowRef, old: FlowStatus, new: FlowStatus, now: datetime
+    ) -> None:
+        if new.phase in TERMINAL_FLOW_PHASES and old.phase != new.phase:
+            logger.info("%s/%s: %s (%s)", ref.namespace, ref.name, new.phase, new.message)
+        for note in flow_status.notes(old, new, ref.name, ref.namespace):
+            await self._cluster.event(ref, note.reason, note.message, note.warning, now)
+
+    async def _fail_invalid(
+        self, ref: builders.FlowRef, body: Manifest, raw_status: Manifest, problem: str
+    ) -> None:
+        now = datetime.now(UTC)
+        body["status"] = flow_status.invalid_status(
+            raw_status, problem, now, generation=generation_of(body)
+        )
+        await self._client.replace_flow_status(ref.namespace, ref.name, body)
+        metrics.current().flow_ended(metrics.FlowId(ref.namespace, ref.name), "Failed", None)
+        await self._cluster.event(ref, "InvalidFlow", problem, True, now)
+
+    async def _fail_engine(
+        self, ref: builders.FlowRef, body: Manifest, status: FlowStatus, now: datetime, why: str
+    ) -> None:
+        failed = status.model_copy(update={"phase": "Failed", "message": why, "finished_at": now})
+        body["status"] = flow_status.with_conventions(
+            failed.model_dump(mode="json", by_alias=True, exclude_none=True),
+            body.get("status") or {},
+            generation_of(body),
+            now,
+        )
+        await self._client.replace_flow_status(ref.namespace, ref.name, body)
+        metrics.current().status_written(
+            metrics.FlowId(ref.namespace, ref.name), status, failed, []
+        )
+        await self._cluster.event(ref, "FlowFailed", why, True, now)
