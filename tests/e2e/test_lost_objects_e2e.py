@@ -134,7 +134,7 @@ def test_an_output_lost_with_its_pod_fails_the_flow_naming_the_configmap(
     assert flow["status"]["phase"] == "Failed", flow["status"]
     text = json.dumps(flow["status"])
     assert ref in text, flow["status"]
-    assert "output of node 'a'" in text or "node a" in text, flow["status"]
+    assert "of node 'a' was deleted" in text, flow["status"]
 
 
 def test_a_completed_job_whose_pod_is_gone_fails_the_attempt_and_retries(

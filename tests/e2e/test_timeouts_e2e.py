@@ -9,7 +9,9 @@ container started (7 s after the Job was created), and two 500 ms attempts took 
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,7 +22,6 @@ from operator_harness import (
     OperatorProcess,
     apply_doc,
     flow_crd,
-    get_flow,
     items,
     operator,
     runner_image,
@@ -49,15 +50,14 @@ def _flow(name: str, config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _running_attempts(cluster: Cluster, namespace: str) -> set[int]:
-    out = set()
-    for pod in items(cluster, "pods", namespace, "flowcraft.io/node=slow"):
-        for status in pod["status"].get("containerStatuses") or []:
-            if "running" in (status.get("state") or {}) or "terminated" in (
-                status.get("state") or {}
-            ):
-                out.add(int(pod["metadata"]["labels"]["flowcraft.io/attempt"]))
-    return out
+def _watch(
+    stream: Any, seen: Callable[[dict[str, Any], float], None], stop: threading.Event
+) -> None:
+    """Feed each watch event's object (as the API sent it) with its receipt time."""
+    for event in stream:
+        seen(event["raw_object"], time.monotonic())
+        if stop.is_set():
+            return
 
 
 def _failed_attempts(node: dict[str, Any]) -> int:
@@ -69,34 +69,56 @@ def _failed_attempts(node: dict[str, Any]) -> int:
 
 
 def _measure(
-    cluster: Cluster, namespace: str, name: str, attempts: int, timeout: float = 120
+    k8s_api: Any, namespace: str, name: str, attempts: int, timeout: float = 120
 ) -> tuple[list[float], dict[str, Any]]:
     """Per attempt: seconds from the test seeing its container run to the status showing it
-    failed; and the final Flow."""
+    failed (both from watches, stamped on receipt); and the final Flow."""
+    from kubernetes import client, watch  # noqa: PLC0415
+
     running_at: dict[int, float] = {}
     failed_at: dict[int, float] = {}
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        for attempt in _running_attempts(cluster, namespace):
-            running_at.setdefault(attempt, time.monotonic())
-        flow = get_flow(cluster, namespace, name)
-        node = ((flow.get("status") or {}).get("nodes") or {}).get("slow") or {}
+    final: dict[str, Any] = {}
+    done = threading.Event()
+
+    def pod_seen(pod: dict[str, Any], at: float) -> None:
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        if any({"running", "terminated"} & set(s.get("state") or {}) for s in statuses):
+            attempt = int(pod["metadata"]["labels"]["flowcraft.io/attempt"])
+            running_at.setdefault(attempt, at)
+
+    def flow_seen(flow: dict[str, Any], at: float) -> None:
+        if flow["metadata"]["name"] != name:
+            return
+        status = flow.get("status") or {}
+        node = (status.get("nodes") or {}).get("slow") or {}
         for attempt in range(1, _failed_attempts(node) + 1):
-            failed_at.setdefault(attempt, time.monotonic())
-        if (flow.get("status") or {}).get("phase") in ("Failed", "Succeeded"):
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError(f"flow {name} did not end")
+            failed_at.setdefault(attempt, at)
+        if status.get("phase") in ("Failed", "Succeeded"):
+            final.update(flow)
+            done.set()
+
+    core, custom = client.CoreV1Api(k8s_api), client.CustomObjectsApi(k8s_api)
+    pods = watch.Watch().stream(core.list_namespaced_pod, namespace, timeout_seconds=int(timeout))
+    flows = watch.Watch().stream(
+        custom.list_namespaced_custom_object, "flowcraft.io", "v1alpha1", namespace, "flows",
+        timeout_seconds=int(timeout),
+    )  # fmt: skip
+    threads = [
+        threading.Thread(target=_watch, args=(pods, pod_seen, done), daemon=True),
+        threading.Thread(target=_watch, args=(flows, flow_seen, done), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    assert done.wait(timeout), f"flow {name} did not end"
     spans = [failed_at[a] - running_at[a] for a in range(1, attempts + 1) if a in running_at]
-    return spans, flow
+    return spans, final
 
 
 def test_a_timeout_fails_the_attempt_about_a_second_after_its_container_started(
-    cluster: Cluster, namespace: str, operator: OperatorProcess
+    cluster: Cluster, namespace: str, operator: OperatorProcess, k8s_api: Any
 ) -> None:
     apply_doc(cluster, namespace, _flow("late", {"timeout": 1000}))
-    (span,), flow = _measure(cluster, namespace, "late", 1)
+    (span,), flow = _measure(k8s_api, namespace, "late", 1)
     node = flow["status"]["nodes"]["slow"]
     print(f"timeout 1000 ms: failed {span:.2f} s after the container was seen running")
     assert flow["status"]["phase"] == "Failed"
@@ -108,11 +130,11 @@ def test_a_timeout_fails_the_attempt_about_a_second_after_its_container_started(
 
 
 def test_each_retried_attempt_times_out_on_its_own_deadline(
-    cluster: Cluster, namespace: str, operator: OperatorProcess
+    cluster: Cluster, namespace: str, operator: OperatorProcess, k8s_api: Any
 ) -> None:
     started = time.monotonic()
     apply_doc(cluster, namespace, _flow("twice", {"timeout": 500, "maxRetries": 2}))
-    spans, flow = _measure(cluster, namespace, "twice", 2)
+    spans, flow = _measure(k8s_api, namespace, "twice", 2)
     total = time.monotonic() - started
     print(f"2 x 500 ms: attempts failed {[round(s, 2) for s in spans]} s after running; "
           f"flow {total:.1f} s")  # fmt: skip

@@ -118,8 +118,8 @@ def lost_output_message(state: FlowState, key: str) -> str | None:
     if cm is None:
         return None
     return (
-        f"output ConfigMap {cm} (the result {key!r}) was deleted and the pod that produced it "
-        "is gone too: the result cannot be restored and the flow cannot go on without it"
+        f"output ConfigMap {cm} of node {key!r} was deleted and the pod that produced it is "
+        "gone too: the result cannot be restored and the flow cannot go on without it"
     )
 
 
