@@ -137,7 +137,16 @@ class JobLedger:
 
 
 def phases(api: Api, namespace: str) -> dict[str, str | None]:
-    doc = api.request("GET", FLOWS.format(ns=namespace))
+    """Flow name -> phase; retried while the API server answers 429/5xx (a CRD update makes
+    it re-initialize the Flow storage: "storage is (re)initializing")."""
+    for _ in range(60):
+        try:
+            doc = api.request("GET", FLOWS.format(ns=namespace))
+            break
+        except BenchError:
+            time.sleep(1)
+    else:
+        doc = api.request("GET", FLOWS.format(ns=namespace))
     return {
         f["metadata"]["name"]: (f.get("status") or {}).get("phase") for f in doc.get("items") or []
     }
@@ -183,11 +192,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 victim.start()
                 next_kill = now + args.kill_every * rng.uniform(0.5, 1.5)
             if rng.random() < args.pod_deletes * 0.2:
-                pods = api.request(
-                    "GET",
-                    PODS.format(ns=namespace),
-                    params={"labelSelector": "app.kubernetes.io/managed-by=flowcraft-operator"},
-                )["items"]
+                try:
+                    pods = api.request(
+                        "GET",
+                        PODS.format(ns=namespace),
+                        params={"labelSelector": "app.kubernetes.io/managed-by=flowcraft-operator"},
+                    )["items"]
+                except BenchError:
+                    pods = []
                 live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
                 if live:
                     pod = rng.choice(live)["metadata"]["name"]
