@@ -33,3 +33,7 @@ bench-batch: $(STAMP) cluster-kwok bench-real-up ## Batch items (~1.5 h on a bus
 
 bench-chaos: $(STAMP) cluster-kwok ## Chaos on kwok: 20 x 20-node flows while the operator is SIGKILLed and pods deleted at random; duplicate Jobs per (flow, node, attempt) and unfinished flows must be 0 (bench/results/chaos.json; CHAOS_ARGS="--replicas 2 ...")
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
+
+.PHONY: bench-results
+bench-results: $(STAMP) bench-real-up ## Result channel on real pods: overhead of the pod-log channel vs the termination message (1/100/900 KiB, median of 5) and operator RSS with 100 nodes x 500 KiB at once; bench/results/results-channel.json
+	$(BIN)/python bench/results_bench.py --runner-image $(RUNNER_IMAGE) --out bench/results/results-channel.json

@@ -18,6 +18,7 @@ ENV_ATTEMPT = "FLOWCRAFT_ATTEMPT"
 ENV_IN = "FLOWCRAFT_IN"
 ENV_OUT = "FLOWCRAFT_OUT"
 ENV_OUT_LIMIT = "FLOWCRAFT_OUT_LIMIT"
+ENV_OUT_INLINE = "FLOWCRAFT_OUT_INLINE"
 
 FUNCTION_FILE = "function.json"
 PARAMS_FILE = "params.json"
@@ -27,9 +28,17 @@ WRITES_DIR = "writes"
 INITIAL_CONTEXT_FILE = "context.json"
 VIEW_FILE = "view.json"
 
-# The kubelet keeps at most 4096 bytes of a container's termination message; the local runner
-# applies the same limit by default so a flow that works locally also fits on the cluster.
-DEFAULT_OUT_LIMIT = 4096
+# A result (output and context writes) is stored in one ConfigMap, whose data the API server
+# caps at 1 MiB (the sum of its values' UTF-8 bytes, ``MaxSecretSize``). The runtime measures a
+# result as the driver stores it: compact JSON of the output plus, when there are any, of the
+# writes. Both drivers apply this limit, so a flow that works locally also fits on the cluster.
+DEFAULT_OUT_LIMIT = 1024 * 1024
+# The kubelet keeps at most 4096 bytes of a container's termination message: on the cluster a
+# result that does not fit there travels as a framed block in the pod's log (see frame_result).
+TERMINATION_MESSAGE_LIMIT = 4096
+# What $FLOWCRAFT_OUT holds until the runtime writes the real result: a process that exits
+# (os._exit, sys.exit, a signal) before that is a failure, never a null output.
+NO_RESULT = "NoResult: the node process exited without a result"
 
 EXIT_OK = 0
 EXIT_FUNCTION_FAILED = 1
@@ -166,19 +175,40 @@ class NodeResult(NamedTuple):
     error: str | None = None
     traceback: str | None = None
     writes: tuple[Write, ...] = ()
+    # The result is a block in the pod's log (see frame_result): read it with read_frame,
+    # then parse_result the envelope.
+    frame: FrameRef | None = None
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        """A success whose output is known (a frame still has to be read)."""
+        return self.error is None and self.frame is None
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def encode_success(output: Any, action: str | None, writes: list[Write] | None = None) -> str:
     """The success envelope; raises TypeError/ValueError when output (or a written value) is
     not JSON. ``writes`` is left out when there are none, so old readers keep working."""
-    doc: dict[str, Any] = {"output": output, "action": action}
+    return encode_success_sized(output, action, writes)[0]
+
+
+def encode_success_sized(
+    output: Any, action: str | None, writes: list[Write] | None = None
+) -> tuple[str, int]:
+    """The success envelope (compact JSON) and the bytes its result takes when stored: the
+    output's JSON plus the writes' JSON, exactly what a driver keeps (see DEFAULT_OUT_LIMIT)."""
+    out = _compact(output)
+    parts = ['{"output":', out, ',"action":', _compact(action)]
+    size = len(out.encode())
     if writes:
-        doc["writes"] = writes
-    return json.dumps(doc, allow_nan=False, ensure_ascii=False)
+        stored = _compact(writes)
+        parts += [',"writes":', stored]
+        size += len(stored.encode())
+    parts.append("}")
+    return "".join(parts), size
 
 
 def encode_error(error: str, traceback: str = "", limit: int | None = None) -> str:
@@ -206,6 +236,8 @@ def parse_result(text: str) -> NodeResult:
 
     The runtime's envelopes are recognised by their exact keys; an empty file is a null output
     (a container that wrote nothing); other JSON is the output itself; other text is a string.
+    A frame (see frame_result) with its data inline is unpacked; one that points to the log
+    gives a result with ``frame`` set; a corrupt frame is an error, never an output.
     """
     stripped = text.strip()
     if not stripped:
@@ -216,6 +248,8 @@ def parse_result(text: str) -> NodeResult:
         return NodeResult(output=stripped)
     if isinstance(doc, dict):
         keys = frozenset(doc)
+        if keys == {FRAME_KEY}:
+            return _parse_frame(doc[FRAME_KEY])
         if "output" in keys and keys <= _SUCCESS_KEYS:
             action = doc.get("action")
             writes = _valid_writes(doc.get("writes", []))
@@ -225,3 +259,133 @@ def parse_result(text: str) -> NodeResult:
             tb = doc.get("traceback")
             return NodeResult(error=doc["error"], traceback=tb if isinstance(tb, str) else None)
     return NodeResult(output=doc)
+
+
+# --- Framing: results that do not fit in the termination message --------------------------
+#
+# On the cluster ``$FLOWCRAFT_OUT`` is the container's termination message (4096 bytes kept),
+# set by the driver as ``FLOWCRAFT_OUT_INLINE``. An envelope that fits is written as is (the
+# fast path: the operator reads it from the pod's status it already watches). One that does
+# not is compressed (zlib, then base64); if that fits, $FLOWCRAFT_OUT holds a frame with the
+# data inline. Otherwise the runtime prints the compressed envelope to its stdout as numbered
+# lines tagged with a random nonce, and $FLOWCRAFT_OUT holds only a reference: nonce, line
+# count, size and SHA-256 of the envelope. The operator reads the finished pod's log (the one
+# ``pods/log`` read, done by the operator; pods keep no API access) and rebuilds the envelope
+# with read_frame. Every step is checked (all lines present, base64, zlib stream, size,
+# digest): a cut or corrupt block is a failure naming what is wrong, never a wrong output.
+
+FRAME_KEY = "flowcraft/result"  # the only key of a frame in $FLOWCRAFT_OUT; also the line tag
+FRAME_ENCODING = "zlib+base64"
+# Base64 characters per log line: below the 16 KiB at which container runtimes split a line.
+FRAME_CHUNK = 8000
+
+
+class FrameError(ValueError):
+    """A framed result is missing, cut or corrupt."""
+
+
+class FrameRef(NamedTuple):
+    """A result block in the pod's log, as its termination message names it."""
+
+    nonce: str
+    size: int
+    sha256: str
+    lines: int
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib  # noqa: PLC0415 - only large results pay for it
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def frame_result(envelope: str, inline_limit: int, nonce: str) -> tuple[str, list[str]]:
+    """What the runtime writes for ``envelope`` when $FLOWCRAFT_OUT keeps ``inline_limit``
+    bytes: the text for $FLOWCRAFT_OUT and the lines to print to the log (none if it fits)."""
+    data = envelope.encode()
+    if len(data) <= inline_limit:
+        return envelope, []
+    import base64  # noqa: PLC0415 - only large results pay for these imports
+    import zlib  # noqa: PLC0415
+
+    packed = base64.b64encode(zlib.compress(data, 6)).decode("ascii")
+    head = {"encoding": FRAME_ENCODING, "bytes": len(data), "sha256": _sha256(data)}
+    inline = json.dumps({FRAME_KEY: {**head, "data": packed}}, separators=(",", ":"))
+    if len(inline) <= inline_limit:
+        return inline, []
+    chunks = [packed[i : i + FRAME_CHUNK] for i in range(0, len(packed), FRAME_CHUNK)]
+    ref = {FRAME_KEY: {**head, "nonce": nonce, "lines": len(chunks)}}
+    lines = [f"{FRAME_KEY} {nonce} {i} {chunk}" for i, chunk in enumerate(chunks)]
+    return json.dumps(ref, separators=(",", ":")), lines
+
+
+def _unpack(packed: str, size: int, digest: str) -> str:
+    import base64  # noqa: PLC0415
+    import binascii  # noqa: PLC0415
+    import zlib  # noqa: PLC0415
+
+    try:
+        raw = base64.b64decode(packed, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise FrameError(f"result block is not valid base64: {err}") from None
+    inflater = zlib.decompressobj()
+    try:
+        # At most size + 1 bytes: a block claiming less than it holds is caught, not inflated.
+        data = inflater.decompress(raw, size + 1)
+    except zlib.error as err:
+        raise FrameError(f"result block is not a valid zlib stream: {err}") from None
+    if len(data) != size or not inflater.eof:
+        got = f"{len(data)}" + ("" if inflater.eof else "+ (stream cut or longer)")
+        raise FrameError(f"result block holds {got} bytes, its reference says {size}")
+    if _sha256(data) != digest:
+        raise FrameError("result block does not match its SHA-256 (corrupt)")
+    try:
+        return data.decode()
+    except UnicodeDecodeError as err:
+        raise FrameError(f"result block is not UTF-8: {err}") from None
+
+
+def _frame_head(doc: Any) -> dict[str, Any]:
+    if not isinstance(doc, dict) or doc.get("encoding") != FRAME_ENCODING:
+        raise FrameError(f"unknown result frame {json.dumps(doc)[:200]}")
+    size, digest = doc.get("bytes"), doc.get("sha256")
+    if not isinstance(size, int) or size < 0 or not isinstance(digest, str):
+        raise FrameError(f"result frame without a size or digest: {json.dumps(doc)[:200]}")
+    return doc
+
+
+def read_frame(ref: FrameRef, log: str) -> str:
+    """The envelope of the result block ``ref`` in the pod's log text ``log``.
+
+    Raises FrameError naming what is wrong: lines missing (the log was rotated or cut), not
+    base64, not zlib, wrong size or digest."""
+    prefix = f"{FRAME_KEY} {ref.nonce} "
+    chunks: dict[int, str] = {}
+    for line in log.splitlines():
+        start = line.find(prefix)  # tolerate a prefix the log pipeline may add
+        if start < 0:
+            continue
+        index, _, chunk = line[start + len(prefix) :].partition(" ")
+        if index.isdigit() and int(index) < ref.lines:
+            chunks.setdefault(int(index), chunk.strip())
+    if len(chunks) != ref.lines:
+        raise FrameError(
+            f"result block incomplete in the pod's log: {len(chunks)} of {ref.lines} lines "
+            "(the log was rotated, cut or deleted)"
+        )
+    return _unpack("".join(chunks[i] for i in range(ref.lines)), ref.size, ref.sha256)
+
+
+def _parse_frame(doc: Any) -> NodeResult:
+    try:
+        head = _frame_head(doc)
+        if isinstance(head.get("data"), str):
+            envelope = _unpack(head["data"], head["bytes"], head["sha256"])
+            result = parse_result(envelope)
+            return result if result.frame is None else NodeResult(error="nested result frame")
+        nonce, lines = head.get("nonce"), head.get("lines")
+        if not isinstance(nonce, str) or not nonce or not isinstance(lines, int) or lines < 1:
+            raise FrameError(f"result frame without data or lines: {json.dumps(doc)[:200]}")
+        return NodeResult(frame=FrameRef(nonce, head["bytes"], head["sha256"], lines))
+    except FrameError as err:
+        return NodeResult(error=f"CorruptResult: {err}")

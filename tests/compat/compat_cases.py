@@ -36,7 +36,8 @@ from typing import Any
 
 from flowcraft.model import Flow
 from flowcraft.model.blueprint import Blueprint, load_blueprints
-from flowcraft.model.loader import blueprint_to_manifest, load_functions, parse_flow
+from flowcraft.model.blueprint_json import blueprint_to_manifest
+from flowcraft.model.loader import load_functions, parse_flow
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 

@@ -171,15 +171,17 @@ def test_timeout_kills_the_attempt_and_fails_the_node(
     assert job["spec"]["activeDeadlineSeconds"] == 1 + timeouts.BACKSTOP_SECONDS
 
 
-def test_output_over_the_termination_message_limit_fails_naming_it(
+def test_output_over_the_termination_message_travels_compressed(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
+    # 5000 bytes: over the kubelet's 4096-byte termination message, so the runtime sends it
+    # compressed (a frame inline in the message); larger, incompressible results go through
+    # the pod's log (tests/e2e/test_results_e2e.py).
     fns = {"big": {"script": "def run(ctx):\n    return 'x' * 5000\n"}}
     apply_doc(cluster, namespace, _flow("big", fns, [{"id": "big", "uses": "big"}], []))
     flow = wait_phase(cluster, namespace, "big", {"Succeeded", "Failed"})
-    node = flow["status"]["nodes"]["big"]
-    assert node["phase"] == "Failed"
-    assert "4096" in node["message"]
+    assert flow["status"]["phase"] == "Succeeded", flow["status"]
+    assert _output(cluster, namespace, flow, "big") == "x" * 5000
 
 
 def test_container_function_output_is_its_termination_message(

@@ -249,6 +249,29 @@ def test_metric_values_become_operator_flags() -> None:
     assert "--flow-duration-buckets=10,60" in args
 
 
+def test_policy_values_become_operator_flags_and_are_off_by_default() -> None:
+    defaults = _container(by_kind(render()))["args"]
+    assert not [a for a in defaults if "images" in a or "node-" in a or "parallelism" in a]
+    args = _container(
+        by_kind(
+            render(
+                "policy.allowedImages={registry.example.com/*,python:3.*}",
+                "policy.nodeResources.defaults.requests.cpu=100m",
+                "policy.nodeResources.defaults.requests.memory=128Mi",
+                "policy.nodeResources.defaults.limits.memory=512Mi",
+                "policy.nodeResources.max.cpu=2",
+                "policy.nodeResources.max.memory=4Gi",
+                "policy.maxFlowParallelism=8",
+            )
+        )
+    )["args"]
+    assert "--allowed-images=registry.example.com/*,python:3.*" in args
+    assert "--default-node-requests=cpu=100m,memory=128Mi" in args
+    assert "--default-node-limits=memory=512Mi" in args
+    assert "--max-node-resources=cpu=2,memory=4Gi" in args
+    assert "--max-flow-parallelism=8" in args
+
+
 def test_dashboard_configmap_holds_valid_json_for_the_sidecar() -> None:
     (cm,) = by_kind(render("dashboard.enabled=true"))["ConfigMap"]
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"

@@ -630,7 +630,11 @@ def test_step_budget() -> None:
 
 def test_step_budget_surfaces_as_expression_error(monkeypatch: pytest.MonkeyPatch) -> None:
     expr = compile_expression("a + a + a + a")
-    monkeypatch.setattr(jsexpr.Program.evaluate, "__kwdefaults__", {"max_steps": 3})
+    monkeypatch.setattr(
+        jsexpr.Program.evaluate,
+        "__kwdefaults__",
+        {"max_steps": 3, "max_units": jsexpr.DEFAULT_MAX_UNITS},
+    )
     with pytest.raises(ExpressionError, match="exceeded 3 steps"):
         expr.evaluate({"a": 1})
 

@@ -222,11 +222,13 @@ def test_container_workers_cannot_run_indexed() -> None:
 
 def test_indexed_bootstrap_runs_the_real_runtime_on_its_own_item(tmp_path: Path) -> None:
     """The pod's bootstrap, run here with the real node runtime: index 1 of the round gets
-    item 1 of the items ConfigMap as its input and sees the shared view files."""
+    item 1 of the items ConfigMap as its input, its worker's id, and sees the shared view
+    files."""
     src, items, work = tmp_path / "in", tmp_path / "items", tmp_path / "work"
     (src / "outputs").mkdir(parents=True)
     items.mkdir()
-    (src / "function.json").write_text(json.dumps({"script": WORKER.script, "name": "double"}))
+    script = "def run(ctx):\n    return [ctx.input * 2, ctx.node_id]\n"
+    (src / "function.json").write_text(json.dumps({"script": script, "name": "double"}))
     (src / "params.json").write_text("{}")
     (src / "input.json").write_text("null")  # the shared annotation: must not be read
     (src / "view.json").write_text('[{"id": "start"}]')
@@ -234,7 +236,8 @@ def test_indexed_bootstrap_runs_the_real_runtime_on_its_own_item(tmp_path: Path)
     for index, value in enumerate([10, 20]):
         (items / f"{index}.json").write_text(json.dumps(value))
     code = (
-        builders.INDEXED_BOOTSTRAP.replace(repr(builders.IN_DIR), repr(str(src)))
+        builders.indexed_bootstrap("double_b_", 40)
+        .replace(repr(builders.IN_DIR), repr(str(src)))
         .replace(repr(builders.WORK_IN_DIR), repr(str(work)))
         .replace(repr(builders.ITEMS_DIR), repr(str(items)))
     )
@@ -252,7 +255,8 @@ def test_indexed_bootstrap_runs_the_real_runtime_on_its_own_item(tmp_path: Path)
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(out.read_text())["output"] == 40
+    # Index 1 of a round starting at item 40 is item 41, under its worker's id.
+    assert json.loads(out.read_text())["output"] == [40, "double_b_41"]
 
 
 # ----------------------------------------------------------------------------- status

@@ -88,7 +88,8 @@ def test_script_node_runs_the_runtime_with_the_contract_env() -> None:
     assert env["FLOWCRAFT_NODE"] == "gather"
     assert env["FLOWCRAFT_ATTEMPT"] == "2"
     assert env["FLOWCRAFT_OUT"] == "/dev/termination-log"
-    assert env["FLOWCRAFT_OUT_LIMIT"] == "4096"
+    assert env["FLOWCRAFT_OUT_LIMIT"] == "1048576"  # a ConfigMap's data
+    assert env["FLOWCRAFT_OUT_INLINE"] == "4096"  # the termination message
     assert env["FLOWCRAFT_IN"] == builders.IN_DIR
     assert env["A"] == "b"
     assert c["terminationMessagePath"] == "/dev/termination-log"

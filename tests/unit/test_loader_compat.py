@@ -17,13 +17,9 @@ import pytest
 import yaml
 
 from flowcraft.model import FlowValidationError, Problem, dump_flow, load_flow
-from flowcraft.model.loader import (
-    blueprint_to_manifest,
-    dump_yaml,
-    load_flow_with_warnings,
-    load_initial_context,
-    read_yaml,
-)
+from flowcraft.model.blueprint_json import blueprint_to_manifest
+from flowcraft.model.kubectl_yaml import dump_yaml, read_yaml
+from flowcraft.model.loader import load_flow_with_warnings, load_initial_context
 
 pytestmark = pytest.mark.unit
 

@@ -195,7 +195,7 @@ spec:
     big:
       script: |
         def run(ctx):
-            return "x" * 5000
+            return "x" * (1024 * 1024 - 1)  # its JSON: 2 bytes of quotes over 1 MiB
   nodes: [{id: big, uses: big}]
 """
 
@@ -205,13 +205,21 @@ def test_cluster_output_limit_applies_locally(tmp_path: Path) -> None:
     assert result.status.phase == "Failed"
     message = result.status.nodes["big"].message or ""
     assert "OutputTooLarge" in message
-    assert "limit of 4096 bytes" in message
+    assert "is 1048577 bytes, over the limit of 1048576 bytes" in message
+    assert "write large data to your own storage" in message
+
+
+def test_a_result_of_exactly_the_limit_passes(tmp_path: Path) -> None:
+    exact = BIG.replace("1024 * 1024 - 1", "1024 * 1024 - 2")
+    result = run(flow_yaml(exact), tmp_path)
+    assert result.status.phase == "Succeeded", result.status.nodes["big"].message
+    assert len(result.outputs["big"]) == 1024 * 1024 - 2
 
 
 def test_output_limit_can_be_lifted(tmp_path: Path) -> None:
     result = run(flow_yaml(BIG), tmp_path, out_limit=None)
     assert result.status.phase == "Succeeded"
-    assert result.outputs["big"] == "x" * 5000
+    assert result.outputs["big"] == "x" * (1024 * 1024 - 1)
 
 
 CONTAINER = """
@@ -255,9 +263,9 @@ def test_docker_argv_follows_kubernetes_command_semantics(tmp_path: Path) -> Non
             if [ "$1" = info ]; then echo 27.0; exit 0; fi
             echo "$@" > {tmp_path}/argv.txt
             for a in "$@"; do
-              case "$a" in *:/flowcraft/out) out="${{a%%:/flowcraft/out}}";; esac
+              case "$a" in *:/dev/termination-log) out="${{a%%:/dev/termination-log}}";; esac
             done
-            echo '{{"output": "from container", "action": null}}' > "$out/result.json"
+            echo '{{"output": "from container", "action": null}}' > "$out"
             """
         )
     )
@@ -269,15 +277,15 @@ def test_docker_argv_follows_kubernetes_command_semantics(tmp_path: Path) -> Non
     assert argv[0] == "run"
     assert argv[argv.index("--entrypoint") + 1] == "sh"
     assert argv[-4:] == ["busybox:1.36", "-c", "echo", "hi"]
-    assert "FLOWCRAFT_OUT=/flowcraft/out/result.json" in argv
-    assert "FLOWCRAFT_OUT_LIMIT=4096" in argv
+    assert "FLOWCRAFT_OUT=/dev/termination-log" in argv
+    assert "FLOWCRAFT_OUT_LIMIT=1048576" in argv
 
 
 def test_run_dir_follows_the_runtime_contract(tmp_path: Path) -> None:
     result = run(example("parallel"), tmp_path)
     attempt = result.run_dir / "nodes" / "gather" / "1"
+    # No context.json: the flow has no initial context (as a pod mounts none then).
     assert sorted(p.name for p in (attempt / "in").iterdir()) == [
-        "context.json",
         "function.json",
         "input.json",
         "outputs",

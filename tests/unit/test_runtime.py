@@ -199,10 +199,11 @@ def test_output_over_limit_names_limit_and_size(node: Node) -> None:
     node.script("def run(ctx):\n    return 'x' * 400\n")
     code, result = node.run()
     assert code == EXIT_FUNCTION_FAILED
-    size = len(json.dumps({"output": "x" * 400, "action": None}))
+    size = len(json.dumps("x" * 400))  # as stored: the output's JSON (no writes)
     assert result["error"] == (
         f"OutputTooLarge: node 'node-a' result (output and context writes) is {size} bytes, "
-        "over the limit of 300 bytes (FLOWCRAFT_OUT_LIMIT)"
+        "over the limit of 300 bytes (FLOWCRAFT_OUT_LIMIT; a result is stored in one "
+        "ConfigMap): write large data to your own storage and return a reference to it"
     )
 
 

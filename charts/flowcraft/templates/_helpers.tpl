@@ -54,8 +54,9 @@ helm.sh/chart: {{ include "flowcraft.chart" . }}
 {{/*
 What the operator may do: mirrors deploy/operator.yaml. Flows are read and only their status
 is written; Jobs are the unit of work; pods are read (their container state carries the
-result) and deleted only to stop an attempt past its timeout; output ConfigMaps are created
-once (and again if deleted while their Flow runs). Node pods get no RBAC at all.
+result; a result over 4 KiB is read from the finished pod's log) and deleted only to stop an
+attempt past its timeout; output ConfigMaps are created once (and again if deleted while their
+Flow runs). Node pods get no RBAC at all.
 */}}
 {{- define "flowcraft.rules" -}}
 - apiGroups: ["flowcraft.io"]
@@ -63,22 +64,34 @@ once (and again if deleted while their Flow runs). Node pods get no RBAC at all.
   verbs: ["get", "list", "watch", "create", "delete"]
 - apiGroups: ["flowcraft.io"]
   resources: ["blueprints"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list"]
 - apiGroups: ["flowcraft.io"]
   resources: ["flows/status"]
-  verbs: ["get", "update", "patch"]
+  verbs: ["update"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "delete"]
+  verbs: ["list", "watch", "delete"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
+{{- end -}}
+
+{{/* A resource map ({cpu: 2, memory: 4Gi}) as the operator's flag syntax: cpu=2,memory=4Gi. */}}
+{{- define "flowcraft.resourceList" -}}
+{{- $parts := list -}}
+{{- range $name, $quantity := . -}}
+{{- $parts = append $parts (printf "%s=%v" $name $quantity) -}}
+{{- end -}}
+{{- join "," $parts -}}
 {{- end -}}
 
 {{/*

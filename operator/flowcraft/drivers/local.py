@@ -4,7 +4,8 @@ Why it exists: a new user runs a flow in seconds with no cluster, and the same e
 runtime as the operator decide and execute it, so a flow that works here works on the cluster.
 The driver only acts and reports: the engine decides what to start, retry, skip or cancel; each
 node attempt is a ``python -m flowcraft.runtime`` process (``docker run`` for container
-functions) prepared exactly as a pod would be (see ``flowcraft.runtime``); the driver feeds
+functions, with the pod's user, read-only root and dropped capabilities) given what a pod
+would be given: one launch contract (``launch``) decides that for both drivers; the driver feeds
 NodeStarted/NodeSucceeded/NodeFailed back the moment they happen (no polling) and wakes the
 engine at its ``wake_at`` for retry backoff and deadlines. A ``subflow`` node runs as a nested
 LocalRunner over the blueprint it names (``blueprints``; see ``local_subflow``).
@@ -17,8 +18,10 @@ Layout of a run directory (kept for inspection; the CLI removes a temporary one 
     <run>/outputs/<stem>.json            the output of each succeeded node (contract.file_stem)
     <run>/writes/<stem>.json             its context writes, when it wrote any
     <run>/context.json                   the initial context (spec.context)
-    <run>/nodes/<node>/<attempt>/in/     function.json, params.json, input.json, context.json,
-                                         view.json, outputs/, writes/ (what the node can see)
+    <run>/nodes/<node>/<attempt>/in/     function.json, params.json, input.json, view.json,
+                                         outputs/, writes/ (what the node can see) and, when the
+                                         flow has an initial context, context.json
+                                         (``local_launch``: the launch contract, laid out here)
     <run>/nodes/<node>/<attempt>/out/result.json   what the runtime wrote ($FLOWCRAFT_OUT)
     <run>/nodes/<node>/<attempt>/log.txt           the attempt's stdout and stderr
     <run>/nodes/<scatter>/<iteration>.items/<item>.<attempt>/   a batch item's attempt (same
@@ -32,28 +35,17 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from flowcraft.contract import (
     DEFAULT_OUT_LIMIT,
-    ENV_ATTEMPT,
-    ENV_IN,
-    ENV_NODE,
-    ENV_OUT,
-    ENV_OUT_LIMIT,
-    FUNCTION_FILE,
     INITIAL_CONTEXT_FILE,
-    INPUT_FILE,
     OUTPUTS_DIR,
-    PARAMS_FILE,
-    VIEW_FILE,
     WRITES_DIR,
     ViewItem,
     Write,
@@ -62,7 +54,23 @@ from flowcraft.contract import (
     parse_result,
     result_key,
 )
-from flowcraft.drivers.local_state import load_results
+from flowcraft.drivers.launch import (
+    RUNTIME_COMMAND,
+    Launch,
+    LaunchError,
+    input_source,
+    node_launch,
+)
+from flowcraft.drivers.local_launch import (
+    RESULT_FILE,
+    container_name,
+    docker_argv,
+    host_env,
+    prepare,
+    write_json_atomic,
+)
+from flowcraft.drivers.local_proc import Proc, check_docker
+from flowcraft.drivers.local_state import AttemptRecord, RunResult, load_results
 from flowcraft.drivers.local_subflow import Subflows
 from flowcraft.engine import (
     CancelFlow,
@@ -74,44 +82,15 @@ from flowcraft.engine import (
     StartNode,
     Step,
 )
-from flowcraft.engine.batch import worker_id
-from flowcraft.model import Flow, FlowStatus, FunctionSpec
+from flowcraft.model import Flow, FlowStatus
 from flowcraft.model.blueprint import Blueprint
+
+__all__ = ["AttemptRecord", "LocalRunner", "RunResult", "utcnow"]
 
 _TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
 _LOG_TAIL_LINES = 5
-_CONTAINER_IN = "/flowcraft/in"
-_CONTAINER_OUT_DIR = "/flowcraft/out"
-_RESULT_FILE = "result.json"
-_DOCKER_CHECK_SECONDS = 15.0
 
 Event = NodeStarted | NodeSucceeded | NodeFailed | CancelFlow
-
-
-@dataclass(frozen=True)
-class AttemptRecord:
-    """One finished node attempt, as the driver saw it (for summaries and tests)."""
-
-    node: str
-    attempt: int
-    started_at: datetime
-    finished_at: datetime
-    outcome: str  # "succeeded" | "failed" | "timed-out" | "cancelled"
-    message: str | None
-    log: Path
-    item: int | None = None  # a batch item of scatter `node`
-
-
-@dataclass
-class RunResult:
-    """The end of a run: the engine's final status, the flowcraft-style context, and records."""
-
-    flow: Flow
-    status: FlowStatus
-    context: dict[str, Any]
-    outputs: dict[str, Any]
-    run_dir: Path
-    attempts: list[AttemptRecord] = field(default_factory=list)
 
 
 def utcnow() -> datetime:
@@ -151,7 +130,7 @@ class LocalRunner:
         self._writes: dict[str, tuple[Write, ...]] = {}
         self._published: set[str] = set()
         self._tasks: dict[AttemptKey, asyncio.Task[None]] = {}
-        self._procs: dict[AttemptKey, _Proc] = {}
+        self._procs: dict[AttemptKey, Proc] = {}
         self._cancelled: set[AttemptKey] = set()
         self._records: list[AttemptRecord] = []
         self._docker_ready: asyncio.Task[str | None] | None = None
@@ -161,6 +140,29 @@ class LocalRunner:
     def cancel(self, reason: str) -> None:
         """Ask the engine to cancel the flow (e.g. on Ctrl-C); safe to call from the loop."""
         self._events.put_nowait(CancelFlow(reason))
+
+    def cancelled(self, key: AttemptKey) -> bool:
+        return key in self._cancelled
+
+    def is_subflow(self, node_id: str) -> bool:
+        return self._engine.graph.builtin.get(node_id) == "subflow"
+
+    def node_context(self, status: FlowStatus, node_id: str) -> dict[str, Any]:
+        """The context node ``node_id`` sees (what a subflow's initial context is drawn from)."""
+        return self._engine.node_context(status, node_id, self._outputs, self._writes)
+
+    def child(self, flow: Flow, run_dir: Path, chain: Sequence[str]) -> LocalRunner:
+        """A nested runner for a subflow attempt, with this runner's options."""
+        return LocalRunner(
+            flow,
+            run_dir,
+            python=self._python,
+            docker=self._docker,
+            pythonpath=self._pythonpath,
+            out_limit=self._out_limit,
+            blueprints=self._subflows.blueprints,
+            chain=chain,
+        )
 
     async def run(self, resume_from: FlowStatus | None = None) -> RunResult:
         """Run to a terminal phase, or until the flow is Awaiting a wait node's resume data.
@@ -236,10 +238,10 @@ class LocalRunner:
             key = result_key(event.node, event.iteration)
         self._outputs[key] = event.output
         stem = file_stem(key)
-        _write_atomic(self.run_dir / OUTPUTS_DIR / f"{stem}.json", event.output)
+        write_json_atomic(self.run_dir / OUTPUTS_DIR / f"{stem}.json", event.output)
         if event.writes:
             self._writes[key] = event.writes
-            _write_atomic(self.run_dir / WRITES_DIR / f"{stem}.json", list(event.writes))
+            write_json_atomic(self.run_dir / WRITES_DIR / f"{stem}.json", list(event.writes))
 
     def _apply(self, step: Step) -> FlowStatus:
         for action in step.actions:
@@ -287,43 +289,66 @@ class LocalRunner:
         finally:
             self._tasks.pop(key, None)
 
+    def _launch(self, action: StartNode, visible: list[ViewItem]) -> Launch:
+        """What the attempt gets: the launch contract every driver renders (see ``launch``);
+        a batch item runs the scatter's worker function."""
+        spec = self.flow.spec
+        node = spec.node(action.node)
+        uses = action.uses if action.item is not None and action.uses else None
+        return node_launch(
+            node,
+            spec.functions[uses or node.uses],
+            attempt=action.attempt,
+            input_value=action.input,
+            view=visible,
+            initial_context=spec.context is not None,
+            runner_image=spec.runner_image,
+            timeout_seconds=action.timeout_seconds,
+            out_limit=self._out_limit,
+            iteration=action.iteration,
+            item=action.item,
+            uses=uses,
+            input_key=input_source(action.input, visible, self._outputs),
+        )
+
     async def _run_attempt(self, action: StartNode, visible: list[ViewItem]) -> None:
-        node = self.flow.spec.node(action.node)
-        # A batch item runs the scatter's worker function (no params, as flowcraft's
-        # dynamic worker nodes have none).
-        uses = action.uses if action.item is not None and action.uses else node.uses
-        params = node.params if action.item is None else {}
-        function = self.flow.spec.functions[uses]
         attempt_dir = self._attempt_dir(action)
         key = _key(action)
         log_path = attempt_dir / "log.txt"
         problem: str | None = None
-        proc: _Proc | None = None
+        proc: Proc | None = None
         item = action.item
+        out_file = attempt_dir / "out" / RESULT_FILE
         try:
-            in_dir, out_file = self._prepare(action, params, uses, function, visible)
-            if function.kind == "container":
+            launch = self._launch(action, visible)
+            in_dir, out_file = prepare(launch, self.run_dir, attempt_dir)
+            if not launch.runs_runtime:
                 docker_problem = await self._docker_problem()
                 if docker_problem is not None:
                     problem = (
-                        f"container function {node.uses!r} needs a docker daemon: {docker_problem}"
+                        f"container function {launch.uses!r} needs a docker daemon: "
+                        f"{docker_problem}"
                     )
                 else:
-                    argv = self._docker_argv(action, function, attempt_dir)
-                    proc = await _Proc.spawn(argv, attempt_dir, None, log_path, self._docker)
+                    name = container_name(self.flow.metadata.name, launch, os.getpid())
+                    argv = docker_argv(launch, self._docker, name, in_dir, out_file)
+                    proc = await Proc.spawn(argv, attempt_dir, None, log_path, self._docker)
             else:
-                env = self._node_env(action, in_dir, out_file)
-                argv = [self._python, "-m", "flowcraft.runtime"]
-                proc = await _Proc.spawn(argv, attempt_dir, env, log_path, None)
+                env = host_env(launch, in_dir, out_file, os.environ, self._pythonpath)
+                # The runtime command, run by this interpreter (the runner image's python3).
+                argv = [self._python, *(launch.command or RUNTIME_COMMAND)[1:]]
+                proc = await Proc.spawn(argv, attempt_dir, env, log_path, None)
+        except LaunchError as err:
+            problem = str(err)
         except OSError as err:
             problem = f"cannot start node {action.node!r}: {err}"
         if proc is None:
             # Report it as an attempt that started and failed, so retries and fallback apply.
             now = utcnow()
             message = problem or "node process did not start"
-            self._report(NodeStarted(action.node, action.attempt, now, action.iteration, item), key)
-            self._finish(action, "failed", message, log=log_path, started=now, finished=now)
-            self._report(
+            self.report(NodeStarted(action.node, action.attempt, now, action.iteration, item), key)
+            self.finish(action, "failed", message, log=log_path, started=now, finished=now)
+            self.report(
                 NodeFailed(
                     action.node, action.attempt, now, message, iteration=action.iteration, item=item
                 ),
@@ -335,7 +360,7 @@ class LocalRunner:
         self._procs[key] = proc
         if key in self._cancelled:  # cancelled while spawning
             await proc.kill()
-        self._report(NodeStarted(action.node, action.attempt, started, action.iteration, item), key)
+        self.report(NodeStarted(action.node, action.attempt, started, action.iteration, item), key)
 
         timed_out = False
         try:
@@ -347,16 +372,14 @@ class LocalRunner:
         finished = utcnow()
 
         if key in self._cancelled:
-            self._finish(
-                action, "cancelled", None, log=log_path, started=started, finished=finished
-            )
+            self.finish(action, "cancelled", None, log=log_path, started=started, finished=finished)
             return
         if timed_out:
             message = f"timed out after {action.timeout_seconds:g} s (attempt killed)"
-            self._finish(
+            self.finish(
                 action, "timed-out", message, log=log_path, started=started, finished=finished
             )
-            self._report(
+            self.report(
                 NodeFailed(
                     action.node,
                     action.attempt,
@@ -372,10 +395,8 @@ class LocalRunner:
 
         result = parse_result(out_file.read_text() if out_file.is_file() else "")
         if code == 0 and result.ok:
-            self._finish(
-                action, "succeeded", None, log=log_path, started=started, finished=finished
-            )
-            self._report(
+            self.finish(action, "succeeded", None, log=log_path, started=started, finished=finished)
+            self.report(
                 NodeSucceeded(
                     action.node,
                     action.attempt,
@@ -390,9 +411,10 @@ class LocalRunner:
                 key,
             )
             return
-        message = result.error or _exit_message(code, log_path)
-        self._finish(action, "failed", message, log=log_path, started=started, finished=finished)
-        self._report(
+        # A signal leaves the runtime's NoResult placeholder: say which signal instead.
+        message = (result.error if code >= 0 else None) or _exit_message(code, log_path)
+        self.finish(action, "failed", message, log=log_path, started=started, finished=finished)
+        self.report(
             NodeFailed(
                 action.node,
                 action.attempt,
@@ -404,11 +426,12 @@ class LocalRunner:
             key,
         )
 
-    def _report(self, event: Event, key: AttemptKey) -> None:
+    def report(self, event: Event, key: AttemptKey) -> None:
+        """Feed an attempt's event to the engine, unless the attempt was cancelled."""
         if key not in self._cancelled:
             self._events.put_nowait(event)
 
-    def _finish(
+    def finish(
         self,
         action: StartNode,
         outcome: str,
@@ -424,46 +447,6 @@ class LocalRunner:
             )
         )
 
-    def _prepare(
-        self,
-        action: StartNode,
-        params: Mapping[str, Any],
-        uses: str,
-        function: FunctionSpec,
-        visible: list[ViewItem],
-    ) -> tuple[Path, Path]:
-        """Write the attempt's inputs as the runtime contract lays them out."""
-        attempt_dir = self._attempt_dir(action)
-        in_dir = attempt_dir / "in"
-        outputs_dir = in_dir / OUTPUTS_DIR
-        outputs_dir.mkdir(parents=True, exist_ok=True)
-        writes_dir = in_dir / WRITES_DIR
-        writes_dir.mkdir(exist_ok=True)
-        out_dir = attempt_dir / "out"
-        out_dir.mkdir(exist_ok=True)
-        if function.kind == "container":
-            # Images may run as any user (the runner image is non-root): let it write its result.
-            out_dir.chmod(0o777)
-        doc: dict[str, str] = {"name": uses}
-        if function.script is not None:
-            doc["script"] = function.script
-        elif function.python is not None:
-            doc["python"] = function.python
-        (in_dir / FUNCTION_FILE).write_text(json.dumps(doc))
-        (in_dir / PARAMS_FILE).write_text(json.dumps(params))
-        (in_dir / INPUT_FILE).write_text(json.dumps(action.input))
-        view = [item.to_json() for item in visible]
-        (in_dir / VIEW_FILE).write_text(json.dumps(view, ensure_ascii=False))
-        _link(self.run_dir / INITIAL_CONTEXT_FILE, in_dir / INITIAL_CONTEXT_FILE)
-        for item in visible:
-            if item.key is None:
-                continue  # inline or undefined: nothing stored
-            stem = file_stem(item.key)
-            _link(self.run_dir / OUTPUTS_DIR / f"{stem}.json", outputs_dir / f"{stem}.json")
-            if item.wrote:
-                _link(self.run_dir / WRITES_DIR / f"{stem}.json", writes_dir / f"{stem}.json")
-        return in_dir, out_dir / _RESULT_FILE
-
     def _attempt_dir(self, action: StartNode) -> Path:
         # Ids may hold any character but "/": the directory uses the id's file stem.
         name = str(action.attempt)
@@ -474,53 +457,10 @@ class LocalRunner:
             name = f"{action.iteration}.{action.attempt}"
         return self.run_dir / "nodes" / file_stem(action.node) / name
 
-    def _node_env(self, action: StartNode, in_dir: Path, out_file: Path) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop(ENV_OUT_LIMIT, None)
-        env[ENV_NODE] = action.node
-        if action.item is not None and action.uses:
-            # flowcraft's id of the dynamic worker node (what `_inputs.<id>` names).
-            env[ENV_NODE] = worker_id(action.uses, action.node, action.iteration, action.item)
-        env[ENV_ATTEMPT] = str(action.attempt)
-        env[ENV_IN] = str(in_dir)
-        env[ENV_OUT] = str(out_file)
-        if self._out_limit is not None:
-            env[ENV_OUT_LIMIT] = str(self._out_limit)
-        paths = [*self._pythonpath, env.get("PYTHONPATH", "")]
-        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
-        return env
-
-    def _docker_argv(
-        self, action: StartNode, function: FunctionSpec, attempt_dir: Path
-    ) -> list[str]:
-        """``docker run`` with the pod's contract: Kubernetes command/args semantics."""
-        node = action.node if action.item is None else f"{action.node}-{action.item}"
-        name = f"flowcraft-{self.flow.metadata.name}-{node}-{action.attempt}-{os.getpid()}"
-        env = {
-            ENV_NODE: action.node
-            if action.item is None or not action.uses
-            else worker_id(action.uses, action.node, action.iteration, action.item),
-            ENV_ATTEMPT: str(action.attempt),
-            ENV_IN: _CONTAINER_IN,
-            ENV_OUT: f"{_CONTAINER_OUT_DIR}/{_RESULT_FILE}",
-            **({ENV_OUT_LIMIT: str(self._out_limit)} if self._out_limit is not None else {}),
-            **(function.env or {}),
-        }
-        argv = [self._docker, "run", "--rm", "--name", name[:200]]
-        argv += ["-v", f"{attempt_dir / 'in'}:{_CONTAINER_IN}:ro"]
-        argv += ["-v", f"{attempt_dir / 'out'}:{_CONTAINER_OUT_DIR}"]
-        for key, value in env.items():
-            argv += ["-e", f"{key}={value}"]
-        command = list(function.command or [])
-        if command:
-            argv += ["--entrypoint", command[0]]
-        argv.append(function.effective_image(self.flow.spec.runner_image))
-        return argv + command[1:] + list(function.args or [])
-
     async def _docker_problem(self) -> str | None:
         """None when a docker daemon answers, else why not (checked once per run)."""
         if self._docker_ready is None:
-            self._docker_ready = asyncio.create_task(_check_docker(self._docker))
+            self._docker_ready = asyncio.create_task(check_docker(self._docker))
         return await self._docker_ready
 
     async def _drain_tasks(self) -> None:
@@ -541,89 +481,6 @@ class LocalRunner:
             self._docker_ready.cancel()
 
 
-class _Proc:
-    """One node process in its own session, so it (and its children) can be killed as a group."""
-
-    def __init__(
-        self, process: asyncio.subprocess.Process, docker: str | None, container: str | None
-    ) -> None:
-        self._process = process
-        self._docker = docker
-        self._container = container
-
-    @classmethod
-    async def spawn(
-        cls,
-        argv: list[str],
-        cwd: Path,
-        env: Mapping[str, str] | None,
-        log_path: Path,
-        docker: str | None,
-    ) -> _Proc:
-        with log_path.open("wb") as log:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=cwd,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-        container = argv[argv.index("--name") + 1] if docker is not None else None
-        return cls(process, docker, container)
-
-    async def wait(self) -> int:
-        return await self._process.wait()
-
-    def kill_soon(self) -> None:
-        asyncio.get_running_loop().create_task(self.kill())
-
-    async def kill(self) -> None:
-        if self._process.returncode is not None:
-            return
-        if self._docker is not None and self._container is not None:
-            # Killing the docker client would leave the container running.
-            killer = await asyncio.create_subprocess_exec(
-                self._docker,
-                "kill",
-                self._container,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
-            await killer.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._process.pid, signal.SIGKILL)
-        await self._process.wait()
-
-
-async def _check_docker(docker: str) -> str | None:
-    if shutil.which(docker) is None:
-        return f"{docker!r} is not installed (not found on PATH)"
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            docker,
-            "info",
-            "--format",
-            "{{.ServerVersion}}",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    except OSError as exc:
-        return f"cannot run {docker!r}: {exc}"
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), _DOCKER_CHECK_SECONDS)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return f"'{docker} info' did not answer within {_DOCKER_CHECK_SECONDS:g} s"
-    if proc.returncode != 0:
-        detail = (err or out).decode(errors="replace").strip().splitlines()
-        return f"'{docker} info' failed: {detail[-1] if detail else f'exit {proc.returncode}'}"
-    return None
-
-
 AttemptKey = tuple[str, int, int, int]
 
 
@@ -632,23 +489,16 @@ def _key(action: StartNode | CancelNode) -> AttemptKey:
     return (action.node, action.iteration, action.attempt, item)
 
 
-def _write_atomic(path: Path, value: Any) -> None:
-    partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps(value, ensure_ascii=False))
-    partial.replace(path)
-
-
-def _link(source: Path, target: Path) -> None:
-    # Hard links: free, and unlike symlinks they also resolve inside a docker mount.
+def _signal_name(number: int) -> str:
     try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _exit_message(code: int, log_path: Path) -> str:
     """Why an attempt failed when it wrote no error result: exit status and the log's tail."""
-    what = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    what = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
     message = f"node process {what} without a result"
     with contextlib.suppress(OSError):
         tail = log_path.read_text(errors="replace").strip().splitlines()[-_LOG_TAIL_LINES:]

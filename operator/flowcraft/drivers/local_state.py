@@ -9,13 +9,17 @@ them, plus the runner options a resumed run must reuse (python path, result limi
 subflow blueprints). Outputs and writes are *not* copied: :func:`load_results` reads them
 back from ``outputs/`` and ``writes/``, keyed by ``contract.result_key`` as the runner keeps
 them, for every result the snapshot needs (``Engine.result_keys``).
+
+What a run ends with (:class:`RunResult`, with an :class:`AttemptRecord` per attempt) is
+here too, below both the runner and its subflow attempts, which return it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,32 @@ from flowcraft.model.loader import parse_flow
 
 STATE_FILE = "state.json"
 STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One finished node attempt, as the driver saw it (for summaries and tests)."""
+
+    node: str
+    attempt: int
+    started_at: datetime
+    finished_at: datetime
+    outcome: str  # "succeeded" | "failed" | "timed-out" | "cancelled"
+    message: str | None
+    log: Path
+    item: int | None = None  # a batch item of scatter `node`
+
+
+@dataclass
+class RunResult:
+    """The end of a run: the engine's final status, the flowcraft-style context, and records."""
+
+    flow: Flow
+    status: FlowStatus
+    context: dict[str, Any]
+    outputs: dict[str, Any]
+    run_dir: Path
+    attempts: list[AttemptRecord] = field(default_factory=list)
 
 
 class StateError(Exception):

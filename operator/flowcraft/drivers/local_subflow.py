@@ -22,15 +22,56 @@ import contextlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from flowcraft.drivers.local_state import RunResult
 from flowcraft.engine import NodeFailed, NodeStarted, NodeSucceeded, StartNode, subflow
 from flowcraft.engine.types import EngineError
 from flowcraft.model import Flow, FlowStatus, NodeSpec, ObjectMeta, check_spec
 from flowcraft.model.blueprint import Blueprint, child_spec
 
-if TYPE_CHECKING:
-    from flowcraft.drivers.local import LocalRunner, RunResult
+
+class Child(Protocol):
+    """A nested run, as a subflow attempt drives it."""
+
+    @property
+    def flow(self) -> Flow: ...
+
+    @property
+    def run_dir(self) -> Path: ...
+
+    def cancel(self, reason: str) -> None: ...
+
+    async def run(self) -> RunResult: ...
+
+
+class Parent(Protocol):
+    """What a subflow attempt needs of the runner it belongs to (``local.LocalRunner``);
+    a protocol, so this module does not import the runner that imports it."""
+
+    @property
+    def flow(self) -> Flow: ...
+
+    def report(self, event: NodeStarted | NodeSucceeded | NodeFailed, key: Any) -> None: ...
+
+    def finish(
+        self,
+        action: StartNode,
+        outcome: str,
+        message: str | None,
+        *,
+        log: Path,
+        started: datetime,
+        finished: datetime,
+    ) -> None: ...
+
+    def cancelled(self, key: Any) -> bool: ...
+
+    def is_subflow(self, node_id: str) -> bool: ...
+
+    def node_context(self, status: FlowStatus, node_id: str) -> dict[str, Any]: ...
+
+    def child(self, flow: Flow, run_dir: Path, chain: tuple[str, ...]) -> Child: ...
 
 
 class Subflows:
@@ -38,17 +79,17 @@ class Subflows:
 
     def __init__(
         self,
-        runner: LocalRunner,
+        runner: Parent,
         blueprints: Mapping[str, Blueprint] | None,
         chain: tuple[str, ...],
     ) -> None:
         self.runner = runner
         self.blueprints = blueprints
         self.chain = chain
-        self.children: dict[Any, LocalRunner] = {}
+        self.children: dict[Any, Child] = {}
 
     def handles(self, node_id: str) -> bool:
-        return self.runner._engine.graph.builtin.get(node_id) == "subflow"
+        return self.runner.is_subflow(node_id)
 
     def cancel(self, key: Any, reason: str) -> None:
         child = self.children.get(key)
@@ -66,7 +107,7 @@ class Subflows:
         attempt_dir.mkdir(parents=True, exist_ok=True)
         log_path = attempt_dir / "log.txt"
         started = _now()
-        runner._report(NodeStarted(action.node, action.attempt, started, action.iteration), key)
+        runner.report(NodeStarted(action.node, action.attempt, started, action.iteration), key)
         try:
             params = subflow.SubflowParams.of(node)
             child = self._child(action, node, params, status, attempt_dir / "subflow")
@@ -74,7 +115,7 @@ class Subflows:
             self._fail(action, key, str(exc), log_path, started)
             return
         self.children[key] = child
-        if key in runner._cancelled:
+        if runner.cancelled(key):
             child.cancel("the parent flow cancelled this node")
         task = asyncio.create_task(child.run())
         timed_out = False
@@ -100,10 +141,8 @@ class Subflows:
             else f"subflow {params.blueprint_id!r} could not run: {error}\n"
         )
         log_path.write_text(summary)
-        if key in runner._cancelled:
-            runner._finish(
-                action, "cancelled", None, log=log_path, started=started, finished=_now()
-            )
+        if runner.cancelled(key):
+            runner.finish(action, "cancelled", None, log=log_path, started=started, finished=_now())
             return
         if timed_out:
             message = f"timed out after {action.timeout_seconds:g} s (the subflow was cancelled)"
@@ -118,8 +157,8 @@ class Subflows:
             return
         mapped = subflow.result(params, child.flow.spec, outcome.context)
         finished = _now()
-        runner._finish(action, "succeeded", None, log=log_path, started=started, finished=finished)
-        runner._report(
+        runner.finish(action, "succeeded", None, log=log_path, started=started, finished=finished)
+        runner.report(
             NodeSucceeded(
                 action.node,
                 action.attempt,
@@ -146,10 +185,10 @@ class Subflows:
             log_path.write_text(message + "\n")
         finished = _now()
         verdict = "timed-out" if timed_out else "failed"
-        self.runner._finish(
+        self.runner.finish(
             action, verdict, message, log=log_path, started=started, finished=finished
         )
-        self.runner._report(
+        self.runner.report(
             NodeFailed(
                 action.node,
                 action.attempt,
@@ -168,10 +207,8 @@ class Subflows:
         params: subflow.SubflowParams,
         status: FlowStatus,
         run_dir: Path,
-    ) -> LocalRunner:
+    ) -> Child:
         """The nested runner of a subflow attempt; SubflowError says why there is none."""
-        from flowcraft.drivers.local import LocalRunner  # noqa: PLC0415 - a cycle otherwise
-
         runner = self.runner
         bid = params.blueprint_id
         if self.blueprints is None:
@@ -190,7 +227,7 @@ class Subflows:
         too_deep = subflow.depth_problem(chain)
         if too_deep is not None:
             raise subflow.SubflowError(too_deep)
-        seen = runner._engine.node_context(status, node.id, runner._outputs, runner._writes)
+        seen = runner.node_context(status, node.id)
         parent = subflow.parent_context(seen, node.id, action.input)
         context = subflow.initial_context(params, parent, action.input, blueprint.spec)
         spec = child_spec(runner.flow.spec, blueprint.spec, context)
@@ -199,16 +236,7 @@ class Subflows:
             raise subflow.SubflowError(
                 f"blueprint {bid!r} cannot run: " + "; ".join(str(p) for p in problems)
             )
-        return LocalRunner(
-            Flow(metadata=ObjectMeta(name=bid), spec=spec),
-            run_dir,
-            python=runner._python,
-            docker=runner._docker,
-            pythonpath=runner._pythonpath,
-            out_limit=runner._out_limit,
-            blueprints=self.blueprints,
-            chain=chain,
-        )
+        return runner.child(Flow(metadata=ObjectMeta(name=bid), spec=spec), run_dir, chain)
 
 
 def _now() -> datetime:

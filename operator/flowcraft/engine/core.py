@@ -45,7 +45,14 @@ from flowcraft.model import (
     NodeStatus,
     format_timestamp,
 )
-from flowcraft.model.flow import ITEM_RUNNING, ITEM_SUCCEEDED
+from flowcraft.model.flow import (
+    ITEM_RUNNING,
+    ITEM_SUCCEEDED,
+    append_error,
+    bound_message,
+    error_count,
+    node_message_limit,
+)
 
 # Machine-readable NodeStatus.reason values.
 REASON_ERROR = "Error"
@@ -288,8 +295,11 @@ class Engine:
         before it first started (earlier loop iterations included; a node recovered by its
         fallback, null, just before the fallback). Stored results are named by their result
         key; built-ins the engine ran carry their output inline. With the initial context,
-        this is everything the node can see. `outputs`/`writes` are needed only when the view
-        holds a sleep node (its inline output is its input)."""
+        this is everything the node can see. A stored result none of whose keys is visible
+        any more (a later entry sets or removes them all, e.g. a later loop iteration of the
+        same node) is left out: drivers mount exactly the results named here. `writes` lets
+        that see a result's written keys (without it a result that wrote is kept); `outputs`
+        is needed only when the view holds a sleep node (its inline output is its input)."""
         run = _Run(self, status, status.started_at or _EPOCH, outputs or {}, writes, copy=False)
         ns = status.nodes.get(node)
         watermark = ns.input_seq if ns is not None and ns.input_seq is not None else status.seq
@@ -316,10 +326,36 @@ class Engine:
                 continue
             key = result_key(done.node, done.iteration)
             order.append(ViewItem(done.node, key=key, wrote=bool(done.writes)))
-        return order
+        return _visible(order, run.writes)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _visible(order: list[ViewItem], writes: Mapping[str, Sequence[Write]]) -> list[ViewItem]:
+    """``order`` without the stored results nothing of which is visible any more: every key a
+    result contributes (``_outputs.<id>``, ``<id>`` and its writes) is set or removed again by
+    a later entry, e.g. an earlier loop iteration of the same node. What a node mounts is what
+    it can read; a result whose writes are not known is kept."""
+    covered: set[str] = set()
+    kept: list[ViewItem] = []
+    for item in reversed(order):
+        keys = {f"_outputs.{item.node}", item.node}
+        if item.inline:
+            keys.update(w.get("key") for w in item.applied if isinstance(w.get("key"), str))
+        elif item.wrote:
+            stored = writes.get(item.key or item.node)
+            if stored is None:
+                kept.append(item)
+                covered |= keys
+                continue
+            keys.update(w["key"] for w in stored)
+        if item.key is not None and not item.inline and keys <= covered:
+            continue
+        kept.append(item)
+        covered |= keys
+    kept.reverse()
+    return kept
 
 
 class _Index(NamedTuple):
@@ -397,6 +433,9 @@ class _Run(Values):
 
     def set(self, node_id: str, **changes: Any) -> NodeStatus:
         old = self.nodes[node_id]
+        message = changes.get("message")
+        if message is not None:
+            changes["message"] = bound_message(message, node_message_limit(len(self.nodes)))
         new = old.model_copy(update=changes)
         if node_id in self.graph.scatters:
             pass  # a scatter takes no slot itself: its items do (self.batches.running)
@@ -573,9 +612,9 @@ class _Run(Values):
             owner = self.graph.owner.get(owner)
         head = chain[-1]
         if head == node_id:
-            self.errors.append(f"node {node_id!r} {detail}")
+            append_error(self.errors, f"node {node_id!r} {detail}")
         else:
-            self.errors.append(f"node {head!r} failed and its fallback {node_id!r} {detail}")
+            append_error(self.errors, f"node {head!r} failed and its fallback {node_id!r} {detail}")
         if self.spec.fail_fast:
             self.stop("Failed", REASON_FLOW_FAILED, f"node {head!r} failed (failFast)")
             return
@@ -612,7 +651,7 @@ class _Run(Values):
         self.ready.clear()
         self.checks.clear()
         self.phase = phase
-        self.message = message
+        self.message = bound_message(message)
         self.finished_at = self.now
 
     def check_deadline(self) -> None:
@@ -620,7 +659,7 @@ class _Run(Values):
         if deadline is not None and self.now >= deadline:
             seconds = self.spec.active_deadline_seconds
             text = f"activeDeadlineSeconds ({seconds}s) exceeded"
-            self.errors.append(f"flow {text}")
+            append_error(self.errors, f"flow {text}")
             self.stop("Failed", REASON_DEADLINE, text)
 
     def deadline(self) -> datetime | None:
@@ -931,13 +970,14 @@ class _Run(Values):
             active = []
         if active:
             # Defensive: every join resolves once its predecessors do, so this is a bug.
-            self.errors.append(f"engine stalled with unresolved nodes: {', '.join(active)}")
+            append_error(self.errors, f"engine stalled with unresolved nodes: {', '.join(active)}")
             self.stop("Failed", REASON_FLOW_FAILED, "engine stalled")
             return
         self.finished_at = self.now
         if self.errors:
             self.phase = "Failed"
-            self.message = f"{len(self.errors)} failure(s): " + "; ".join(self.errors)
+            summary = f"{error_count(self.errors)} failure(s): " + "; ".join(self.errors)
+            self.message = bound_message(summary)
         else:
             self.phase = "Succeeded"
             self.message = f"all {len(self.nodes)} nodes done"

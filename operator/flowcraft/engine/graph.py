@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from flowcraft.model import BuiltinKind, EdgeSpec, FlowSpec, NodeSpec, compile_expression
-from flowcraft.model.validation import DEFAULT_MAX_ITERATIONS, DURATION
+from flowcraft.model.validation import DEFAULT_MAX_ITERATIONS, MAX_SLEEP_MS, duration_ms
 
 
 class Expr(Protocol):
@@ -170,13 +170,10 @@ class Graph:
     def sleep_ms(self, node_id: str) -> float:
         """A sleep node's duration in milliseconds (validated: a number or 5s/10m/1h/2d)."""
         duration = self.nodes[node_id].params.get("duration")
-        if isinstance(duration, str):
-            found = DURATION.match(duration)
-            if found is None:
-                raise ValueError(f"invalid duration {duration!r}")
-            unit = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}[found.group(2)]
-            return int(found.group(1)) * unit
-        return float(duration or 0)
+        ms = duration_ms(duration) if duration is not None else 0.0
+        if ms is None:
+            raise ValueError(f"invalid duration {duration!r}")
+        return min(ms, MAX_SLEEP_MS)
 
     def timeout_seconds(self, node_id: str) -> float | None:
         timeout = self.nodes[node_id].config.timeout

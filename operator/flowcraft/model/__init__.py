@@ -4,6 +4,7 @@ Why a package of its own: everything else (engine, runtime, local runner, operat
 generation) depends on this one definition of a Flow, and it depends on nothing of ours.
 """
 
+from flowcraft.model.blueprint_json import blueprint_to_manifest, is_blueprint, sanitize_name
 from flowcraft.model.errors import FlowValidationError, Problem
 from flowcraft.model.expressions import (
     UNDEFINED,
@@ -40,15 +41,7 @@ from flowcraft.model.flow import (
     builtin_kind,
     format_timestamp,
 )
-from flowcraft.model.loader import (
-    blueprint_to_manifest,
-    dump_flow,
-    is_blueprint,
-    load_flow,
-    load_functions,
-    parse_flow,
-    sanitize_name,
-)
+from flowcraft.model.loader import dump_flow, load_flow, load_functions, parse_flow
 from flowcraft.model.validation import check_spec, dns1123_label_problem, validate_flow
 
 __all__ = [

@@ -23,6 +23,11 @@ from typing import Any, Final, Literal, NamedTuple
 import yaml
 from pydantic import ConfigDict, Field, ValidationError
 
+from flowcraft.model.blueprint_json import (
+    BLUEPRINT_ID_ANNOTATION,
+    blueprint_to_manifest,
+    is_blueprint,
+)
 from flowcraft.model.errors import FlowValidationError, Problem, problems_from_pydantic
 from flowcraft.model.flow import (
     API_VERSION,
@@ -34,12 +39,7 @@ from flowcraft.model.flow import (
     ObjectMeta,
     _Model,
 )
-from flowcraft.model.loader import (
-    BLUEPRINT_ID_ANNOTATION,
-    blueprint_to_manifest,
-    is_blueprint,
-    read_yaml,
-)
+from flowcraft.model.kubectl_yaml import read_yaml
 from flowcraft.model.validation import check_spec
 
 BLUEPRINT_KIND: Final = "Blueprint"

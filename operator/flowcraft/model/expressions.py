@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
+from flowcraft.model import celcost
 from flowcraft.model.jsexpr import UNDEFINED, JSExpressionError, Program, compile_js
 
 __all__ = [
@@ -98,7 +99,7 @@ class CompiledExpression(Protocol):
 class Expression:
     """A compiled CEL program plus the top-level variables it reads."""
 
-    __slots__ = ("_program", "needs_context", "source", "variables")
+    __slots__ = ("_program", "_shape", "needs_context", "source", "variables")
 
     language = "cel"
 
@@ -108,6 +109,12 @@ class Expression:
         # expressions, the common case for `flowcraft run`, should not pay for.
         import cel  # noqa: PLC0415
 
+        if len(source) > celcost.MAX_SOURCE_LENGTH:
+            raise ExpressionError(
+                source[:80] + "...",
+                f"expression too long ({len(source):,} characters, at most "
+                f"{celcost.MAX_SOURCE_LENGTH:,})",
+            )
         try:
             self._program = cel.compile(source)
         except ValueError as exc:
@@ -115,6 +122,7 @@ class Expression:
         # Static analysis: lets callers skip building expensive scope parts (the context).
         self.variables: frozenset[str] = frozenset(self._program.variables())
         self.needs_context = bool(self.variables - _NON_CONTEXT_NAMES)
+        self._shape = celcost.analyse(source)
 
     def uses(self, name: str) -> bool:
         return name in self.variables
@@ -123,6 +131,17 @@ class Expression:
         # Only the names the program reads: the flowcraft-style condition scope spreads the
         # context at top level, and cel may reject odd names such as "_outputs.a".
         variables = {name: scope[name] for name in self.variables if name in scope}
+        if not self._shape.trivial:
+            # The cel library has no cost limit: bound the work before it starts (celcost).
+            sizes = celcost.measure(variables.values())
+            cost = celcost.estimate(self._shape, sizes)
+            if cost > celcost.MAX_COST:
+                raise ExpressionError(
+                    self.source,
+                    f"estimated evaluation cost {cost:,} exceeds the CEL budget of "
+                    f"{celcost.MAX_COST:,} ({celcost.describe(self._shape, sizes)}); "
+                    "do heavy work in a node, not in an edge expression",
+                )
         try:
             return self._program.execute(variables)
         except _EVAL_ERRORS as exc:

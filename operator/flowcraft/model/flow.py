@@ -74,20 +74,44 @@ class _Model(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+# Upper bounds on a node's retry settings and on durations. They exist so that no arithmetic
+# on them can overflow (a backoff of retryDelay * 2**38 ms is past the year 9999 and used to
+# crash the engine at attempt 39) and so a typo cannot keep a Flow retrying for years. The CRD
+# carries them as `maximum`, so `kubectl apply` rejects a larger value with the field's name.
+MAX_RETRIES: Final = 100
+MAX_RETRY_DELAY_MS: Final = 3_600_000  # one hour: the largest first delay...
+MAX_BACKOFF_MS: Final = 3_600_000  # ...and the largest delay between two attempts
+MAX_TIMEOUT_MS: Final = 7 * 24 * 3_600_000  # a week per attempt
+MAX_DEADLINE_SECONDS: Final = 366 * 24 * 3600  # a year per Flow
+
+
 class NodeConfig(_Model):
-    max_retries: int = Field(default=1, ge=1, description="Total attempts (1 = no retry).")
-    retry_delay: int = Field(
-        default=0, ge=0, description="Milliseconds before attempt 2; doubles for each later one."
+    max_retries: int = Field(
+        default=1, ge=1, le=MAX_RETRIES, description="Total attempts (1 = no retry)."
     )
-    timeout: int | None = Field(default=None, gt=0, description="Per attempt, milliseconds.")
+    retry_delay: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_RETRY_DELAY_MS,
+        description="Milliseconds before attempt 2; doubles for each later one, up to one "
+        "hour between two attempts.",
+    )
+    timeout: int | None = Field(
+        default=None, gt=0, le=MAX_TIMEOUT_MS, description="Per attempt, milliseconds."
+    )
     fallback: str | None = Field(
         default=None, description="Id of the node that runs after the last failure."
     )
     join_strategy: Literal["all", "any"] = "all"
 
     def retry_delay_ms(self, failed_attempt: int) -> int:
-        """Backoff after attempt `failed_attempt` (1-based): delay * 2**(attempt-1)."""
-        return int(self.retry_delay * 2 ** (failed_attempt - 1))
+        """Backoff after attempt `failed_attempt` (1-based): delay * 2**(attempt-1), at most
+        MAX_BACKOFF_MS (whatever the attempt: the exponent is clamped before it is taken)."""
+        if self.retry_delay <= 0:
+            return 0
+        exponent = min(max(failed_attempt - 1, 0), MAX_BACKOFF_MS.bit_length())
+        delay: int = self.retry_delay << exponent
+        return min(delay, MAX_BACKOFF_MS)
 
 
 def _check_inputs(value: Any) -> Any:
@@ -214,7 +238,7 @@ class FlowSpec(_Model):
     image: str | None = Field(default=None, description="Runner image for script/python nodes.")
     fail_fast: bool = True
     parallelism: int | None = Field(default=None, ge=1)
-    active_deadline_seconds: int | None = Field(default=None, ge=1)
+    active_deadline_seconds: int | None = Field(default=None, ge=1, le=MAX_DEADLINE_SECONDS)
     suspend: bool = False
     context: dict[str, Any] | None = Field(
         default=None,
@@ -413,6 +437,59 @@ class Completion(_StatusModel):
     items: int | None = Field(
         default=None, description="A batch-scatter's item count in that iteration."
     )
+
+
+# A Flow's status must always fit in one API request (the server refuses ~1.5 MiB) and stay
+# cheap to write on every pass: free-form text in it is bounded here, whatever produced it (a
+# pod's termination message, an expression error quoting its input, thousands of failed
+# batch items). tests/unit/test_limits.py builds the worst case the spec allows and checks it.
+MAX_MESSAGE_CHARS: Final = 2048
+MAX_STATUS_ERRORS: Final = 10
+# All node messages together: a 1,500-node Flow gets 64 characters per node message (the flow's
+# `errors` keep the failures in full), a 40-node one the whole MAX_MESSAGE_CHARS each.
+NODE_MESSAGES_BUDGET: Final = 96 * 1024
+MIN_NODE_MESSAGE_CHARS: Final = 64
+_MORE_ERRORS = re.compile(r"^\.\.\. and (\d+) more failure\(s\)$")
+
+
+def bound_message(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` cut to `limit` characters in the middle, saying how much was cut: the start says
+    what failed, the end is often the innermost cause (a traceback's last line, the deepest
+    subflow's error)."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - len(f" ... [{len(text)} characters cut] ... "), 0)
+    head = keep - keep // 2
+    tail = keep // 2
+    cut = len(text) - head - tail
+    return f"{text[:head]} ... [{cut} characters cut] ... {text[len(text) - tail :]}"
+
+
+def node_message_limit(nodes: int) -> int:
+    """The longest message one node's status may hold in a Flow of `nodes` nodes."""
+    share = NODE_MESSAGES_BUDGET // max(nodes, 1)
+    return max(MIN_NODE_MESSAGE_CHARS, min(MAX_MESSAGE_CHARS, share))
+
+
+def append_error(errors: list[str], error: str) -> None:
+    """Add a failure to a status's `errors`, keeping at most MAX_STATUS_ERRORS entries: the
+    first ones, then one entry counting the rest."""
+    if len(errors) < MAX_STATUS_ERRORS:
+        errors.append(bound_message(error))
+        return
+    found = _MORE_ERRORS.match(errors[-1])
+    if found is None:
+        errors[-1] = "... and 2 more failure(s)"
+    else:
+        errors[-1] = f"... and {int(found.group(1)) + 1} more failure(s)"
+
+
+def error_count(errors: list[str]) -> int:
+    """How many failures `errors` stands for (the counting entry included)."""
+    if not errors:
+        return 0
+    found = _MORE_ERRORS.match(errors[-1])
+    return len(errors) - 1 + int(found.group(1)) if found else len(errors)
 
 
 class FlowStatus(_StatusModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from typing import Any
 
 from flowcraft.model.errors import FlowValidationError, Problem
 from flowcraft.model.expressions import ExpressionError, compile_expression
@@ -116,6 +117,25 @@ def check_spec(spec: FlowSpec, prefix: str = "spec") -> list[Problem]:
 
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
+_DURATION_UNITS_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+# The longest sleep: a year (a longer one overflowed the date arithmetic and crashed the engine).
+MAX_SLEEP_MS = 366 * 86_400_000
+
+
+def duration_ms(duration: Any) -> float | None:
+    """A sleep's `params.duration` (ms, or '5s', '10m', '1h', '2d') in milliseconds; None if
+    it is not a duration."""
+    if isinstance(duration, bool):
+        return None
+    if isinstance(duration, int | float):
+        return float(duration) if duration >= 0 else None
+    if isinstance(duration, str):
+        found = DURATION.match(duration)
+        if found is not None:
+            return float(int(found.group(1)) * _DURATION_UNITS_MS[found.group(2)])
+    return None
+
+
 DEFAULT_MAX_ITERATIONS = 100
 
 
@@ -162,14 +182,14 @@ def _check_builtin(spec: FlowSpec, index: int, kind: BuiltinKind, prefix: str) -
             need("maxIterations", f"a positive integer (got {limit!r})")
     elif kind == "sleep":
         duration = params.get("duration")
-        if isinstance(duration, bool) or not (
-            (isinstance(duration, int | float) and duration >= 0)
-            or (isinstance(duration, str) and DURATION.match(duration))
-        ):
+        ms = duration_ms(duration)
+        if ms is None:
             need(
                 "duration",
                 f"milliseconds (a number >= 0) or '5s', '10m', '1h', '2d' (got {duration!r})",
             )
+        elif ms > MAX_SLEEP_MS:
+            need("duration", f"at most 366d (got {duration!r})")
     elif kind == "batch-scatter":
         worker = params.get("workerUsesKey")
         if not isinstance(worker, str) or worker not in spec.functions:

@@ -23,6 +23,7 @@ from flowcraft.contract import (
     ENV_IN,
     ENV_NODE,
     ENV_OUT,
+    ENV_OUT_INLINE,
     ENV_OUT_LIMIT,
     EXIT_FUNCTION_FAILED,
     EXIT_OK,
@@ -30,6 +31,7 @@ from flowcraft.contract import (
     FUNCTION_FILE,
     INITIAL_CONTEXT_FILE,
     INPUT_FILE,
+    NO_RESULT,
     OUTPUTS_DIR,
     PARAMS_FILE,
     VIEW_FILE,
@@ -38,8 +40,9 @@ from flowcraft.contract import (
     Write,
     apply_writes,
     encode_error,
-    encode_success,
+    encode_success_sized,
     file_stem,
+    frame_result,
 )
 
 _TRACEBACK_LINES = 12
@@ -244,11 +247,20 @@ def main() -> int:
         print(f"flowcraft runtime: {ENV_OUT} is not set", file=sys.stderr)
         return EXIT_SETUP_FAILED
     limit: int | None = None
+    inline: int | None = None
+    # Until the real result replaces it, the result says "no result": a process that ends
+    # early (os._exit, sys.exit, a signal) fails instead of succeeding with a null output.
+    if _write(out_path, encode_error(NO_RESULT), EXIT_OK) != EXIT_OK:
+        return EXIT_SETUP_FAILED
     try:
-        limit = _read_limit()
+        limit = _read_limit(ENV_OUT_LIMIT)
+        inline = _read_limit(ENV_OUT_INLINE)
         ctx, function = _setup()
     except SetupError as err:
-        return _fail(out_path, f"SetupError: {err}", "", limit, EXIT_SETUP_FAILED)
+        return _fail(out_path, f"SetupError: {err}", "", inline or limit, EXIT_SETUP_FAILED)
+    # The log channel writes to the original stdout even if user code replaces sys.stdout.
+    log_fd = os.dup(1) if inline is not None else None
+    error_limit = inline or limit
 
     try:
         output, action = _call(function, ctx)
@@ -260,26 +272,50 @@ def main() -> int:
             out_path,
             f"{type(err).__name__}: {err}",
             _user_traceback(err),
-            limit,
+            error_limit,
             EXIT_FUNCTION_FAILED,
         )
 
     try:
-        text = encode_success(output, action, writes)
+        text, size = encode_success_sized(output, action, writes)
     except (TypeError, ValueError) as err:
         message = (
             f"OutputNotJSON: node {ctx.node_id!r} returned an output (or wrote a context "
             f"value) that is not JSON: {err}"
         )
-        return _fail(out_path, message, "", limit, EXIT_FUNCTION_FAILED)
-    size = len(text.encode())
+        return _fail(out_path, message, "", error_limit, EXIT_FUNCTION_FAILED)
     if limit is not None and size > limit:
         message = (
             f"OutputTooLarge: node {ctx.node_id!r} result (output and context writes) is "
-            f"{size} bytes, over the limit of {limit} bytes ({ENV_OUT_LIMIT})"
+            f"{size} bytes, over the limit of {limit} bytes ({ENV_OUT_LIMIT}; a result is "
+            "stored in one ConfigMap): write large data to your own storage and return a "
+            "reference to it"
         )
-        return _fail(out_path, message, "", limit, EXIT_FUNCTION_FAILED)
+        return _fail(out_path, message, "", error_limit, EXIT_FUNCTION_FAILED)
+    if inline is not None and log_fd is not None:
+        text, lines = frame_result(text, inline, os.urandom(8).hex())
+        if lines and not _print_block(log_fd, lines):
+            message = "SetupError: cannot write the result block to stdout"
+            return _fail(out_path, message, "", error_limit, EXIT_SETUP_FAILED)
     return _write(out_path, text, EXIT_OK)
+
+
+def _print_block(fd: int, lines: list[str]) -> bool:
+    """Write the framed result's lines to the log, after whatever the function printed."""
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105 - contextlib is an import the runtime does not otherwise need
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    data = ("\n" + "\n".join(lines) + "\n").encode()
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as err:
+        print(f"flowcraft runtime: cannot write the result block: {err}", file=sys.stderr)
+        return False
+    return True
 
 
 def _setup() -> tuple[NodeContext, dict[str, Any]]:
@@ -404,16 +440,16 @@ def _require_env(name: str) -> str:
     return value
 
 
-def _read_limit() -> int | None:
-    text = os.environ.get(ENV_OUT_LIMIT)
+def _read_limit(name: str) -> int | None:
+    text = os.environ.get(name)
     if not text:
         return None
     try:
         limit = int(text)
     except ValueError:
-        raise SetupError(f"{ENV_OUT_LIMIT} must be a number of bytes, got {text!r}") from None
+        raise SetupError(f"{name} must be a number of bytes, got {text!r}") from None
     if limit <= 0:
-        raise SetupError(f"{ENV_OUT_LIMIT} must be positive, got {limit}")
+        raise SetupError(f"{name} must be positive, got {limit}")
     return limit
 
 

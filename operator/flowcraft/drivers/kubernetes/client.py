@@ -417,7 +417,8 @@ class Client:
         container: str | None = None,
         tail_lines: int | None = None,
     ) -> str:
-        """The pod's container log as text (the CLI's ``flowcraft logs``; not the operator)."""
+        """The pod's container log as text: the CLI's ``flowcraft logs``, and the operator's
+        read of a result too large for the termination message (``outcomes.read_result``)."""
         query: dict[str, str] = {}
         if container is not None:
             query["container"] = container

@@ -27,6 +27,7 @@ from flowcraft.drivers.kubernetes.builders import LABEL_MANAGED_BY, MANAGED_BY
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
 from flowcraft.drivers.kubernetes.client import Client, ConfigError, Connection, load_connection
 from flowcraft.drivers.kubernetes.leader import LeaderElector, Timing
+from flowcraft.drivers.kubernetes.policy import Policy
 from flowcraft.drivers.kubernetes.reconcile import Reconciler
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class OperatorOptions:
     liveness_port: int | None = None
     runner_image: str | None = None  # overrides the default runner image (not spec.image)
     batch_mode: str = "indexed"  # reconcile.BATCH_MODES: how batch items run
+    policy: Policy = field(default_factory=Policy)  # what Flows may run (off by default)
     webhook_port: int | None = None  # the validating admission webhook (webhook.py)
     webhook_cert_dir: str | None = None
     election: ElectionOptions | None = None  # None: no election, this process writes at once
@@ -256,6 +258,7 @@ async def _operate(
         instance=instance,
         runner_image=options.runner_image,
         batch_mode=options.batch_mode,
+        policy=options.policy,
     )
     registry = build_registry(conn, cache, reconciler, client)
     await kopf.operator(
@@ -284,6 +287,7 @@ def operator_main(
     liveness_port: int | None = None,
     runner_image: str | None = None,
     batch_mode: str = "indexed",
+    policy: Policy | None = None,
     webhook_port: int | None = None,
     webhook_cert_dir: str | None = None,
     election: ElectionOptions | None = None,
@@ -308,6 +312,7 @@ def operator_main(
         liveness_port=liveness_port,
         runner_image=runner_image,
         batch_mode=batch_mode,
+        policy=policy or Policy(),
         webhook_port=webhook_port,
         webhook_cert_dir=webhook_cert_dir,
         election=election,

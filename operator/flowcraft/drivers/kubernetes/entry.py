@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +80,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="directory holding the webhook's tls.crt and tls.key (a kubernetes.io/tls Secret)",
     )
+    policy = parser.add_argument_group(
+        "policy for shared clusters (all off by default; a Flow that breaks one fails with "
+        "a message naming the node)"
+    )
+    policy.add_argument(
+        "--allowed-images",
+        type=_policy_arg("parse_images"),
+        metavar="PATTERN,...",
+        help="images node pods may run (fnmatch patterns, e.g. 'registry.example.com/*'); "
+        "the operator's runner image is always allowed",
+    )
+    policy.add_argument(
+        "--default-node-requests",
+        type=_policy_arg("parse_resources"),
+        metavar="R=Q,...",
+        help="requests of node pods whose function sets none for R (e.g. cpu=100m,memory=128Mi)",
+    )
+    policy.add_argument(
+        "--default-node-limits",
+        type=_policy_arg("parse_resources"),
+        metavar="R=Q,...",
+        help="limits of node pods whose function sets none for R (e.g. memory=512Mi)",
+    )
+    policy.add_argument(
+        "--max-node-resources",
+        type=_policy_arg("parse_resources"),
+        metavar="R=Q,...",
+        help="the most a node pod may request or be limited to, per resource "
+        "(e.g. cpu=2,memory=4Gi)",
+    )
+    policy.add_argument(
+        "--max-flow-parallelism",
+        type=int,
+        metavar="N",
+        help="cap on each Flow's spec.parallelism (unset there: N)",
+    )
     election = parser.add_argument_group(
         "leader election",
         "run several replicas: one leads (holds a coordination.k8s.io Lease), the others wait "
@@ -117,6 +154,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
 
+def _policy_arg(name: str) -> Any:
+    def parse(text: str) -> Any:
+        from flowcraft.drivers.kubernetes import policy  # noqa: PLC0415
+
+        try:
+            return getattr(policy, name)(text)
+        except policy.PolicyError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
 def _buckets(text: str) -> tuple[float, ...]:
     from flowcraft.drivers.kubernetes.metrics import parse_buckets  # noqa: PLC0415
 
@@ -130,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the operator until SIGINT/SIGTERM; returns the exit code."""
     from flowcraft.drivers.kubernetes.controller import operator_main  # noqa: PLC0415
     from flowcraft.drivers.kubernetes.metrics import MetricsConfig  # noqa: PLC0415
+    from flowcraft.drivers.kubernetes.policy import Policy, PolicyError  # noqa: PLC0415
 
     if (args.webhook_port is None) != (args.webhook_cert_dir is None):
         print("flowcraft operator: --webhook-port and --webhook-cert-dir go together")
@@ -142,6 +192,17 @@ def run(args: argparse.Namespace) -> int:
         flow_duration_buckets=args.flow_duration_buckets or defaults.flow_duration_buckets,
     )
 
+    try:
+        policy = Policy(
+            allowed_images=args.allowed_images or (),
+            default_requests=args.default_node_requests or {},
+            default_limits=args.default_node_limits or {},
+            max_resources=args.max_node_resources or {},
+            max_parallelism=args.max_flow_parallelism,
+        )
+    except PolicyError as exc:
+        print(f"flowcraft operator: {exc}", file=sys.stderr)
+        return 2
     election = None
     if args.leader_elect:
         from flowcraft.drivers.kubernetes.controller import ElectionOptions  # noqa: PLC0415
@@ -168,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
         liveness_port=args.liveness_port,
         runner_image=args.runner_image,
         batch_mode=args.batch_jobs,
+        policy=policy,
         webhook_port=args.webhook_port,
         webhook_cert_dir=args.webhook_cert_dir,
         election=election,

@@ -10,19 +10,35 @@ the termination message (the node's result envelope). The Job's conditions cover
 cannot tell: a deadline kill (``DeadlineExceeded``) or a pod that was deleted or never ran.
 A pod that Succeeded is trusted before the Job controller marks the Job Complete: that saves a
 round of the Job controller on the path to the next node.
+
+A result too large for the termination message is a framed block in the pod's log, named by
+the termination message (``flowcraft.contract.frame_result``): :func:`observe` then gives
+:class:`InLog`, and :func:`read_result` turns it into the attempt's outcome given a way to
+read the log (the caller's ``pods/log`` read): still the one reading of an attempt's outcome.
 """
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flowcraft.contract import Write
-from flowcraft.runtime import parse_result
+from flowcraft.contract import (
+    NO_RESULT,
+    TERMINATION_MESSAGE_LIMIT,
+    FrameError,
+    FrameRef,
+    NodeResult,
+    Write,
+    parse_result,
+    read_frame,
+)
 
-# The kubelet keeps at most this many bytes of a container's termination message.
-TERMINATION_MESSAGE_LIMIT = 4096
+# Log lines read first for a framed result: the block's own lines plus this many (the block is
+# the last thing the runtime prints; a thread of the function might print after it).
+_LOG_SLACK_LINES = 64
 
 # Waiting reasons after which the container will not start without a change to the pod:
 # failing the attempt beats a flow that hangs on a typo in an image name. (A retry, if the
@@ -66,7 +82,17 @@ class Failed:
     stuck: bool = False
 
 
-Outcome = Started | Succeeded | Failed
+@dataclass(frozen=True)
+class InLog:
+    """The attempt exited 0 and its result is the block ``frame`` in pod ``pod``'s log."""
+
+    started_at: datetime | None
+    at: datetime
+    pod: str
+    frame: FrameRef
+
+
+Outcome = Started | Succeeded | Failed | InLog
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -98,7 +124,17 @@ def _tail(text: str) -> str:
     return text if len(text) <= _TAIL else "..." + text[-_TAIL:]
 
 
-def _from_terminated(term: Manifest, now: datetime) -> Succeeded | Failed:
+def _signal_name(code: Any) -> str | None:
+    """The signal that ended a process, from a container's exit code (128 + signal)."""
+    if not isinstance(code, int) or not 128 < code < 128 + 65:
+        return None
+    try:
+        return signal.Signals(code - 128).name
+    except ValueError:
+        return f"signal {code - 128}"
+
+
+def _from_terminated(term: Manifest, now: datetime, pod_name: str) -> Succeeded | Failed | InLog:
     started = parse_time(term.get("startedAt"))
     finished = parse_time(term.get("finishedAt")) or now
     code = term.get("exitCode")
@@ -106,6 +142,16 @@ def _from_terminated(term: Manifest, now: datetime) -> Succeeded | Failed:
     message = str(term.get("message") or "")
     size = len(message.encode())
     result = parse_result(message)
+    if code == 0 and result.frame is not None:
+        return InLog(started, finished, pod_name, result.frame)
+    killed = _signal_name(code)
+    if killed is not None and (result.error == NO_RESULT or not message.strip()):
+        return Failed(
+            started,
+            finished,
+            f"killed by {killed} (exit code {code}) without a result",
+            timed_out=False,
+        )
     if code == 0 and result.ok:
         # A non-JSON text this long was most likely cut by the kubelet, not meant as output.
         if size >= TERMINATION_MESSAGE_LIMIT and isinstance(result.output, str):
@@ -131,7 +177,8 @@ def observe(job: Manifest | None, pod: Manifest | None, now: datetime) -> Outcom
         state = _main_container_state(pod)
         term = state.get("terminated")
         if isinstance(term, dict):
-            return _from_terminated(term, now)
+            pod_name = str((pod.get("metadata") or {}).get("name") or "")
+            return _from_terminated(term, now, pod_name)
     failed = _job_condition(job, "Failed") if job is not None else None
     if failed is not None:
         reason = str(failed.get("reason") or "Failed")
@@ -169,6 +216,31 @@ def observe(job: Manifest | None, pod: Manifest | None, now: datetime) -> Outcom
                 f"pod failed ({status.get('reason') or 'Failed'}): {status.get('message') or ''}",
             )
     return None
+
+
+def from_log(outcome: InLog, log: str) -> Succeeded | Failed:
+    """The outcome of an attempt whose result is in its pod's log text ``log``."""
+    try:
+        envelope = read_frame(outcome.frame, log)
+    except FrameError as err:
+        return Failed(outcome.started_at, outcome.at, f"result unreadable: {err}")
+    result: NodeResult = parse_result(envelope)
+    if not result.ok:
+        detail = result.error or "a result block that holds another frame"
+        return Failed(outcome.started_at, outcome.at, f"result unreadable: {detail}")
+    return Succeeded(outcome.started_at, outcome.at, result.output, result.action, result.writes)
+
+
+async def read_result(
+    outcome: InLog, read_log: Callable[[int | None], Awaitable[str]]
+) -> Succeeded | Failed:
+    """:func:`from_log` over the pod's log, read by ``read_log(tail_lines)``: the last lines
+    first (the block is printed last), the whole log only if the block is not all there."""
+    tail = outcome.frame.lines + _LOG_SLACK_LINES
+    first = from_log(outcome, await read_log(tail))
+    if isinstance(first, Succeeded):
+        return first
+    return from_log(outcome, await read_log(None))
 
 
 def pod_gone(job: Manifest, now: datetime) -> Failed | None:

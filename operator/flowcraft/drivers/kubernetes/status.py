@@ -22,6 +22,8 @@ from typing import Any
 
 from flowcraft.contract import item_key, result_key
 from flowcraft.drivers.kubernetes import names
+from flowcraft.drivers.kubernetes import policy as flow_policy
+from flowcraft.drivers.kubernetes.policy import Policy
 from flowcraft.model import (
     TERMINAL_FLOW_PHASES,
     TERMINAL_NODE_PHASES,
@@ -31,12 +33,13 @@ from flowcraft.model import (
     format_timestamp,
 )
 from flowcraft.model import parse_flow as validated_flow
-from flowcraft.model.flow import ITEM_CANCELLED, ITEM_FAILED, ITEM_SUCCEEDED
+from flowcraft.model.flow import ITEM_CANCELLED, ITEM_FAILED, ITEM_SUCCEEDED, bound_message
 
 Manifest = dict[str, Any]
 
 CONDITION_SUCCEEDED = "Succeeded"
 CONDITION_FAILED = "Failed"
+CONDITION_RECONCILING = "Reconciling"  # present (False) while passes over the Flow fail
 _CONDITION_MESSAGE_MAX = 32768  # metav1.Condition's bound
 
 # phase -> (Succeeded status, Failed status, default message)
@@ -58,13 +61,24 @@ class Note:
     warning: bool
 
 
-def parse_flow(body: Manifest) -> tuple[Flow | None, str]:
-    """The validated Flow, or None and every problem as one readable message."""
+def parse_flow(body: Manifest, policy: Policy | None = None) -> tuple[Flow | None, str]:
+    """The validated Flow, or None and every problem as one readable message.
+
+    With a `policy` (the operator's, for shared clusters), a Flow that breaks it is refused the
+    same way, naming each node, and an accepted Flow comes back with the policy's defaults in
+    its spec (node resources, parallelism cap): the spec the engine and the pod builders use.
+    """
     try:
         # The same check as `flowcraft validate` and the admission webhook.
-        return validated_flow(body), ""
+        flow = validated_flow(body)
     except FlowValidationError as exc:
         return None, "invalid flow: " + "; ".join(str(p) for p in exc.problems)
+    if policy is not None and policy.restricts:
+        refused = flow_policy.check(flow.spec, policy)
+        if refused:
+            return None, "refused by the operator's policy: " + "; ".join(refused)
+        flow = flow.model_copy(update={"spec": flow_policy.apply(flow.spec, policy)})
+    return flow, ""
 
 
 def conditions(
@@ -122,6 +136,30 @@ def with_conventions(
     return out
 
 
+def with_reconcile_error(
+    previous: Mapping[str, Any], reason: str, message: str, now: datetime
+) -> Manifest:
+    """``previous`` with a ``Reconciling`` condition (status False) saying why the last pass
+    failed; the next status the operator writes normally drops it again."""
+    out = dict(previous)
+    kept = [
+        c
+        for c in previous.get("conditions") or []
+        if isinstance(c, Mapping) and c.get("type") != CONDITION_RECONCILING
+    ]
+    kept.append(
+        {
+            "type": CONDITION_RECONCILING,
+            "status": "False",
+            "reason": reason,
+            "message": message[:_CONDITION_MESSAGE_MAX],
+            "lastTransitionTime": format_timestamp(now.replace(microsecond=0)),
+        }
+    )
+    out["conditions"] = kept
+    return out
+
+
 def observe_finished(
     previous: Mapping[str, Any], generation: int | None, now: datetime
 ) -> Manifest | None:
@@ -142,7 +180,9 @@ def invalid_status(
     *,
     generation: int | None = None,
 ) -> Manifest:
-    """The status of a Flow the operator refuses to run."""
+    """The status of a Flow the operator refuses to run (the problem cut to the status's
+    message bound: a spec can carry thousands of problems)."""
+    problem = bound_message(problem)
     out: Manifest = {
         "phase": "Failed",
         "message": problem,

@@ -10,8 +10,8 @@ operator, so this module implements the subset people actually write: a tokenize
 parser to a small AST, and a tree-walking interpreter with JavaScript's value semantics
 (undefined vs null, `==` vs `===`, truthiness, `+` concatenation, number coercion, IEEE
 division) over JSON-shaped Python values. Nothing reaches Python attributes or builtins: the
-only callables are the whitelisted ones defined here, evaluation is bounded in steps and the
-parse is bounded in length and depth.
+only callables are the whitelisted ones defined here, evaluation is bounded in steps and in
+what it may build (`budget`), and the parse is bounded in length and depth.
 
 What flowcraft does around the expression is replicated too, because blueprints rely on it:
   - the scope's keys that are valid identifiers become variables, and `context` is the scope's
@@ -28,13 +28,15 @@ The stages, one module each, in the order a source goes through them:
   - `nodes` and `parser`: tokens to an AST by a Pratt parser, with the parse limits;
   - `values`, `operators`, `builtins`: what a JavaScript value is here, its conversions, what
     the operators do, and the whitelisted globals, methods and property access;
-  - `interpreter`: the tree walk with its step budget;
+  - `interpreter`: the tree walk with its step budget; `budget`: the memory budget every
+    allocating builtin and operator charges;
   - `scope` and `program`: flowcraft's part (variables from the scope, the hyphenated-key
     rewrite, dotted paths, undefined on a runtime error) and `compile_js`, the entry point.
 `errors` holds the two failures every stage may raise. The names below are the package's
 public surface; everything else is internal to it.
 """
 
+from flowcraft.model.jsexpr.budget import DEFAULT_MAX_UNITS
 from flowcraft.model.jsexpr.errors import JSExpressionError
 from flowcraft.model.jsexpr.interpreter import DEFAULT_MAX_STEPS
 from flowcraft.model.jsexpr.parser import MAX_DEPTH, MAX_SOURCE_LENGTH
@@ -44,6 +46,7 @@ from flowcraft.model.jsexpr.values import UNDEFINED
 
 __all__ = [
     "DEFAULT_MAX_STEPS",
+    "DEFAULT_MAX_UNITS",
     "MAX_DEPTH",
     "MAX_SOURCE_LENGTH",
     "UNDEFINED",

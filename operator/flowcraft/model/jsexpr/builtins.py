@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+from flowcraft.model.jsexpr.budget import charge, charge_scan
 from flowcraft.model.jsexpr.errors import throw
 from flowcraft.model.jsexpr.operators import power, same_value_zero, strict_equals
 from flowcraft.model.jsexpr.values import (
@@ -166,7 +167,15 @@ def _string_method(text: str, name: str) -> JSFunction | None:
     """String.prototype methods people use in conditions; positions are UTF-16 code units."""
 
     def search(args: Sequence[Any]) -> tuple[str, str]:
+        charge_scan(len(text))
         return to_utf16(text), to_utf16(to_string(_arg(args, 0)))
+
+    def copy(convert: Callable[[str], str]) -> Callable[[Sequence[Any]], str]:
+        def impl(args: Sequence[Any]) -> str:
+            charge(len(text))
+            return convert(text)
+
+        return impl
 
     def clamp(args: Sequence[Any], length: int, default: int) -> int:
         value = _arg(args, 1)
@@ -196,9 +205,9 @@ def _string_method(text: str, name: str) -> JSFunction | None:
         "startsWith": starts_with,
         "endsWith": ends_with,
         "indexOf": index_of,
-        "toLowerCase": lambda args: text.lower(),
-        "toUpperCase": lambda args: text.upper(),
-        "trim": lambda args: text.strip(JS_SPACE),
+        "toLowerCase": copy(str.lower),
+        "toUpperCase": copy(str.upper),
+        "trim": copy(lambda value: value.strip(JS_SPACE)),
     }
     impl = methods.get(name)
     return JSFunction(name, impl) if impl is not None else None
@@ -218,10 +227,12 @@ def _array_method(items: list[Any], name: str) -> JSFunction | None:
 
     def includes(args: Sequence[Any]) -> bool:
         needle = _arg(args, 0)
+        charge(len(items))
         return any(same_value_zero(item, needle) for item in items[start(args) :])
 
     def index_of(args: Sequence[Any]) -> int:
         needle = _arg(args, 0)
+        charge(len(items))
         offset = start(args)
         for index, item in enumerate(items[offset:], offset):
             if strict_equals(item, needle):

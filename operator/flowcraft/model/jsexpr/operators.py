@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Final
 
+from flowcraft.model.jsexpr.budget import charge, charge_scan
 from flowcraft.model.jsexpr.values import (
     from_int,
     has_astral,
@@ -31,6 +32,8 @@ def strict_equals(a: Any, b: Any) -> bool:
     if kind in ("undefined", "null"):
         return True
     if kind in ("number", "string", "boolean"):
+        if kind == "string":
+            charge_scan(min(len(a), len(b)))
         return bool(a == b)  # NaN != NaN; 0 == -0.0; 1 == 1.0
     return a is b  # objects compare by identity
 
@@ -66,6 +69,7 @@ def loose_equals(a: Any, b: Any) -> bool:
 def compare(op: str, a: Any, b: Any) -> bool:
     pa, pb = to_primitive(a), to_primitive(b)
     if isinstance(pa, str) and isinstance(pb, str):
+        charge_scan(min(len(pa), len(pb)))
         if has_astral(pa) or has_astral(pb):  # JavaScript orders by UTF-16 code unit
             ea = pa.encode("utf-16-be", "surrogatepass")
             eb = pb.encode("utf-16-be", "surrogatepass")
@@ -97,7 +101,9 @@ def negate(x: int | float) -> int | float:
 def add(a: Any, b: Any) -> Any:
     pa, pb = to_primitive(a), to_primitive(b)
     if isinstance(pa, str) or isinstance(pb, str):
-        return to_string(pa) + to_string(pb)
+        left, right = to_string(pa), to_string(pb)
+        charge(len(left) + len(right))  # before the copy: `s + s + s ...` is quadratic
+        return left + right
     x, y = to_number(pa), to_number(pb)
     if isinstance(x, int) and isinstance(y, int):
         return from_int(x + y)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from flowcraft.model.jsexpr.budget import DEFAULT_MAX_UNITS, metered
 from flowcraft.model.jsexpr.builtins import get_property
 from flowcraft.model.jsexpr.errors import JSExpressionError, JSThrow
 from flowcraft.model.jsexpr.interpreter import DEFAULT_MAX_STEPS, Interpreter
@@ -67,10 +68,17 @@ class Program:
         self.variables: frozenset[str] = identifiers
         self.needs_context = bool(identifiers - {"result", "input"}) or "-" in source
 
-    def evaluate(self, scope: Mapping[str, Any], *, max_steps: int = DEFAULT_MAX_STEPS) -> Any:
+    def evaluate(
+        self,
+        scope: Mapping[str, Any],
+        *,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        max_units: int = DEFAULT_MAX_UNITS,
+    ) -> Any:
         """The expression's value in `scope`, UNDEFINED on a JavaScript runtime error.
 
-        Raises JSExpressionError when the step budget runs out.
+        Raises JSExpressionError when the step budget or the memory budget (`budget`) runs
+        out.
         """
         if self.mode == "path":
             return export_result(self._evaluate_path(scope))
@@ -81,7 +89,8 @@ class Program:
         if tree is None:
             return UNDEFINED
         try:
-            return export_result(Interpreter(scope, max_steps).eval(tree))
+            with metered(max_units):
+                return export_result(Interpreter(scope, max_steps).eval(tree))
         except JSThrow:
             return UNDEFINED
         except RecursionError:  # pragma: no cover - depth is bounded at parse time

@@ -17,6 +17,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+from flowcraft.model.jsexpr.budget import charge, charge_scan
+
 # JavaScript numbers are IEEE doubles: integers beyond 2**53 lose precision, so we switch to
 # float there instead of letting Python's exact ints diverge (or grow without bound).
 _SAFE_INT: Final = 2**53
@@ -193,9 +195,14 @@ def to_string(value: Any) -> str:
 
 
 def join_items(items: Sequence[Any], separator: str) -> str:
-    return separator.join(
-        "" if item is None or item is UNDEFINED else to_string(item) for item in items
-    )
+    # Charged part by part, before the result exists: a join is where a small expression can
+    # build a huge string (`a.join(a.join(a.join(",")))`).
+    parts: list[str] = []
+    for index, item in enumerate(items):
+        part = "" if item is None or item is UNDEFINED else to_string(item)
+        charge(1 + len(part) + (len(separator) if index else 0))
+        parts.append(part)
+    return separator.join(parts)
 
 
 # JavaScript's line terminators and white space: the lexer skips them between tokens,
@@ -255,13 +262,20 @@ def to_key(value: Any) -> str:
 
 
 def has_astral(text: str) -> bool:
-    return not text.isascii() and any(ord(c) > 0xFFFF for c in text)
+    # Not a Python loop over the characters: `s.length` on a 1 MiB non-ASCII context value
+    # took ~50 ms per evaluation step that way; the codec takes ~2 ms (a character outside
+    # the BMP is the only one that takes 4 bytes in UTF-16).
+    if text.isascii():
+        return False
+    charge_scan(len(text))
+    return len(text.encode("utf-16-le", "surrogatepass")) != 2 * len(text)
 
 
 def to_utf16(text: str) -> str:
     """The string as UTF-16 code units (astral characters split into surrogate pairs)."""
     if not has_astral(text):
         return text
+    charge(2 * len(text))
     return "".join(
         c
         if ord(c) <= 0xFFFF

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from flowcraft.drivers.kubernetes import builders, metrics, subflows
+from flowcraft.drivers.kubernetes import builders, metrics, outcomes, subflows
 from flowcraft.drivers.kubernetes.cache import ObjectCache
 from flowcraft.drivers.kubernetes.client import (
     AlreadyExists,
@@ -137,6 +137,27 @@ class Cluster:
         logger.warning("%s/%s: %s", ctx.ref.namespace, ctx.ref.name, message)
         fail_later(ctx.state, action, message)
         await self.event(ctx.ref, "NameConflict", message, True, datetime.now(UTC))
+
+    async def read_result(
+        self, ref: builders.FlowRef, outcome: outcomes.InLog
+    ) -> outcomes.Succeeded | outcomes.Failed:
+        """The outcome of an attempt whose result is a framed block in its pod's log (the
+        operator's one ``get pods/log``; node pods never talk to the API)."""
+
+        async def read(tail: int | None) -> str:
+            return await self.client.read_pod_log(
+                ref.namespace, outcome.pod, container=builders.CONTAINER, tail_lines=tail
+            )
+
+        async with self.requests:
+            try:
+                return await outcomes.read_result(outcome, read)
+            except NotFound:
+                return outcomes.Failed(
+                    outcome.started_at,
+                    outcome.at,
+                    f"result unreadable: pod {outcome.pod} and its log are gone",
+                )
 
     async def find_pod(self, ref: builders.FlowRef, job: Manifest) -> Manifest | None:
         # The Job finished but its pod never reached the cache (e.g. right after a restart).

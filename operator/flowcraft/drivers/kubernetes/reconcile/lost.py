@@ -80,6 +80,8 @@ async def reread_output(cl: Cluster, ctx: Pass, cm_name: str, now: datetime) -> 
     job, node, attempt, iteration = producer
     pod = cl.cache.pod(ctx.key, job) or await cl.find_pod(ref, job)
     outcome = outcomes.observe(job, pod, now)
+    if isinstance(outcome, outcomes.InLog):
+        outcome = await cl.read_result(ref, outcome)  # a result too large for the message
     if not isinstance(outcome, outcomes.Succeeded):
         return None
     cm = builders.output_configmap(

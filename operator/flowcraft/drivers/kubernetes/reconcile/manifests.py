@@ -8,6 +8,7 @@ fails its attempt through the next pass (``fail_later``) instead of hanging the 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from flowcraft.drivers.kubernetes import builders, names
 from flowcraft.engine import StartNode
@@ -31,6 +32,14 @@ def view(ctx: Pass, status: FlowStatus, node: str, outputs: Mapping[str, str]) -
     )
 
 
+def with_input(found: builders.View, ctx: Pass, action: StartNode) -> builders.View:
+    """``found`` mounting the node's input from the output ConfigMap that holds it, when it
+    is a large stored output (a 700 KiB result must reach the next node; annotations cannot
+    carry it)."""
+    key = builders.input_source(action.input, found.order, ctx.state.outputs)
+    return found if key is None else replace(found, input_key=key)
+
+
 def node_job_manifest(
     cl: Cluster, ctx: Pass, status: FlowStatus, action: StartNode, outputs: Mapping[str, str]
 ) -> Manifest | None:
@@ -45,7 +54,7 @@ def node_job_manifest(
             action.attempt,
             action.input,
             timeout_seconds=action.timeout_seconds,
-            view=view(ctx, status, action.node, outputs),
+            view=with_input(view(ctx, status, action.node, outputs), ctx, action),
             runner_image=cl.runner_image_for(ctx.spec),
             iteration=action.iteration,
         )

@@ -71,6 +71,8 @@ async def observe(
         if pod is None and job_complete(job):
             pod = await cl.find_pod(ref, job)
         outcome = outcomes.observe(job, pod, now)
+        if isinstance(outcome, outcomes.InLog):
+            outcome = await cl.read_result(ref, outcome)  # a result too large for the message
         if outcome is None and pod is None and job_complete(job):
             # Listed just now: the Job completed and no pod of it is left to read.
             outcome = outcomes.pod_gone(job, now)
@@ -171,6 +173,8 @@ async def observe_items(
                 cl.cache.remember_pod(key, found)
             pod = cl.cache.pod(key, job, index)
         outcome = outcomes.observe(None if indexed else job, pod, now)
+        if isinstance(outcome, outcomes.InLog):
+            outcome = await cl.read_result(ref, outcome)
         if outcome is None and indexed and job_terminal(job):
             outcome = outcomes.Failed(
                 None, now, f"Indexed Job {job_name} ended without a pod for item {item}"

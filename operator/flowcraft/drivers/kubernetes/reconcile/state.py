@@ -32,7 +32,8 @@ class FlowState:
     dirty: bool = False
     worker: asyncio.Task[None] | None = None
     timer: asyncio.TimerHandle | None = None
-    errors: int = 0
+    errors: int = 0  # failed passes in a row (the backoff)
+    crashes: int = 0  # of which crashes (failures.is_crash): MAX_CRASHES fail the Flow
     uid: str | None = None
     engine: Engine | None = None
     engine_generation: int | None = None

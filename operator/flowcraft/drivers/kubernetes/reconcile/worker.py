@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from flowcraft.drivers.kubernetes import builders, metrics, subflows
+from flowcraft.drivers.kubernetes import builders, failures, metrics, subflows
 from flowcraft.drivers.kubernetes import status as flow_status
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
-from flowcraft.drivers.kubernetes.client import ApiError, Client, Conflict, NotFound
+from flowcraft.drivers.kubernetes.client import Client, Conflict, NotFound
+from flowcraft.drivers.kubernetes.policy import Policy
 from flowcraft.engine import Engine
 from flowcraft.engine.types import EngineError, MissingOutputError
 from flowcraft.model import TERMINAL_FLOW_PHASES, FlowStatus
@@ -32,8 +33,6 @@ from .state import FlowState, Manifest, Pass, generation_of
 
 logger = logging.getLogger(__name__)
 
-# Retry delays after API errors that are not conflicts (server down, throttled, forbidden).
-_ERROR_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 _MAX_PARALLEL_REQUESTS = 32
 
 # How batch items run (the operator's --batch-jobs flag): one Job per item attempt, or one
@@ -54,11 +53,13 @@ class Reconciler:
         instance: str,
         runner_image: str | None = None,
         batch_mode: str = BATCH_INDEXED,
+        policy: Policy | None = None,
     ) -> None:
         if batch_mode not in BATCH_MODES:
             raise ValueError(f"batch mode must be one of {BATCH_MODES}, got {batch_mode!r}")
         self._client = client
         self._cache = cache
+        self._policy = policy or Policy()  # what Flows may run (policy.py); off by default
         self._flows: dict[FlowKey, FlowState] = {}
         self.subflows = subflows.Subflows(client)  # subflow nodes run as child Flows
         self._cluster = Cluster(
@@ -122,14 +123,14 @@ class Reconciler:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _worker_done(self, key: FlowKey, state: FlowState, task: asyncio.Task[None]) -> None:
-        """A pass that died of an unexpected error (a bug) is logged loudly and retried later,
-        so one bad Flow neither hangs silently nor takes the operator down."""
+        """Last resort: _work handles every failure of a pass; anything escaping it (a bug in
+        the handling itself) is logged and retried with the same capped backoff."""
         if task.cancelled() or task.exception() is None:
             return
-        delay = _ERROR_BACKOFF[min(state.errors, len(_ERROR_BACKOFF) - 1)]
         state.errors += 1
+        delay = failures.backoff_seconds(state.errors)
         logger.error(
-            "reconcile of %s/%s crashed; retrying in %.1fs",
+            "reconcile worker of %s/%s died; retrying in %.1fs",
             key.namespace,
             key.name,
             delay,
@@ -149,22 +150,79 @@ class Reconciler:
             state.dirty = False
             try:
                 await self._pass(key, state)
-                state.errors = 0
+                state.errors = state.crashes = 0
             except Conflict:
                 # Someone (often the user editing the spec) changed the Flow: read it again.
                 logger.debug("conflict on %s/%s, re-reading", key.namespace, key.name)
                 state.dirty = True
-            except ApiError as exc:
-                delay = _ERROR_BACKOFF[min(state.errors, len(_ERROR_BACKOFF) - 1)]
-                state.errors += 1
-                logger.warning(
-                    "reconcile of %s/%s failed (%s); retrying in %.1fs",
-                    key.namespace,
-                    key.name,
-                    exc,
-                    delay,
-                )
-                self._schedule(key, state, delay)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # every failure is bounded (failures.py)
+                await self._failed_pass(key, state, exc)
+
+    async def _failed_pass(self, key: FlowKey, state: FlowState, exc: Exception) -> None:
+        """Back off, tell the Flow's owner (Event, Reconciling condition), and after
+        failures.MAX_CRASHES crashed passes in a row fail the Flow with the cause."""
+        state.errors += 1
+        crash = failures.is_crash(exc)
+        if crash:
+            state.crashes += 1
+        delay = failures.backoff_seconds(state.errors)
+        logger.log(
+            logging.ERROR if crash else logging.WARNING,
+            "reconcile of %s/%s %s (%s); retrying in %.1fs",
+            key.namespace,
+            key.name,
+            "crashed" if crash else "failed",
+            failures.cause(exc),
+            delay,
+            exc_info=exc if crash else None,
+        )
+        if crash and failures.gives_up(state.crashes):
+            try:
+                await self._give_up(key, state, exc)
+                return
+            except Exception as again:  # keep retrying, bounded by the backoff
+                logger.error("could not mark %s/%s Failed: %s", key.namespace, key.name, again)
+        else:
+            await self._report_failure(
+                key, failures.retry_message(state.errors, state.crashes, exc)
+            )
+        if self._flows.get(key) is state:
+            self._schedule(key, state, delay)
+
+    async def _report_failure(self, key: FlowKey, message: str) -> None:
+        """Best effort (the API may be what fails): an Event and the Reconciling condition."""
+        try:
+            body = await self._client.get_flow(key.namespace, key.name)
+            meta = body.get("metadata") or {}
+            ref = builders.FlowRef(key.name, key.namespace, str(meta.get("uid")))
+            now = datetime.now(UTC)
+            await self._cluster.event(ref, failures.REASON_RECONCILE_ERROR, message, True, now)
+            body["status"] = flow_status.with_reconcile_error(
+                body.get("status") or {}, failures.REASON_RECONCILE_ERROR, message, now
+            )
+            await self._client.replace_flow_status(key.namespace, key.name, body)
+        except Exception as exc:  # reporting must not add a failure
+            logger.debug("could not report the failure on %s/%s: %s", key.namespace, key.name, exc)
+
+    async def _give_up(self, key: FlowKey, state: FlowState, exc: Exception) -> None:
+        """Fail the Flow with the cause: its status says it, an Event says it, and the
+        operator stops working on it (its pods finish or stop on their own deadlines)."""
+        why = failures.give_up_message(state.crashes, exc)
+        body = await self._client.get_flow(key.namespace, key.name)
+        meta = body.get("metadata") or {}
+        ref = builders.FlowRef(key.name, key.namespace, str(meta.get("uid")))
+        now = datetime.now(UTC)
+        body["status"] = flow_status.invalid_status(
+            body.get("status") or {}, why, now, generation=generation_of(body)
+        )
+        written = await self._client.replace_flow_status(key.namespace, key.name, body)
+        state.written_rv = (written.get("metadata") or {}).get("resourceVersion")
+        metrics.current().flow_ended(metrics.FlowId(key.namespace, key.name), "Failed", None)
+        await self._cluster.event(ref, failures.REASON_RECONCILE_FAILED, why, True, now)
+        logger.error("%s/%s: Failed (%s)", key.namespace, key.name, why)
+        state.errors = state.crashes = 0
 
     # -- one pass -------------------------------------------------------------------------
 
@@ -292,7 +350,7 @@ class Reconciler:
         gen = generation if isinstance(generation, int) else None
         rv = str(meta.get("resourceVersion"))
         if state.engine is None or state.engine_generation != gen:
-            flow, problem = flow_status.parse_flow(body)
+            flow, problem = flow_status.parse_flow(body, self._policy)
             if flow is None:
                 await self._fail_invalid(ref, body, raw_status, problem)
                 return None
