@@ -58,10 +58,12 @@ from kube_harness import (
     Recorder,
     Sample,
     Watches,
+    apiserver_request_seconds,
     cluster_pids,
     cpu_snapshot,
     install_crd,
     job_controller_queue,
+    request_means_ms,
 )
 
 RESULTS = ROOT / "bench" / "results"
@@ -161,6 +163,7 @@ def run_flows(
         cluster_before = cpu_snapshot(pids)
         load_before = load_avg()
         queue_before = job_controller_queue(kubeconfig)
+        requests_before = apiserver_request_seconds(kubeconfig)
         recorder = Recorder()
         watches = Watches(api, ns, recorder)
         watches.start()
@@ -209,6 +212,9 @@ def run_flows(
             "loadavg_before": load_before,
             "loadavg_after": load_avg(),
             "job_controller": job_queue_delta(job_controller_queue(kubeconfig), queue_before),
+            "apiserver_request_ms": request_means_ms(
+                apiserver_request_seconds(kubeconfig), requests_before
+            ),
             "watch_errors": watches.errors[:5],
             "operator_errors": operator.errors()[:5],
         }

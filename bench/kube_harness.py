@@ -459,6 +459,65 @@ def job_controller_queue(kubeconfig: Path) -> dict[str, float]:
     return out
 
 
+# (verb, resource, subresource) of the requests on the operator's hot path.
+HOT_REQUESTS = (
+    ("POST", "configmaps", ""),  # a node's output, before its dependents' Jobs
+    ("POST", "jobs", ""),  # a node's Job
+    ("PUT", "flows", "status"),  # the Flow's status after a pass
+    ("GET", "configmaps", ""),  # an output read back (after a restart, or AlreadyExists)
+    ("GET", "flows", ""),  # the Flow read afresh (no copy from our own write)
+)
+_REQUEST_SERIES = re.compile(r"^apiserver_request_duration_seconds_(sum|count)\{([^}]*)\} (\S+)$")
+
+
+def apiserver_request_seconds(kubeconfig: Path) -> dict[str, float]:
+    """The API server's own time for the hot-path requests (``apiserver_request_duration_
+    seconds`` sum and count per ``VERB resource[/sub]``), or {}: how long a request takes in
+    the server, apart from the client's and the network's share."""
+    kwok = kubeconfig == KWOK_KUBECONFIG
+    pki = (CLUSTER_DIR / "kwok" if kwok else CLUSTER_DIR) / "pki"
+    if not (pki / "admin.crt").exists():
+        return {}
+    host = "127.0.0.1:16444" if kwok else "10.244.0.1:16443"
+    http = urllib3.PoolManager(
+        cert_reqs="CERT_NONE", cert_file=str(pki / "admin.crt"), key_file=str(pki / "admin.key")
+    )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            resp = http.request("GET", f"https://{host}/metrics", timeout=10)
+    except urllib3.exceptions.HTTPError:
+        return {}
+    wanted = {(f'"{v}"', f'"{r}"', f'"{sub}"') for v, r, sub in HOT_REQUESTS}
+    out: dict[str, float] = {}
+    for line in resp.data.decode(errors="replace").splitlines():
+        if not line.startswith("apiserver_request_duration_seconds_"):
+            continue
+        match = _REQUEST_SERIES.match(line)
+        if match is None:
+            continue
+        labels = dict(part.split("=", 1) for part in match[2].split(",") if "=" in part)
+        verb, resource, sub = (labels.get(k, "") for k in ("verb", "resource", "subresource"))
+        if (verb, resource, sub) not in wanted:
+            continue
+        verb, resource, sub = (v.strip('"') for v in (verb, resource, sub))
+        key = f"{verb} {resource}{'/' + sub if sub else ''}"
+        out[f"{key} {match[1]}"] = out.get(f"{key} {match[1]}", 0.0) + float(match[3])
+    return out
+
+
+def request_means_ms(after: dict[str, float], before: dict[str, float]) -> dict[str, Any]:
+    """Per hot-path request: count and mean server time (ms) between two snapshots."""
+    out: dict[str, Any] = {}
+    for verb, resource, sub in HOT_REQUESTS:
+        key = f"{verb} {resource}{'/' + sub if sub else ''}"
+        n = after.get(f"{key} count", 0.0) - before.get(f"{key} count", 0.0)
+        total = after.get(f"{key} sum", 0.0) - before.get(f"{key} sum", 0.0)
+        if n > 0:
+            out[key] = {"n": int(n), "mean_ms": round(total / n * 1000, 1)}
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -20,6 +20,10 @@ BRIDGE=flowcraft0
 BRIDGE_IP=10.244.0.1
 SERVICE_CIDR=10.96.0.0/16
 KWOK_NODES=${KWOK_NODES:-1}   # kwok mode: number of fake nodes
+# kube-controller-manager --concurrent-job-syncs (Job controller workers). 5 is Kubernetes'
+# own default; the kwok benchmarks measured what raising it does (bench/README.md).
+KWOK_JOB_SYNCS=${KWOK_JOB_SYNCS:-5}
+REAL_JOB_SYNCS=${REAL_JOB_SYNCS:-5}
 RUN_DIR=/run/flowcraft-cluster         # real mode: containerd state and socket
 CTRD_SOCK=$RUN_DIR/containerd.sock
 
@@ -30,11 +34,13 @@ instance() {
     real)
       INST_DIR=$CLUSTER_DIR; KUBECONFIG_OUT=$CLUSTER_DIR/kubeconfig
       STATE_DIR=/var/lib/flowcraft-cluster
-      API_PORT=16443; ETCD_PORT=23790; ETCD_PEER_PORT=23800; CM_PORT=10257; SCHED_PORT=10259 ;;
+      API_PORT=16443; ETCD_PORT=23790; ETCD_PEER_PORT=23800; CM_PORT=10257; SCHED_PORT=10259
+      JOB_SYNCS=$REAL_JOB_SYNCS ;;
     kwok)
       INST_DIR=$CLUSTER_DIR/kwok; KUBECONFIG_OUT=$CLUSTER_DIR/kwok.kubeconfig
       STATE_DIR=/var/lib/flowcraft-cluster-kwok
-      API_PORT=16444; ETCD_PORT=23791; ETCD_PEER_PORT=23801; CM_PORT=10357; SCHED_PORT=10359 ;;
+      API_PORT=16444; ETCD_PORT=23791; ETCD_PEER_PORT=23801; CM_PORT=10357; SCHED_PORT=10359
+      JOB_SYNCS=$KWOK_JOB_SYNCS ;;
     *) die "mode must be real or kwok, not '$MODE'" ;;
   esac
   PKI=$INST_DIR/pki; PIDS=$INST_DIR/pids; LOGS=$INST_DIR/logs
@@ -102,6 +108,21 @@ ensure_bins() {
   return 0
 }
 
+# The Job controller's worker count is the one setting here a benchmark changes: it is recorded
+# in $INST_DIR/job-syncs so `up` on a healthy cluster restarts only this process when it differs.
+start_controller_manager() {
+  start kube-controller-manager "$(bin kube-controller-manager)" \
+    --kubeconfig "$PKI/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$PKI/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$PKI/controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$CM_PORT" --leader-elect=false --use-service-account-credentials=true \
+    --root-ca-file "$PKI/ca.crt" --service-account-private-key-file "$PKI/sa.key" \
+    --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+    --service-cluster-ip-range "$SERVICE_CIDR" --controllers '*' --profiling=false \
+    --kube-api-qps 200 --kube-api-burst 400 --concurrent-job-syncs "$JOB_SYNCS"
+  echo "$JOB_SYNCS" > "$INST_DIR/job-syncs"
+}
+
 start_control_plane() {
   local adv=$1
   start etcd "$(bin etcd)" --name flowcraft --data-dir "$STATE_DIR/etcd" \
@@ -124,15 +145,7 @@ start_control_plane() {
     --cert-dir "$STATE_DIR/apiserver-certs"
   wait_for kube-apiserver 90 apiserver_up
 
-  start kube-controller-manager "$(bin kube-controller-manager)" \
-    --kubeconfig "$PKI/controller-manager.kubeconfig" \
-    --authentication-kubeconfig "$PKI/controller-manager.kubeconfig" \
-    --authorization-kubeconfig "$PKI/controller-manager.kubeconfig" \
-    --bind-address 127.0.0.1 --secure-port "$CM_PORT" --leader-elect=false --use-service-account-credentials=true \
-    --root-ca-file "$PKI/ca.crt" --service-account-private-key-file "$PKI/sa.key" \
-    --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
-    --service-cluster-ip-range "$SERVICE_CIDR" --controllers '*' --profiling=false \
-    --kube-api-qps 200 --kube-api-burst 400
+  start_controller_manager
   start kube-scheduler "$(bin kube-scheduler)" \
     --kubeconfig "$PKI/scheduler.kubeconfig" \
     --authentication-kubeconfig "$PKI/scheduler.kubeconfig" \
@@ -413,7 +426,15 @@ take_over_foreign() {
 up() {
   local mode=$1 t0=$SECONDS
   [ "$(id -u)" = 0 ] || die "run as root (the harness starts containerd, kubelet, iptables rules)"
-  if healthy "$mode"; then log "cluster ($mode) already up: export KUBECONFIG=$KUBECONFIG_OUT"; return 0; fi
+  if healthy "$mode"; then
+    if [ "$(cat "$INST_DIR/job-syncs" 2>/dev/null || echo 5)" != "$JOB_SYNCS" ]; then
+      log "restarting kube-controller-manager with --concurrent-job-syncs $JOB_SYNCS"
+      stop_pid kube-controller-manager
+      start_controller_manager
+      wait_for "kube-controller-manager" 60 curl -sfk "https://127.0.0.1:$CM_PORT/healthz"
+    fi
+    log "cluster ($mode) already up: export KUBECONFIG=$KUBECONFIG_OUT"; return 0
+  fi
   # Slow preparations first (packages, binaries, images), while any old cluster still serves.
   if [ "$mode" = real ]; then
     apt_install containerd runc containernetworking-plugins iptables iproute2 conntrack curl gcc libc6-dev debootstrap docker.io
@@ -481,7 +502,7 @@ down() {
   if [ "$MODE" = kwok ]; then
     for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_pid "$c"; done
     rm -rf "$STATE_DIR"
-    rm -f "$INST_DIR/mode" "$KUBECONFIG_OUT" "$INST_DIR"/*.yaml
+    rm -f "$INST_DIR/mode" "$KUBECONFIG_OUT" "$INST_DIR"/*.yaml "$INST_DIR/job-syncs"
     log "cluster (kwok) down (logs kept in $LOGS)"
     return 0
   fi
@@ -532,7 +553,8 @@ down() {
     [ -n "$v" ] && [ "$v" != none ] && echo "$v" > /proc/sys/net/bridge/bridge-nf-call-iptables
   fi
   rm -rf "$STATE_DIR" "$RUN_DIR"
-  rm -f "$INST_DIR/mode" "$KUBECONFIG_OUT" "$INST_DIR"/*.yaml "$INST_DIR"/containerd.toml "$INST_DIR/Corefile"
+  rm -f "$INST_DIR/mode" "$KUBECONFIG_OUT" "$INST_DIR"/*.yaml "$INST_DIR"/containerd.toml "$INST_DIR/Corefile" \
+    "$INST_DIR/job-syncs"
   log "cluster (real) down (logs kept in $LOGS)"
 }
 

@@ -238,6 +238,21 @@ def test_roots_become_jobs_owned_by_the_flow(
     assert not [k for k in flow_meta.get("annotations", {}) if "kopf" in k]
 
 
+def test_status_writes_without_managed_fields_keep_the_servers(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """The operator drops managedFields from the Flow it keeps and sends back with each status
+    write; the server must keep its own (an update without them takes the live object's): the
+    creator's entry survives the operator's writes, and the operator's status entry exists."""
+    apply_doc(cluster, namespace, _flow("mf", [{"id": "a", "uses": "ok"}], []))
+    wait_phase(cluster, namespace, "mf", {"Succeeded", "Failed"})  # written either way
+    flow = cluster.kubectl_json("get", "flow", "mf", "-n", namespace, "--show-managed-fields")
+    entries = flow["metadata"].get("managedFields") or []
+    assert any(e.get("subresource") != "status" and "f:spec" in e.get("fieldsV1", {})
+               for e in entries), entries  # fmt: skip
+    assert any(e.get("subresource") == "status" for e in entries), entries
+
+
 def test_restarts_never_duplicate_a_job(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:

@@ -134,3 +134,74 @@ def test_only_foreign_flow_events_invalidate_the_cached_flow() -> None:
         await rec.close()
 
     asyncio.run(scenario())
+
+
+class _SlowStatusClient:
+    """Answers a status PUT only when ``gate`` opens, with resourceVersion ``rv``."""
+
+    def __init__(self, rv: str) -> None:
+        self.gate = asyncio.Event()
+        self.rv = rv
+
+    async def replace_flow_status(self, namespace: str, name: str, body: Any) -> Any:
+        await self.gate.wait()
+        return {"metadata": {"resourceVersion": self.rv}}
+
+
+def test_an_echo_that_beats_the_writes_response_is_still_our_own() -> None:
+    """The watch echo of a status write often arrives before the PUT's response; taken for
+    someone else's change, it cost the next pass a GET of the Flow. A change by someone else
+    during the write still counts."""
+
+    async def scenario() -> None:
+        client = _SlowStatusClient("9")
+        rec = Reconciler(client=client, cache=ObjectCache(), instance="t")  # type: ignore[arg-type]
+        rec._pass = _Probe()  # type: ignore[method-assign]
+        key = FlowKey("ns", "f")
+        rec.trigger(key)
+        state = rec._flows[key]
+        state.latest = {"metadata": {"resourceVersion": "8"}}
+        write = asyncio.create_task(rec._write_status(key, state, {"metadata": {}}))
+        await _settle()
+        rec.flow_changed(key, "9")  # our own echo, before the response
+        client.gate.set()
+        await write
+        assert state.foreign_events == 0
+        assert state.latest is not None
+
+        client.gate, client.rv = asyncio.Event(), "11"
+        write = asyncio.create_task(rec._write_status(key, state, {"metadata": {}}))
+        await _settle()
+        rec.flow_changed(key, "10")  # e.g. the user set spec.suspend meanwhile
+        client.gate.set()
+        await write
+        assert state.foreign_events == 1
+        assert state.latest is None
+        await rec.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_late_echo_of_an_earlier_write_is_still_our_own() -> None:
+    """Two writes back to back: the first one's echo may arrive during or after the second."""
+
+    async def scenario() -> None:
+        client = _SlowStatusClient("20")
+        rec = Reconciler(client=client, cache=ObjectCache(), instance="t")  # type: ignore[arg-type]
+        rec._pass = _Probe()  # type: ignore[method-assign]
+        key = FlowKey("ns", "f")
+        rec.trigger(key)
+        state = rec._flows[key]
+        client.gate.set()
+        await rec._write_status(key, state, {"metadata": {}})
+        client.gate, client.rv = asyncio.Event(), "21"
+        write = asyncio.create_task(rec._write_status(key, state, {"metadata": {}}))
+        await _settle()
+        rec.flow_changed(key, "20")  # the first write's echo, during the second
+        client.gate.set()
+        await write
+        rec.flow_changed(key, "20")  # ... or after it
+        assert state.foreign_events == 0
+        await rec.close()
+
+    asyncio.run(scenario())

@@ -13,6 +13,7 @@ from flowcraft.drivers.kubernetes.metrics import (
     FlowId,
     Metrics,
     MetricsConfig,
+    join_satisfied_seen,
     parse_buckets,
 )
 from flowcraft.model import FlowStatus, NodeStatus
@@ -147,6 +148,30 @@ def test_dependency_to_create_keeps_its_stage_and_never_goes_negative() -> None:
     stage = {"stage": "dependency_to_create"}
     assert _value(registry, "flowcraft_node_schedule_latency_seconds_count", **stage) == 1
     assert _value(registry, "flowcraft_node_schedule_latency_seconds_sum", **stage) == 0.0
+
+
+def test_a_sample_starts_at_the_success_that_satisfied_that_nodes_join() -> None:
+    # One pass saw a succeed at t=1.0 and b at t=3.0; x depends on a only, y on a and b.
+    seen = {"a": 1.0, "b": 3.0}
+    # x was satisfied by a's event, not by the pass's latest success (b): 1.0, not 3.0.
+    assert join_satisfied_seen(["a"], "all", seen) == 1.0
+    # An all-join is satisfied by the last of its dependencies, an any-join by the first.
+    assert join_satisfied_seen(["a", "b"], "all", seen) == 3.0
+    assert join_satisfied_seen(["a", "b"], "any", seen) == 1.0
+    # A dependency that succeeded in an earlier pass does not count (c: not in this pass).
+    assert join_satisfied_seen(["a", "c"], "all", seen) == 1.0
+
+
+def test_a_fallbacks_success_satisfies_its_owners_dependents() -> None:
+    # publish depends on fetch; fetch failed and its fallback use-cache succeeded at t=2.
+    seen = {"use-cache": 2.0}
+    assert join_satisfied_seen(["fetch"], "all", seen, {"fetch": "use-cache"}) == 2.0
+
+
+def test_starts_no_success_of_the_pass_satisfied_have_no_sample() -> None:
+    # A root, a retry, a node released by a parallelism slot when an unrelated node ended.
+    assert join_satisfied_seen([], "all", {"other": 1.0}) is None
+    assert join_satisfied_seen(["a"], "all", {"other": 1.0}) is None
 
 
 def test_configured_buckets_are_used() -> None:

@@ -72,14 +72,13 @@ from flowcraft.drivers.kubernetes.meta import (
     controlled_by,
     controller_of,
     describe_controller,
-    dumps,
     flow_selector,
     flow_uid_selector,
     item_outputs_selector,
     labels,
     owner_reference,
 )
-from flowcraft.drivers.launch import function_document, input_source
+from flowcraft.drivers.launch import dumps, function_document, input_source
 from flowcraft.model import format_timestamp
 
 __all__ = [

@@ -56,11 +56,10 @@ from flowcraft.drivers.kubernetes.meta import (
     WRITES_KEY,
     FlowRef,
     Manifest,
-    dumps,
     labels,
     owner_reference,
 )
-from flowcraft.drivers.launch import Launch
+from flowcraft.drivers.launch import Launch, dumps
 from flowcraft.model import FunctionSpec, NodeSpec
 
 # The Job builders' errors are the launch contract's (reconcile catches these names).

@@ -9,7 +9,6 @@ whose an object is (``controlled_by``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,8 +131,3 @@ def describe_controller(obj: Manifest) -> str:
     if ref is None:
         return "no controller"
     return f"{ref.get('kind')} {ref.get('name')} (uid {ref.get('uid')})"
-
-
-def dumps(value: Any) -> str:
-    """JSON as stored in annotations and ConfigMaps: compact, UTF-8, no NaN."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

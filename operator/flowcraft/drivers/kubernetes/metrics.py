@@ -22,7 +22,7 @@ registry.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -268,6 +268,35 @@ def _collectors(m: Metrics) -> Sequence[Collector]:
 
 def observe_dependency_to_create(seconds: float) -> None:
     current().dependency_to_create(seconds)
+
+
+def join_satisfied_seen(
+    sources: Iterable[str],
+    join: str,
+    seen: Mapping[str, float],
+    fallback: Mapping[str, str] | None = None,
+) -> float | None:
+    """When the event that satisfied a node's join was received: the start of that node's
+    ``dependency_to_create`` sample.
+
+    ``seen`` maps node id -> receipt time (the event loop's clock, in the watch handler) of
+    the event showing that node's success, for the successes the current pass observed;
+    ``sources`` are the node's predecessors. A source's fallback counts for it (its success
+    resolves the source's edges). An ``all`` join is satisfied by the last of them to
+    arrive, an ``any`` join by the first. None when no success of this pass satisfied it:
+    a root, a retry, a node a parallelism slot released, a built-in or subflow predecessor
+    (no watch event to time from) — such starts are not dependency transitions, and a
+    sample borrowed from another node's success would misreport them.
+    """
+    fallback = fallback or {}
+    times = []
+    for source in sources:
+        for node in (source, fallback.get(source)):
+            if node is not None and node in seen:
+                times.append(seen[node])
+    if not times:
+        return None
+    return min(times) if join == "any" else max(times)
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:

@@ -20,10 +20,18 @@ else (a deleted Flow of the same name, a squatter) is a conflict: the attempt fa
 message naming the object and a Warning Event, so a retry (a new name) or the user can act;
 the other object is never read, patched or deleted.
 
-Order inside a pass: Jobs are created before the status is written, so the hot path (a
-dependency finished → the next Job's create request) costs one GET of the Flow plus the
-engine's arithmetic. Timers (retry backoff, flow deadline) are ``loop.call_at`` handles that
-trigger a pass at the engine's ``wake_at``; none of this polls.
+Order inside a pass: outputs are stored (ConfigMaps) before the engine runs, so neither a
+status nor a pod ever points at a missing one. Then the Jobs the step asks for are created
+and the status is written at the same time: the pass, which the Flow's next event waits for,
+costs the longer of the two round trips, not their sum. Neither order matters for restarts,
+since the status plus the Jobs are the whole state: a Job whose node the last written status
+does not show running yet (the operator died before the write landed, or the write met a
+Conflict) is adopted when the engine starts that node again (deterministic name); a node the
+status shows running without a Job gets it from the first pass's re-ensure. So a success is
+not recorded before its dependents' Jobs exist, and needs not be: it is observed again from
+its Job and pod, and its output ConfigMap already exists. Timers (retry backoff, flow
+deadline) are ``loop.call_at`` handles that trigger a pass at the engine's ``wake_at``; none
+of this polls.
 
 The package, in the order of a pass:
 

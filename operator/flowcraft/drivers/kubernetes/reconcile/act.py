@@ -1,6 +1,6 @@
 """Act: carry out the engine's step: create and delete Jobs, re-ensure, suspend and resume.
 
-Jobs are created before the status is written (package docstring, "Order inside a pass");
+Jobs are created while the status is written (package docstring, "Order inside a pass");
 every create is safe to repeat, since names are deterministic per attempt and an existing Job
 of this Flow is adopted (``Cluster.adopt_job``).
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 from flowcraft.drivers.kubernetes import builders, metrics, names, subflows
 from flowcraft.drivers.kubernetes import status as flow_status
@@ -27,8 +28,11 @@ from .state import Pass, fail_later, name_of, uid_of
 logger = logging.getLogger(__name__)
 
 
-async def act(cl: Cluster, ctx: Pass, step: Step, success_seen: float | None) -> set[str]:
-    """Create the Jobs and delete the Jobs the engine asked for; the created names."""
+async def act(cl: Cluster, ctx: Pass, step: Step, success_seen: Mapping[str, float]) -> set[str]:
+    """Create the Jobs and delete the Jobs the engine asked for; the created names.
+
+    ``success_seen``: node -> when the event showing its success this pass was received. A
+    Job's dependency→create sample starts at the one that satisfied that node's join."""
     ref = ctx.ref
     starts = [a for a in step.actions if isinstance(a, StartNode)]
     cancels = [a for a in step.actions if isinstance(a, CancelNode)]
@@ -62,9 +66,16 @@ async def act(cl: Cluster, ctx: Pass, step: Step, success_seen: float | None) ->
         job = node_job_manifest(cl, ctx, step.status, action, outputs)
         if job is None:
             return ""
+        graph = ctx.engine.graph
+        since = metrics.join_satisfied_seen(
+            graph.sources.get(action.node, ()),
+            graph.nodes[action.node].config.join_strategy,
+            success_seen,
+            graph.fallback,
+        )
         async with cl.requests:
-            if success_seen is not None:
-                latency = loop.time() - success_seen
+            if since is not None and action.attempt == 1:
+                latency = loop.time() - since
                 metrics.observe_dependency_to_create(latency)
                 logger.debug("dependency_to_create %.6f %s", latency, action.node)
             await cl.create_job(ctx, action, job)

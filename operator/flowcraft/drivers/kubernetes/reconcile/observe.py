@@ -36,13 +36,14 @@ logger = logging.getLogger(__name__)
 
 async def observe(
     cl: Cluster, ctx: Pass, status: FlowStatus, now: datetime
-) -> tuple[list[Event], float | None]:
-    """Engine events for every running attempt whose Job or pod shows an outcome, and when
-    the latest success among them was first seen (for the dependency→create latency)."""
+) -> tuple[list[Event], dict[str, float]]:
+    """Engine events for every running attempt whose Job or pod shows an outcome, and for
+    each node that succeeded, when the event showing it was received (the start of its
+    dependents' dependency→create samples, ``metrics.join_satisfied_seen``)."""
     key, ref, state, engine = ctx.key, ctx.ref, ctx.state, ctx.engine
     events: list[Event] = list(state.pending)
     state.pending = []
-    success_seen: float | None = None
+    success_seen: dict[str, float] = {}
     suspended = bool(status.phase == "Running" and engine.spec.suspend)
     configmaps: list[tuple[int, Manifest]] = []  # (index in events, ConfigMap)
     stuck: list[Manifest] = []
@@ -102,7 +103,7 @@ async def observe(
             )
             seen = cl.cache.finished_seen(key, job)
             if seen is not None:
-                success_seen = seen if success_seen is None else max(success_seen, seen)
+                success_seen[node] = max(seen, success_seen.get(node, seen))
         elif isinstance(outcome, outcomes.Failed):
             events.append(
                 NodeFailed(

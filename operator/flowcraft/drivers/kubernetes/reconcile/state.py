@@ -7,6 +7,7 @@ reaching into the reconciler, so each step of a pass shows what it reads and wri
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,13 @@ class FlowState:
     # watch event says someone else changed it. Saves a GET of a large object per pass.
     latest: Manifest | None = None
     foreign_events: int = 0  # Flow events not caused by our writes, to invalidate ``latest``
+    # A status write is in flight: Flow events that arrive meanwhile wait in ``parked`` until
+    # its resourceVersion is known (the watch echo often beats the PUT's own response).
+    writing: bool = False
+    parked: list[str | None] = field(default_factory=list)
+    # The resourceVersions of our last few status writes: an echo can arrive after the next
+    # write already went out (a version we wrote is ours whenever its echo comes).
+    own_rvs: deque[str] = field(default_factory=lambda: deque(maxlen=8))
     # Failures found while acting (Job rejected by the API server): fed to the next pass.
     pending: list[Event] = field(default_factory=list)
     real_start: dict[str, datetime] = field(default_factory=dict)

@@ -88,10 +88,17 @@ class Reconciler:
 
     def flow_changed(self, key: FlowKey, resource_version: str | None) -> None:
         """A watch event for the Flow: unless it is the echo of our own write, forget our copy
-        (the next pass reads it fresh) and ask for a pass."""
+        (the next pass reads it fresh) and ask for a pass. While our status write is in
+        flight, the event waits for its answer (``_write_status``) to be judged."""
+        state = self._flows.get(key)
+        if state is not None and state.writing:
+            state.parked.append(resource_version)
+            return
         if self.is_own_write(key, resource_version):
             return
-        state = self._flows.get(key)
+        self._foreign_change(key, state)
+
+    def _foreign_change(self, key: FlowKey, state: FlowState | None) -> None:
         if state is not None:
             state.latest = None
             state.foreign_events += 1
@@ -103,7 +110,7 @@ class Reconciler:
         return (
             state is not None
             and resource_version is not None
-            and (state.written_rv == resource_version)
+            and (state.written_rv == resource_version or resource_version in state.own_rvs)
         )
 
     def forget(self, key: FlowKey) -> None:
@@ -224,6 +231,28 @@ class Reconciler:
         logger.error("%s/%s: Failed (%s)", key.namespace, key.name, why)
         state.errors = state.crashes = 0
 
+    async def _write_status(self, key: FlowKey, state: FlowState, body: Manifest) -> Manifest:
+        """PUT the status; Flow events that arrived meanwhile are judged once the written
+        resourceVersion is known: its echo is ours, anything else is someone's change.
+
+        Without this, an echo that beat the PUT's response counted as a foreign change, and
+        the next pass paid a GET of the Flow (under load, a third of the status writes)."""
+        state.writing = True
+        written_rv: str | None = None
+        try:
+            written = await self._client.replace_flow_status(key.namespace, key.name, body)
+            written_rv = (written.get("metadata") or {}).get("resourceVersion")
+            state.written_rv = written_rv
+            if written_rv is not None:
+                state.own_rvs.append(written_rv)
+            return written
+        finally:
+            state.writing = False
+            parked, state.parked = state.parked, []
+            foreign = any(rv is None or rv not in state.own_rvs for rv in parked)
+            if foreign and self._flows.get(key) is state:
+                self._foreign_change(key, state)
+
     # -- one pass -------------------------------------------------------------------------
 
     async def _pass(self, key: FlowKey, state: FlowState) -> None:
@@ -254,8 +283,7 @@ class Reconciler:
             finished = flow_status.observe_finished(raw_status, generation, datetime.now(UTC))
             if finished is not None:  # a spec edit after the end, or no conditions yet
                 body["status"] = finished
-                written = await self._client.replace_flow_status(key.namespace, key.name, body)
-                state.written_rv = (written.get("metadata") or {}).get("resourceVersion")
+                await self._write_status(key, state, body)
             return
 
         now = datetime.now(UTC)
@@ -283,10 +311,9 @@ class Reconciler:
             await self._fail_engine(ref, body, status, now, lost or str(exc))
             return
 
-        created = await act(cl, ctx, step, success_seen)
-        await ensure_running(cl, ctx, step, created)
-        await apply_suspend(cl, ctx, step)
-
+        # The status write goes out together with the Job creates (package docstring, "Order
+        # inside a pass"): the pass, which the Flow's next event waits for, takes the longer
+        # of the two round trips instead of their sum.
         new_status = flow_status.render_status(
             step.status,
             state.real_start,
@@ -295,10 +322,19 @@ class Reconciler:
             generation=generation,
             now=now,
         )
+        write: asyncio.Task[Manifest] | None = None
         if flow_status.material_change(raw_status, new_status):
             body["status"] = new_status
-            written = await self._client.replace_flow_status(key.namespace, key.name, body)
-            state.written_rv = (written.get("metadata") or {}).get("resourceVersion")
+            write = asyncio.create_task(self._write_status(key, state, body))
+        try:
+            created = await act(cl, ctx, step, success_seen)
+            await ensure_running(cl, ctx, step, created)
+            await apply_suspend(cl, ctx, step)
+        finally:
+            # Never leave the write running past the pass (one pass at a time per Flow); an
+            # error of either reruns the pass.
+            written = await write if write is not None else None
+        if written is not None:
             metrics.current().status_written(ctx.flow_id, status, step.status, ctx.finished)
             await self._post_events(ref, status, step.status, now)
             body = written
