@@ -1,6 +1,6 @@
 # Cluster benchmarks (issue 6): bench/kube_bench.py; method and figures in bench/README.md.
 # Included by the root Makefile (-include bench/*.mk) after hack/*.mk ($(RUNNER_IMAGE)).
-.PHONY: bench-quick bench bench-kwok bench-pods bench-profile bench-real-up bench-batch
+.PHONY: bench-quick bench bench-kwok bench-pods bench-profile bench-real-up bench-batch bench-chaos
 
 BENCH_PY := $(BIN)/python bench/kube_bench.py
 
@@ -30,6 +30,9 @@ bench-batch: $(STAMP) cluster-kwok bench-real-up ## Batch items (~1.5 h on a bus
 	$(BENCH_PY) --only batch --batch-items 10000 --batch-modes indexed --batch-repeats 1 --out bench/results/batch-10000.json
 	$(BENCH_PY) --only batch-pods --batch-repeats 1 --out bench/results/batch-pods.json
 	$(BIN)/python bench/batch_pass_bench.py
+
+bench-chaos: $(STAMP) cluster-kwok ## Chaos on kwok: 20 x 20-node flows while the operator is SIGKILLed and pods deleted at random; duplicate Jobs per (flow, node, attempt) and unfinished flows must be 0 (bench/results/chaos.json; CHAOS_ARGS="--replicas 2 ...")
+	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
 
 .PHONY: bench-results
 bench-results: $(STAMP) bench-real-up ## Result channel on real pods: overhead of the pod-log channel vs the termination message (1/100/900 KiB, median of 5) and operator RSS with 100 nodes x 500 KiB at once; bench/results/results-channel.json

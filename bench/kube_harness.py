@@ -315,10 +315,18 @@ class _Relisted(Exception):
 
 
 class Watches:
-    """Three watch threads (Jobs, pods, Flows of one namespace) feeding a :class:`Recorder`."""
+    """Watch threads feeding a recorder: by default Jobs, pods and Flows of one namespace into
+    a :class:`Recorder`; ``streams`` (collection path -> handler) watches other collections."""
 
-    def __init__(self, api: Api, namespace: str, recorder: Recorder) -> None:
+    def __init__(
+        self,
+        api: Api,
+        namespace: str,
+        recorder: Any,
+        streams: dict[str, Any] | None = None,
+    ) -> None:
         self.api, self.namespace, self.recorder = api, namespace, recorder
+        self.streams = streams
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._responses: list[urllib3.BaseHTTPResponse] = []
@@ -326,11 +334,12 @@ class Watches:
 
     def start(self) -> None:
         ns = self.namespace
-        for path, handler in (
-            (f"/apis/batch/v1/namespaces/{ns}/jobs", self.recorder.job),
-            (f"/api/v1/namespaces/{ns}/pods", self.recorder.pod),
-            (f"/apis/flowcraft.io/v1alpha1/namespaces/{ns}/flows", self.recorder.flow),
-        ):
+        streams = self.streams or {
+            f"/apis/batch/v1/namespaces/{ns}/jobs": self.recorder.job,
+            f"/api/v1/namespaces/{ns}/pods": self.recorder.pod,
+            f"/apis/flowcraft.io/v1alpha1/namespaces/{ns}/flows": self.recorder.flow,
+        }
+        for path, handler in streams.items():
             _, rv = self.api.list_items(path + "?limit=1")
             thread = threading.Thread(
                 target=self._run, args=(path, rv, handler), daemon=True, name=f"watch {path}"

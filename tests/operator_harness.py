@@ -132,6 +132,36 @@ class OperatorProcess:
             return str(resp.read().decode())
 
 
+def elected_operators(
+    cluster: Cluster, namespace: str, tmp_path: Path, count: int = 2, *, lease: str = "op"
+) -> list[OperatorProcess]:
+    """``count`` operators for ``namespace`` with leader election on (the Lease ``lease`` in
+    that namespace, identities ``op-0``, ``op-1``...), not started; logs ``operator-N.log``."""
+    return [
+        OperatorProcess(
+            cluster,
+            [namespace],
+            tmp_path / f"operator-{i}.log",
+            extra_args=[
+                "--leader-elect",
+                f"--leader-election-namespace={namespace}",
+                f"--leader-election-name={lease}",
+                f"--leader-election-identity=op-{i}",
+            ],
+        )
+        for i in range(count)
+    ]
+
+
+def lease_holder(cluster: Cluster, namespace: str, lease: str = "op") -> str | None:
+    """The Lease's holderIdentity (None: no Lease yet, or released)."""
+    result = cluster.kubectl("get", "lease", lease, "-n", namespace, "-o", "json", check=False)
+    if result.returncode != 0:
+        return None
+    holder = (json.loads(result.stdout).get("spec") or {}).get("holderIdentity")
+    return str(holder) if holder else None
+
+
 def wait_for(
     probe: Callable[[], T | None], *, timeout: float = 120, interval: float = 0.25, what: str
 ) -> T:
@@ -273,12 +303,14 @@ __all__ = [
     "OperatorProcess",
     "apply_doc",
     "apply_file",
+    "elected_operators",
     "events_for",
     "flow_crd",
     "flow_phase",
     "get_flow",
     "items",
     "jobs_by_node",
+    "lease_holder",
     "operator",
     "operator_role_kubeconfig",
     "runner_image",

@@ -33,7 +33,10 @@ pytestmark = pytest.mark.e2e
 __all__ = ["flow_crd"]  # fixture
 
 CHART = ROOT / "charts" / "flowcraft"
-IMAGES = ("flowcraft-runner:0.1.0", "flowcraft-operator:0.1.0")
+# Tags from the environment, as the harness's runner_image: two checkouts can test one cluster.
+RUNNER_IMAGE = os.environ.get("FLOWCRAFT_TEST_RUNNER_IMAGE", "flowcraft-runner:0.1.0")
+OPERATOR_IMAGE = os.environ.get("FLOWCRAFT_TEST_OPERATOR_IMAGE", "flowcraft-operator:0.1.0")
+IMAGES = (RUNNER_IMAGE, OPERATOR_IMAGE)
 
 
 def _helm_binary() -> str:
@@ -61,11 +64,21 @@ class Release:
     def selector(self) -> str:
         return f"app.kubernetes.io/instance={self.name}"
 
+    def leader_pod(self) -> str | None:
+        """The pod holding the leader Lease (holderIdentity is ``<pod name>_<suffix>``)."""
+        lease = self.cluster.kubectl(
+            "get", "lease", f"{self.name}-flowcraft", "-n", self.namespace, "-o", "json",
+            check=False,
+        )  # fmt: skip
+        if lease.returncode != 0:
+            return None
+        holder = str((json.loads(lease.stdout).get("spec") or {}).get("holderIdentity") or "")
+        return holder.rpartition("_")[0] or None
+
     def metrics(self) -> str:
-        path = (
-            f"/api/v1/namespaces/{self.namespace}/services/"
-            f"http:{self.name}-flowcraft-metrics:metrics/proxy/metrics"
-        )
+        """The leader's /metrics (the standby's counts nothing: it runs no reconcile)."""
+        pod = wait_for(self.leader_pod, timeout=60, what="the chart's leader pod")
+        path = f"/api/v1/namespaces/{self.namespace}/pods/http:{pod}:8080/proxy/metrics"
         return self.cluster.kubectl("get", "--raw", path).stdout
 
 
@@ -75,8 +88,10 @@ def release(cluster: Cluster, load_images: Any, flow_crd: None) -> Iterator[Rele
         pytest.fail("e2e tests need a cluster that runs containers (make cluster)", pytrace=False)
     # Cheap when nothing changed; the images then match the code under test.
     subprocess.run(
-        ["make", "-s", "image-runner", "image-operator"], cwd=ROOT, check=True, capture_output=True
-    )
+        ["make", "-s", "image-runner", "image-operator",
+         f"RUNNER_IMAGE={RUNNER_IMAGE}", f"OPERATOR_IMAGE={OPERATOR_IMAGE}"],
+        cwd=ROOT, check=True, capture_output=True,
+    )  # fmt: skip
     load_images(*IMAGES)
     rel = Release(
         name=f"fc-{uuid.uuid4().hex[:6]}",
@@ -91,6 +106,9 @@ def release(cluster: Cluster, load_images: Any, flow_crd: None) -> Iterator[Rele
             "--set", "rbac.scope=namespaced",
             "--set", f"watchNamespaces={{{rel.flows}}}",
             "--set", "metrics.flowLabel=true",
+            "--set", f"image.repository={OPERATOR_IMAGE.rpartition(':')[0]}",
+            "--set", f"image.tag={OPERATOR_IMAGE.rpartition(':')[2]}",
+            "--set", f"runnerImage={RUNNER_IMAGE}",
             "--set", "webhook.enabled=true",
         )  # fmt: skip
         yield rel

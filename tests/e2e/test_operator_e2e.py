@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from cluster import ROOT, Cluster
-from flowcraft.drivers.kubernetes import names
+from flowcraft.drivers.kubernetes import names, timeouts
 from operator_harness import (
     EXAMPLES,
     RUNNER_IMAGE,
@@ -167,7 +167,8 @@ def test_timeout_kills_the_attempt_and_fails_the_node(
     assert node["phase"] == "Failed"
     assert node["reason"] == "Timeout"
     (job,) = items(cluster, "jobs", namespace, "flowcraft.io/flow=slow")
-    assert job["spec"]["activeDeadlineSeconds"] == 1
+    # The operator stops the attempt itself; the Job's deadline is only a backstop.
+    assert job["spec"]["activeDeadlineSeconds"] == 1 + timeouts.BACKSTOP_SECONDS
 
 
 def test_output_over_the_termination_message_travels_compressed(

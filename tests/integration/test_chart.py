@@ -85,14 +85,42 @@ def test_helm_lint_is_clean() -> None:
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_defaults_one_recreated_replica_secure_and_probed() -> None:
+def _watch_roles(rendered: dict[str, list[dict[str, Any]]], kind: str) -> list[dict[str, Any]]:
+    """The Roles/RoleBindings granting the watched namespaces (not the Lease's)."""
+    return [r for r in rendered.get(kind, []) if not r["metadata"]["name"].endswith("-election")]
+
+
+def test_defaults_two_elected_replicas_rolled_secure_and_probed() -> None:
     rendered = by_kind(render())
     assert sorted(rendered) == [
-        "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount",
+        "ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Role",
+        "RoleBinding", "Service", "ServiceAccount",
     ]  # fmt: skip
     (deployment,) = rendered["Deployment"]
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    # New pods start as standbys; the old leader releases the Lease when it stops.
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    (pdb,) = rendered["PodDisruptionBudget"]
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    args = _container(rendered)["args"]
+    for flag in (
+        "--leader-elect",
+        "--leader-election-namespace=flowcraft-system",
+        "--leader-election-name=flowcraft",
+        "--lease-duration=15",
+        "--renew-deadline=10",
+        "--retry-period=2",
+    ):
+        assert flag in args
+    anti = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    assert (
+        anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"]
+        == "kubernetes.io/hostname"
+    )
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -108,6 +136,47 @@ def test_defaults_one_recreated_replica_secure_and_probed() -> None:
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"]["port"] == "health"
     assert not any(a.startswith("--metrics-flow-label") for a in container["args"])
+
+
+def test_the_lease_rbac_is_the_one_lease_by_name_in_the_release_namespace() -> None:
+    rendered = by_kind(render("leaderElection.leaseName=ops-lock", namespace="ops"))
+    (role,) = [r for r in rendered["Role"] if r["metadata"]["name"].endswith("-election")]
+    assert role["metadata"]["namespace"] == "ops"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["ops-lock"],
+            "verbs": ["get", "update"],
+        },
+        # create carries no name in its URL: it cannot be limited by resourceNames.
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
+    (binding,) = [b for b in rendered["RoleBinding"] if b["metadata"]["name"].endswith("-election")]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"][0] == {
+        "kind": "ServiceAccount",
+        "name": "flowcraft",
+        "namespace": "ops",
+    }
+    assert "--leader-election-name=ops-lock" in _container(rendered)["args"]
+
+
+def test_without_leader_election_one_recreated_replica_and_no_lease_objects() -> None:
+    rendered = by_kind(render("leaderElection.enabled=false", "replicas=1"))
+    (deployment,) = rendered["Deployment"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert "PodDisruptionBudget" not in rendered
+    assert "Role" not in rendered
+    assert not any(a.startswith("--leader-elect") for a in _container(rendered)["args"])
+    # Two replicas without a Lease would be two writers: refused at render time.
+    proc = subprocess.run(
+        [helm_binary(), "template", "x", str(CHART), "--set", "leaderElection.enabled=false"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "needs leaderElection.enabled" in proc.stderr
 
 
 def test_every_object_carries_the_standard_labels() -> None:
@@ -141,13 +210,13 @@ def test_namespaced_rbac_is_a_role_per_watched_namespace_without_cluster_rights(
     rendered = by_kind(render("rbac.scope=namespaced", "watchNamespaces={team-a,team-b}"))
     assert "ClusterRole" not in rendered
     assert "ClusterRoleBinding" not in rendered
-    roles = {r["metadata"]["namespace"]: r for r in rendered["Role"]}
+    roles = {r["metadata"]["namespace"]: r for r in _watch_roles(rendered, "Role")}
     assert sorted(roles) == ["team-a", "team-b"]
     cluster_scoped = [r for r in _shipped_rules() if "apiextensions.k8s.io" in r["apiGroups"]]
     namespaced = [r for r in _shipped_rules() if r not in cluster_scoped]
     for role in roles.values():
         assert role["rules"] == namespaced
-    bindings = {b["metadata"]["namespace"]: b for b in rendered["RoleBinding"]}
+    bindings = {b["metadata"]["namespace"]: b for b in _watch_roles(rendered, "RoleBinding")}
     assert sorted(bindings) == ["team-a", "team-b"]
     for binding in bindings.values():
         assert binding["subjects"][0]["namespace"] == "flowcraft-system"
@@ -159,7 +228,7 @@ def test_namespaced_rbac_is_a_role_per_watched_namespace_without_cluster_rights(
 
 def test_namespaced_mode_defaults_to_the_release_namespace() -> None:
     rendered = by_kind(render("rbac.scope=namespaced", namespace="ops"))
-    assert [r["metadata"]["namespace"] for r in rendered["Role"]] == ["ops"]
+    assert [r["metadata"]["namespace"] for r in _watch_roles(rendered, "Role")] == ["ops"]
     assert "--namespace=ops" in _container(rendered)["args"]
 
 

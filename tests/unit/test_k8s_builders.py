@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from flowcraft.contract import ViewItem
-from flowcraft.drivers.kubernetes import builders, names
+from flowcraft.drivers.kubernetes import builders, names, timeouts
 from flowcraft.model import FunctionSpec, NodeSpec
 
 pytestmark = pytest.mark.unit
@@ -58,9 +58,13 @@ def test_job_runs_once_never_restarts_and_has_no_deadline_without_timeout() -> N
     assert "activeDeadlineSeconds" not in spec
 
 
-def test_timeout_becomes_a_whole_second_deadline() -> None:
-    assert _job(FunctionSpec(script="x"), timeout_seconds=1.2)["spec"]["activeDeadlineSeconds"] == 2
-    assert _job(FunctionSpec(script="x"), timeout_seconds=0.1)["spec"]["activeDeadlineSeconds"] == 1
+def test_a_node_timeout_leaves_a_whole_second_backstop_deadline_to_the_job_controller() -> None:
+    """The operator times the attempt itself; the Job's deadline only backs it up."""
+    slack = timeouts.BACKSTOP_SECONDS
+    job = _job(FunctionSpec(script="x"), timeout_seconds=1.2)
+    assert job["spec"]["activeDeadlineSeconds"] == 2 + slack
+    job = _job(FunctionSpec(script="x"), timeout_seconds=0.1)
+    assert job["spec"]["activeDeadlineSeconds"] == 1 + slack
 
 
 def test_pod_is_locked_down() -> None:

@@ -214,3 +214,15 @@ def test_a_terminated_container_starts_the_clock_before_the_pod_phase_changes() 
     pod["status"]["containerStatuses"] = [{"name": "node", "state": {"terminated": {}}}]
     cache.put_pod(pod, deleted=False, seen_at=3.0)
     assert cache.finished_seen(KEY, _cached_job(cache)) == 3.0
+
+
+def test_deleted_configmaps_of_a_flow_are_kept_whole_until_drained() -> None:
+    ref = builders.FlowRef(name="f", namespace="ns", uid="uid-1")
+    cm = builders.output_configmap(ref, "a", 1, {"v": 1})
+    cache = ObjectCache()
+    assert cache.put_configmap(cm, deleted=False) is None  # only deletions matter
+    assert cache.put_configmap(cm, deleted=True) == FlowKey("ns", "f")
+    assert cache.drain_deleted_configmaps(FlowKey("ns", "f")) == [cm]
+    assert cache.drain_deleted_configmaps(FlowKey("ns", "f")) == []
+    stray = {**cm, "metadata": {**cm["metadata"], "ownerReferences": []}}
+    assert cache.put_configmap(stray, deleted=True) is None  # no Flow controls it

@@ -35,13 +35,15 @@ CALLS: dict[str, set[Permission]] = {
     "patch_job": {("batch", "jobs", "patch")},
     "delete_job": {("batch", "jobs", "delete")},
     "list_pods": {("", "pods", "list")},
+    "delete_pod": {("", "pods", "delete")},  # an attempt past its timeout is stopped
     "read_pod_log": {("", "pods/log", "get")},  # a result over 4 KiB, from the pod's log
     "create_configmap": {("", "configmaps", "create")},
     "get_configmap": {("", "configmaps", "get")},
     "list_configmaps": {("", "configmaps", "list")},
     "create_event": {("", "events", "create")},
 }
-# kopf's watches (controller.py: Flows, Jobs, pods) and its own warning Events.
+# kopf's watches (controller.py: Flows, Jobs, pods, ConfigMaps: a deleted output is restored)
+# and its own warning Events.
 KOPF: set[Permission] = {
     ("flowcraft.io", "flows", "list"),
     ("flowcraft.io", "flows", "watch"),
@@ -49,6 +51,8 @@ KOPF: set[Permission] = {
     ("batch", "jobs", "watch"),
     ("", "pods", "list"),
     ("", "pods", "watch"),
+    ("", "configmaps", "list"),
+    ("", "configmaps", "watch"),
     ("", "events", "create"),
 }
 # Cluster scope only: kopf's resource scanning notices the CRD (re)appearing.

@@ -15,7 +15,7 @@ import pytest
 from flowcraft.contract import ViewItem, file_stem
 from flowcraft.drivers import launch as contract
 from flowcraft.drivers import local_launch
-from flowcraft.drivers.kubernetes import builders, jobs
+from flowcraft.drivers.kubernetes import builders, jobs, timeouts
 from flowcraft.drivers.local import LocalRunner
 from flowcraft.engine.batch import worker_id
 from flowcraft.model import FunctionSpec, NodeSpec, load_flow
@@ -186,7 +186,8 @@ def test_container_attempt_is_the_same_on_the_cluster_and_in_local_docker(tmp_pa
     assert c["resources"]["limits"] == {"memory": "64Mi", "cpu": "500m"}
     assert d["memory"] == str(64 * 2**20)
     assert d["cpus"] == "0.5"
-    assert job["spec"]["activeDeadlineSeconds"] == 8
+    # On the cluster the operator times the attempt itself; the Job's deadline is a backstop.
+    assert job["spec"]["activeDeadlineSeconds"] == 8 + timeouts.BACKSTOP_SECONDS
 
 
 def test_script_attempt_locally_gets_the_launch_env_at_host_paths(tmp_path: Path) -> None:

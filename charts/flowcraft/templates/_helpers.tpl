@@ -35,6 +35,10 @@ helm.sh/chart: {{ include "flowcraft.chart" . }}
 {{- end -}}
 {{- end -}}
 
+{{- define "flowcraft.leaseName" -}}
+{{- default (include "flowcraft.fullname" .) .Values.leaderElection.leaseName -}}
+{{- end -}}
+
 {{- define "flowcraft.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
@@ -49,9 +53,10 @@ helm.sh/chart: {{ include "flowcraft.chart" . }}
 
 {{/*
 What the operator may do: mirrors deploy/operator.yaml. Flows are read and only their status
-is written; Jobs are the unit of work; pods are only read (their container state carries the
-result; a result over 4 KiB is read from the finished pod's log); output ConfigMaps are created
-once. Node pods get no RBAC at all.
+is written; Jobs are the unit of work; pods are read (their container state carries the
+result; a result over 4 KiB is read from the finished pod's log) and deleted only to stop an
+attempt past its timeout; output ConfigMaps are created once (and again if deleted while their
+Flow runs). Node pods get no RBAC at all.
 */}}
 {{- define "flowcraft.rules" -}}
 - apiGroups: ["flowcraft.io"]
@@ -68,13 +73,13 @@ once. Node pods get no RBAC at all.
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "watch"]
+  verbs: ["list", "watch", "delete"]
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "create"]
+  verbs: ["get", "list", "watch", "create"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

@@ -88,6 +88,9 @@ class _FlowObjects:
     # the reconcile last drained them: a pass over a 10,000-item batch looks at these items
     # only (hints: the items are then found by uid as usual).
     changed: set[str] = field(default_factory=set)
+    # ConfigMap name -> its last state, for the Flow's ConfigMaps deleted while it runs (from
+    # the watch's DELETED event, which carries the whole object): the reconcile restores them.
+    deleted_configmaps: dict[str, Manifest] = field(default_factory=dict)
 
 
 # The bulk of a node's Job and pod: its function, params and input travel as annotations
@@ -255,6 +258,24 @@ class ObjectCache:
         if _pod_finished(pod) and not (pod.get("metadata") or {}).get("deletionTimestamp"):
             objs.finished_seen.setdefault(where, seen_at)
         return key
+
+    def put_configmap(self, cm: Manifest, *, deleted: bool) -> FlowKey | None:
+        """Note a deleted ConfigMap that a Flow controls (an output, the initial context); the
+        key of that Flow, so its reconcile can restore it. Other events change nothing."""
+        key = _flow_key(cm)
+        name = (cm.get("metadata") or {}).get("name")
+        if not deleted or key is None or flow_uid_of(cm) is None or not isinstance(name, str):
+            return None
+        self._objects(key).deleted_configmaps[name] = cm
+        return key
+
+    def drain_deleted_configmaps(self, key: FlowKey) -> list[Manifest]:
+        """The ConfigMaps deleted since the last call (their last state)."""
+        objs = self._flows.get(key)
+        if objs is None or not objs.deleted_configmaps:
+            return []
+        deleted, objs.deleted_configmaps = objs.deleted_configmaps, {}
+        return list(deleted.values())
 
     def remember_pod(self, key: FlowKey, pod: Manifest) -> None:
         """Record a pod the reconcile listed itself (filed under the Job that controls it; a

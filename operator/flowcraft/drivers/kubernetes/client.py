@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -36,6 +36,7 @@ FLOW_GROUP = "flowcraft.io"
 FLOW_VERSION = "v1alpha1"
 FLOW_PLURAL = "flows"
 BLUEPRINT_PLURAL = "blueprints"
+LEASE_API = "/apis/coordination.k8s.io/v1/"
 
 
 class ApiError(Exception):
@@ -72,6 +73,11 @@ class ServerError(ApiError):
     """5xx, or the request could not be completed at all (the cause is chained)."""
 
 
+class NotLeader(ServerError):
+    """A write refused before it was sent: this process no longer holds the leader Lease
+    (see :mod:`flowcraft.drivers.kubernetes.leader`); the process is about to exit."""
+
+
 def _error_for(status: int, reason: str, message: str) -> ApiError:
     if status == 404:
         return NotFound(status, reason, message)
@@ -99,6 +105,7 @@ class Connection:
     key_path: str | None
     default_namespace: str | None
     _config: Any  # kubernetes.client.Configuration: refreshes tokens on each read
+    in_cluster: bool = False  # the pod's service account (default_namespace: the pod's)
 
     def authorization(self) -> str | None:
         value = self._config.get_api_key_with_prefix("authorization")
@@ -187,6 +194,7 @@ def _load_connection(kubeconfig: str | None, context: str | None) -> Connection:
         key_path=config.key_file,
         default_namespace=default_namespace,
         _config=config,
+        in_cluster=in_cluster,
     )
 
 
@@ -215,6 +223,9 @@ class Client:
 
     def __init__(self, conn: Connection, *, max_connections: int = 32) -> None:
         self.connection = conn
+        # With leader election: asked before every write except the Lease's own; False
+        # refuses the write (NotLeader). None: no election, every write goes.
+        self.write_guard: Callable[[], bool] | None = None
         self._ssl = _ssl_context(conn)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
@@ -263,6 +274,13 @@ class Client:
         content_type: str = "application/json",
         accept: str = "application/json",
     ) -> str:
+        if (
+            self.write_guard is not None
+            and method != "GET"
+            and not path.startswith(LEASE_API)
+            and not self.write_guard()
+        ):
+            raise NotLeader(0, "NotLeader", f"{method} {path}: not the leader any more")
         url = self.connection.server.rstrip("/") + path
         if query:
             url += "?" + urlencode(query)
@@ -398,6 +416,18 @@ class Client:
     async def list_pods(self, namespace: str, selector: str) -> list[Manifest]:
         return await self._list(f"/api/v1/namespaces/{_q(namespace)}/pods", selector)
 
+    async def delete_pod(
+        self, namespace: str, name: str, *, uid: str | None = None, grace_seconds: int = 1
+    ) -> None:
+        """Delete one pod (only the object with ``uid``, a precondition) with a short grace
+        period: how the operator stops an attempt that ran past its timeout."""
+        body: Manifest = {"gracePeriodSeconds": grace_seconds}
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
+        await self.request(
+            "DELETE", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}", body=body
+        )
+
     async def read_pod_log(
         self,
         namespace: str,
@@ -434,6 +464,22 @@ class Client:
 
     async def list_configmaps(self, namespace: str, selector: str) -> list[Manifest]:
         return await self._list(f"/api/v1/namespaces/{_q(namespace)}/configmaps", selector)
+
+    # --- Leases (leader election) ----------------------------------------------------------
+
+    def _lease_path(self, namespace: str, name: str | None = None) -> str:
+        path = f"{LEASE_API}namespaces/{_q(namespace)}/leases"
+        return path + (f"/{_q(name)}" if name is not None else "")
+
+    async def get_lease(self, namespace: str, name: str) -> Manifest:
+        return await self.request("GET", self._lease_path(namespace, name))
+
+    async def create_lease(self, namespace: str, body: Manifest) -> Manifest:
+        return await self.request("POST", self._lease_path(namespace), body=body)
+
+    async def replace_lease(self, namespace: str, name: str, body: Manifest) -> Manifest:
+        """PUT; ``body`` carries metadata.resourceVersion (→ Conflict if another wrote)."""
+        return await self.request("PUT", self._lease_path(namespace, name), body=body)
 
     # --- Events ----------------------------------------------------------------------------
 

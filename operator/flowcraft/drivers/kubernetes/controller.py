@@ -11,22 +11,36 @@ each watch is the resume path: every existing Flow gets a pass at startup.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import kopf
+from aiohttp import web
 
 from flowcraft.drivers.kubernetes import crd, metrics, webhook
 from flowcraft.drivers.kubernetes.builders import LABEL_MANAGED_BY, MANAGED_BY
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
 from flowcraft.drivers.kubernetes.client import Client, ConfigError, Connection, load_connection
+from flowcraft.drivers.kubernetes.leader import LeaderElector, Timing
 from flowcraft.drivers.kubernetes.policy import Policy
 from flowcraft.drivers.kubernetes.reconcile import Reconciler
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ElectionOptions:
+    """Leader election (module ``leader``): hold the Lease before watching or writing."""
+
+    namespace: str | None = None  # None: see lease_namespace()
+    name: str = "flowcraft-operator"
+    identity: str | None = None  # None: hostname plus a random suffix
+    timing: Timing = field(default_factory=Timing)
 
 
 @dataclass(frozen=True)
@@ -42,7 +56,44 @@ class OperatorOptions:
     policy: Policy = field(default_factory=Policy)  # what Flows may run (off by default)
     webhook_port: int | None = None  # the validating admission webhook (webhook.py)
     webhook_cert_dir: str | None = None
+    election: ElectionOptions | None = None  # None: no election, this process writes at once
     verbose: bool = False
+
+
+def lease_namespace(options: OperatorOptions, conn: Connection) -> str:
+    """Where the Lease lives: explicit, else the pod's namespace in-cluster, else the first
+    watched namespace, else the kubeconfig's namespace, else ``default``."""
+    election = options.election
+    if election is not None and election.namespace:
+        return election.namespace
+    if conn.in_cluster and conn.default_namespace:
+        return conn.default_namespace
+    if options.namespaces:
+        return options.namespaces[0]
+    return conn.default_namespace or "default"
+
+
+@contextlib.asynccontextmanager
+async def _standby_health(port: int | None) -> AsyncIterator[None]:
+    """While a standby waits for the Lease, its probes answer 200 (it is healthy, and a
+    rollout may proceed); kopf's own endpoint takes the port over once it leads."""
+    if port is None:
+        yield
+        return
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"standby": True})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "0.0.0.0", port, reuse_address=True)
+    await site.start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
 
 
 def _raw(event: Any) -> dict[str, Any]:
@@ -103,6 +154,16 @@ def build_registry(
         if key is not None:
             reconciler.trigger(key)
 
+    @kopf.on.event("", "v1", "configmaps", labels=managed, registry=registry)
+    async def configmap_event(event: Any, **_: Any) -> None:
+        # Only deletions matter: an output or context ConfigMap deleted while its Flow runs
+        # is restored by the Flow's next pass (pods that mount it would wait forever).
+        if event.get("type") != "DELETED":
+            return
+        key = cache.put_configmap(_raw(event), deleted=True)
+        if key is not None:
+            reconciler.trigger(key)
+
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         await reconciler.close()
@@ -149,30 +210,57 @@ async def run_operator(options: OperatorOptions) -> None:
     """Run until cancelled or signalled (kopf installs SIGINT/SIGTERM handlers)."""
     conn = load_connection(options.kubeconfig, options.context)
     client = Client(conn)
+    metrics.configure(options.metrics_config)
+    if options.metrics_port is not None:
+        metrics.serve(options.metrics_port)
+    # The webhook only validates (no writes): a standby answers admission reviews too.
+    hook = None
+    if options.webhook_port is not None and options.webhook_cert_dir is not None:
+        hook = await webhook.serve(options.webhook_port, Path(options.webhook_cert_dir))
+    instance = socket.gethostname()
+    elector: LeaderElector | None = None
+    renewing: asyncio.Task[None] | None = None
+    try:
+        if options.election is not None:
+            elector = LeaderElector(
+                client,
+                lease_namespace(options, conn),
+                options.election.name,
+                identity=options.election.identity,
+                timing=options.election.timing,
+            )
+            instance = elector.identity  # Events name the writer (reportingInstance)
+            metrics.current().leader.set(0)
+            async with _standby_health(options.liveness_port):
+                await elector.acquire()
+            client.write_guard = elector.may_write
+            renewing = asyncio.create_task(elector.keep_renewing())
+        metrics.current().leader.set(1)
+        await _operate(options, conn, client, instance)
+    finally:
+        if renewing is not None:
+            renewing.cancel()
+        if elector is not None:
+            # After kopf's cleanup (the reconciler has closed): no write can follow this.
+            await elector.release()
+            await client.close()
+        if hook is not None:
+            await hook.cleanup()
+
+
+async def _operate(
+    options: OperatorOptions, conn: Connection, client: Client, instance: str
+) -> None:
     cache = ObjectCache()
     reconciler = Reconciler(
         client,
         cache,
-        instance=socket.gethostname(),
+        instance=instance,
         runner_image=options.runner_image,
         batch_mode=options.batch_mode,
         policy=options.policy,
     )
     registry = build_registry(conn, cache, reconciler, client)
-    metrics.configure(options.metrics_config)
-    if options.metrics_port is not None:
-        metrics.serve(options.metrics_port)
-    hook = None
-    if options.webhook_port is not None and options.webhook_cert_dir is not None:
-        hook = await webhook.serve(options.webhook_port, Path(options.webhook_cert_dir))
-    try:
-        await _run_kopf(options, registry)
-    finally:
-        if hook is not None:
-            await hook.cleanup()
-
-
-async def _run_kopf(options: OperatorOptions, registry: kopf.OperatorRegistry) -> None:
     await kopf.operator(
         registry=registry,
         settings=_settings(options.namespaces is not None),
@@ -202,6 +290,7 @@ def operator_main(
     policy: Policy | None = None,
     webhook_port: int | None = None,
     webhook_cert_dir: str | None = None,
+    election: ElectionOptions | None = None,
     verbose: bool = False,
 ) -> int:
     """Entry point for ``flowcraft operator``: ``namespaces=None`` watches all namespaces."""
@@ -226,6 +315,7 @@ def operator_main(
         policy=policy or Policy(),
         webhook_port=webhook_port,
         webhook_cert_dir=webhook_cert_dir,
+        election=election,
         verbose=verbose,
     )
     try:

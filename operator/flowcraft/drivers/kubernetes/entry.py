@@ -116,6 +116,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="cap on each Flow's spec.parallelism (unset there: N)",
     )
+    election = parser.add_argument_group(
+        "leader election",
+        "run several replicas: one leads (holds a coordination.k8s.io Lease), the others wait "
+        "and take over when it is gone; timing as client-go's leaderelection",
+    )
+    election.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="hold the Lease before watching or writing anything (the chart turns it on)",
+    )
+    election.add_argument(
+        "--leader-election-namespace",
+        metavar="NS",
+        help="namespace of the Lease (default: the pod's namespace in-cluster, else the "
+        "first --namespace, else the kubeconfig's namespace, else default)",
+    )
+    election.add_argument(
+        "--leader-election-name",
+        default="flowcraft-operator",
+        metavar="NAME",
+        help="name of the Lease (default: flowcraft-operator)",
+    )
+    election.add_argument(
+        "--leader-election-identity",
+        metavar="ID",
+        help="this process's holder identity (default: hostname plus a random suffix)",
+    )
+    for flag, default, what in (
+        ("--lease-duration", 15.0, "how long a standby waits after the Lease last changed"),
+        ("--renew-deadline", 10.0, "the leader stops (exits) when not renewed for this long"),
+        ("--retry-period", 2.0, "how often the leader renews and a standby retries"),
+    ):
+        election.add_argument(
+            flag, type=float, default=default, metavar="S", help=f"{what} (default {default:g} s)"
+        )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
 
@@ -168,6 +203,22 @@ def run(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"flowcraft operator: {exc}", file=sys.stderr)
         return 2
+    election = None
+    if args.leader_elect:
+        from flowcraft.drivers.kubernetes.controller import ElectionOptions  # noqa: PLC0415
+        from flowcraft.drivers.kubernetes.leader import Timing  # noqa: PLC0415
+
+        try:
+            timing = Timing(args.lease_duration, args.renew_deadline, args.retry_period)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        election = ElectionOptions(
+            namespace=args.leader_election_namespace,
+            name=args.leader_election_name,
+            identity=args.leader_election_identity,
+            timing=timing,
+        )
 
     return operator_main(
         None if args.all_namespaces or not args.namespaces else list(args.namespaces),
@@ -181,5 +232,6 @@ def run(args: argparse.Namespace) -> int:
         policy=policy,
         webhook_port=args.webhook_port,
         webhook_cert_dir=args.webhook_cert_dir,
+        election=election,
         verbose=args.verbose,
     )

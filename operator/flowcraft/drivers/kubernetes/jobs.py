@@ -37,7 +37,7 @@ from flowcraft.contract import (
     ViewItem,
 )
 from flowcraft.drivers import launch as contract
-from flowcraft.drivers.kubernetes import names
+from flowcraft.drivers.kubernetes import names, timeouts
 from flowcraft.drivers.kubernetes.meta import (
     ANN_ATTEMPT,
     ANN_FLOW,
@@ -316,7 +316,13 @@ def render_job(flow: FlowRef, launch: Launch, view: View) -> Manifest:
         },
     }
     if launch.timeout_seconds is not None:
-        job["spec"]["activeDeadlineSeconds"] = deadline_seconds(launch.timeout_seconds)
+        # A node attempt: a backstop, the operator times it itself (module timeouts) and acts
+        # first. A batch item: the Job controller enforces the item timeout.
+        job["spec"]["activeDeadlineSeconds"] = (
+            deadline_seconds(launch.timeout_seconds)
+            if launch.item is not None
+            else timeouts.backstop_seconds(launch.timeout_seconds)
+        )
     return job
 
 

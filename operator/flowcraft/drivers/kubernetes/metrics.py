@@ -155,6 +155,12 @@ class Metrics:
             registry=reg,
         )
         self.build_info.labels(version=__version__).set(1)
+        self.leader = Gauge(
+            "flowcraft_leader",
+            "1 while this process leads and writes (always, without leader election); 0 while "
+            "it is a standby waiting for the Lease.",
+            registry=reg,
+        )
         # Job name -> when its create request succeeded (until its pod is seen running).
         self._created: dict[FlowId, dict[str, datetime]] = {}
         # Job names whose pod is running now.
@@ -257,7 +263,7 @@ def current() -> Metrics:
 
 def _collectors(m: Metrics) -> Sequence[Collector]:
     return (m.node_duration, m.schedule_latency, m.flow_duration, m.flows, m.nodes,
-            m.nodes_running, m.build_info)  # fmt: skip
+            m.nodes_running, m.build_info, m.leader)  # fmt: skip
 
 
 def observe_dependency_to_create(seconds: float) -> None:

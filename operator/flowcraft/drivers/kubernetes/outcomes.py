@@ -241,3 +241,24 @@ async def read_result(
     if isinstance(first, Succeeded):
         return first
     return from_log(outcome, await read_log(None))
+
+
+def pod_gone(job: Manifest, now: datetime) -> Failed | None:
+    """The Job ended but none of its pods exists any more (the caller listed them): what the
+    container returned is lost with the pod (deleted by hand, or garbage-collected by the
+    control plane's terminated-pod GC). The attempt fails, so a retry can run, instead of the
+    node staying Running with nothing left to read. None while the Job has not ended (its
+    controller records a deleted running pod as a failure itself) or when it failed (the
+    Job's condition is the outcome :func:`observe` reads)."""
+    complete = _job_condition(job, "Complete")
+    if complete is None:
+        return None
+    name = str((job.get("metadata") or {}).get("name") or "")
+    started = parse_time((job.get("status") or {}).get("startTime"))
+    at = parse_time(complete.get("lastTransitionTime")) or now
+    return Failed(
+        started,
+        at,
+        f"Job {name} completed but its pod is gone (deleted or garbage-collected), so the "
+        "node's result cannot be read",
+    )

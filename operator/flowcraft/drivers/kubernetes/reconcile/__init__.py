@@ -11,7 +11,8 @@ not 1000.
 Idempotency and restarts: the Flow's status plus its Jobs are the whole state. Every write is
 safe to repeat: Job and ConfigMap names are deterministic per (Flow UID, node, attempt), and the
 status is replaced with optimistic concurrency (a Conflict reruns the pass on a fresh read).
-After a restart, the first pass re-ensures every Job the status says is running.
+After a restart, the first pass finds every Job the status says is running (one that is gone
+was deleted: its attempt fails, see ``lost``).
 
 Ownership: an existing object is adopted only when this Flow object controls it (its
 controller ownerReference has the Flow's UID). AlreadyExists on an object controlled by anyone
@@ -40,6 +41,9 @@ The package, in the order of a pass:
 - ``outputs``: outputs of succeeded attempts, held for the engine and stored in ConfigMaps.
 - ``act``: the engine's step carried out: Jobs created, deleted, re-ensured, suspended.
 - ``items`` and ``rounds``: batch items, as a Job each or a round per Indexed Job.
+- ``lost``: node timeouts timed by the operator, and objects that vanish under a running
+  Flow (a deleted output ConfigMap is restored; a deleted Job or a completed Job without its
+  pod fails the attempt).
 - ``manifests``: the Job manifests (pure); ``cluster``: the collaborators (client, cache,
   settings) and the ownership-checked writes every step shares; ``state``: the per-Flow
   bookkeeping and the per-pass context all of them take explicitly.

@@ -11,15 +11,16 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from flowcraft.drivers.kubernetes import metrics, names, subflows
+from flowcraft.drivers.kubernetes import builders, metrics, names, subflows
 from flowcraft.drivers.kubernetes import status as flow_status
-from flowcraft.drivers.kubernetes.client import AlreadyExists, Invalid, NotFound
+from flowcraft.drivers.kubernetes.client import NotFound
 from flowcraft.engine import CancelNode, StartNode, Step
 from flowcraft.engine.types import EngineError
 from flowcraft.model import TERMINAL_FLOW_PHASES
 
 from .cluster import Cluster
 from .items import cancel_item, ensure_items, item_jobs, start_item
+from .lost import job_gone
 from .manifests import node_job_manifest
 from .rounds import start_rounds
 from .state import Pass, fail_later, name_of, uid_of
@@ -116,7 +117,10 @@ async def act(cl: Cluster, ctx: Pass, step: Step, success_seen: Mapping[str, flo
 
 
 async def ensure_running(cl: Cluster, ctx: Pass, step: Step, created: set[str]) -> None:
-    """Re-create Jobs the status says are running but the cache has not seen (restart)."""
+    """Find the Jobs the status says are running but the cache has not seen (a restart, a
+    lagging watch). A Job is created before the status records its attempt as running, so one
+    that does not exist was deleted: its attempt fails (module ``lost``), never re-created
+    under the same attempt."""
     key, ref, state, engine = ctx.key, ctx.ref, ctx.state, ctx.engine
     if step.status.phase in TERMINAL_FLOW_PHASES:
         return
@@ -146,16 +150,18 @@ async def ensure_running(cl: Cluster, ctx: Pass, step: Step, created: set[str]) 
         job = node_job_manifest(cl, ctx, step.status, action, outputs)
         if job is None:
             continue
-        # Unlike Cluster.create_job: outside the request bound, and no job_created metric.
+        name = job["metadata"]["name"]
         try:
-            created_job = await cl.client.create_job(ref.namespace, job)
-        except AlreadyExists:
-            await cl.adopt_job(ctx, action, job["metadata"]["name"])
+            existing = await cl.client.get_job(ref.namespace, name)
+        except NotFound:
+            message = job_gone(name, action.attempt)
+            logger.warning("%s/%s: %s", ref.namespace, ref.name, message)
+            fail_later(state, action, message)
             continue
-        except Invalid as exc:
-            fail_later(state, action, f"the API server rejected the Job: {exc.message}")
+        if builders.controlled_by(existing, ref.uid):
+            cl.cache.remember_job(key, existing)
             continue
-        cl.cache.remember_job(key, created_job)
+        await cl.adopt_job(ctx, action, name)  # anyone else's: a conflict failing the attempt
 
 
 async def apply_suspend(cl: Cluster, ctx: Pass, step: Step) -> None:

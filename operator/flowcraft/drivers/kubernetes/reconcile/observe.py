@@ -8,6 +8,7 @@ outputs stored here, before the status that points at them is written.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 
 from flowcraft.drivers.kubernetes import metrics, outcomes, subflows
@@ -18,6 +19,7 @@ from flowcraft.model import FlowStatus
 
 from .cluster import Cluster
 from .items import changed_items, running_items
+from .lost import check_timeout, stop_pod
 from .outputs import remember_success, store_outputs
 from .state import (
     Manifest,
@@ -28,6 +30,8 @@ from .state import (
     name_of,
     uid_of,
 )
+
+logger = logging.getLogger(__name__)
 
 
 async def observe(
@@ -43,6 +47,7 @@ async def observe(
     suspended = bool(status.phase == "Running" and engine.spec.suspend)
     configmaps: list[tuple[int, Manifest]] = []  # (index in events, ConfigMap)
     stuck: list[Manifest] = []
+    timed_out: list[Manifest] = []  # pods of attempts past their timeout, to stop
     for node, attempt in engine.running(status):
         iteration = status.nodes[node].iteration or 0
         if subflows.runs(engine, node):
@@ -69,6 +74,16 @@ async def observe(
         outcome = outcomes.observe(job, pod, now)
         if isinstance(outcome, outcomes.InLog):
             outcome = await cl.read_result(ref, outcome)  # a result too large for the message
+        if outcome is None and pod is None and job_complete(job):
+            # Listed just now: the Job completed and no pod of it is left to read.
+            outcome = outcomes.pod_gone(job, now)
+            if outcome is not None:
+                logger.warning("%s/%s: %s", ref.namespace, ref.name, outcome.message)
+        late = check_timeout(ctx, (node, attempt, iteration), outcome, now)
+        if late is not None:
+            if pod is not None and isinstance(outcome, outcomes.Started):
+                timed_out.append(pod)
+            outcome = late
         if outcome is None:
             continue
         count(ctx, node, job_name, outcome, now)
@@ -107,6 +122,7 @@ async def observe(
     # mount them).
     await store_outputs(cl, ctx, events, configmaps, now)
     await asyncio.gather(*(cl.delete_job(ref, name_of(job), uid_of(job)) for job in stuck))
+    await asyncio.gather(*(stop_pod(cl, ref, pod) for pod in timed_out))
     return events, success_seen
 
 

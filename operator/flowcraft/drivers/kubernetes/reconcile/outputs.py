@@ -21,6 +21,7 @@ from flowcraft.model import FlowStatus
 from flowcraft.model.flow import ITEM_SUCCEEDED
 
 from .cluster import Cluster
+from .lost import reread_output
 from .state import FlowState, Manifest, Pass
 
 logger = logging.getLogger(__name__)
@@ -125,10 +126,10 @@ async def store_outputs(
         await cl.event(ref, "NameConflict", conflict, True, now)
 
 
-async def load_outputs(
-    cl: Cluster, ref: builders.FlowRef, state: FlowState, status: FlowStatus
-) -> None:
-    """Fill the outputs the engine may need (after a restart: from the ConfigMaps)."""
+async def load_outputs(cl: Cluster, ctx: Pass, status: FlowStatus, now: datetime) -> None:
+    """Fill the outputs the engine may need (after a restart: from the ConfigMaps; one that
+    is gone is re-read from the attempt that produced it, else noted as lost)."""
+    ref, state = ctx.ref, ctx.state
     missing = {
         key: cm_name
         for key, cm_name in flow_status.output_refs(status).items()
@@ -145,7 +146,10 @@ async def load_outputs(
             try:
                 found = await cl.client.get_configmap(ref.namespace, cm_name)
             except NotFound:
-                logger.warning("output ConfigMap %s of node %s is gone", cm_name, node)
+                found = await reread_output(cl, ctx, cm_name, now)
+            if found is None:
+                logger.warning("output ConfigMap %s of node %s is gone, and its pod", cm_name, node)
+                state.lost_outputs[node] = cm_name
                 continue
         if not builders.controlled_by(found, ref.uid):
             logger.warning(

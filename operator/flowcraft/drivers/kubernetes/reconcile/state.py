@@ -75,6 +75,12 @@ class FlowState:
     recheck: set[str] = field(default_factory=set)
     items_scanned: bool = False
     items_suspended: bool = False
+    # Node timeouts (module lost): (node, attempt, iteration) -> when this process first saw
+    # the attempt's container running, and -> when it decided the attempt timed out.
+    running_seen: dict[tuple[str, int, int], datetime] = field(default_factory=dict)
+    timed_out: dict[tuple[str, int, int], datetime] = field(default_factory=dict)
+    # Result key -> output ConfigMap that is gone with no copy left (module lost).
+    lost_outputs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,8 @@ class Pass:
     # The running items of a status snapshot with their Job names (ensure and suspend share
     # the one of the new snapshot): (snapshot, rows).
     running: list[tuple[FlowStatus, list[ItemRow]]] = field(default_factory=list)
+    # Deadlines of running attempts' timeouts: the pass wakes at the earliest.
+    deadlines: list[datetime] = field(default_factory=list)
 
     @property
     def flow_id(self) -> metrics.FlowId:

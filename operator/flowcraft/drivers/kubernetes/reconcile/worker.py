@@ -19,13 +19,14 @@ from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
 from flowcraft.drivers.kubernetes.client import Client, Conflict, NotFound
 from flowcraft.drivers.kubernetes.policy import Policy
 from flowcraft.engine import Engine
-from flowcraft.engine.types import EngineError
+from flowcraft.engine.types import EngineError, MissingOutputError
 from flowcraft.model import TERMINAL_FLOW_PHASES, FlowStatus
 from flowcraft.model.errors import problems_from_pydantic
 
 from .act import act, apply_suspend, ensure_running
 from .cluster import Cluster
 from .items import seed
+from .lost import lost_output_message, restore_configmaps
 from .observe import observe
 from .outputs import load_item_outputs, load_outputs
 from .state import FlowState, Manifest, Pass, generation_of
@@ -274,6 +275,7 @@ class Reconciler:
             state.seeded, state.item_outputs = False, {}
             state.item_slots, state.round_slots, state.recheck = {}, {}, set()
             state.items_scanned = state.items_suspended = False
+            state.running_seen, state.timed_out, state.lost_outputs = {}, {}, {}
         raw_status: Manifest = dict(body.get("status") or {})
         generation = generation_of(body)
         if raw_status.get("phase") in TERMINAL_FLOW_PHASES:
@@ -294,13 +296,19 @@ class Reconciler:
         cl = self._cluster
         ctx = Pass(key, ref, state, spec, engine)
         await seed(cl, ctx, status)
-        await load_outputs(cl, ref, state, status)
+        await restore_configmaps(cl, ctx)
+        await load_outputs(cl, ctx, status, now)
         await load_item_outputs(cl, ref, state, status)
         events, success_seen = await observe(cl, ctx, status, now)
         try:
             step = engine.advance(status, events, now, state.outputs, state.writes)
         except EngineError as exc:
-            await self._fail_engine(ref, body, status, now, str(exc))
+            lost = (
+                lost_output_message(state, exc.node)
+                if isinstance(exc, MissingOutputError)
+                else None
+            )
+            await self._fail_engine(ref, body, status, now, lost or str(exc))
             return
 
         # The status write goes out together with the Job creates (package docstring, "Order
@@ -335,8 +343,9 @@ class Reconciler:
         # Recorded: later watch events bring what changes next; items just started get a look.
         state.recheck = (state.recheck - ctx.observed) | ctx.started
 
-        if step.wake_at is not None and step.status.phase not in TERMINAL_FLOW_PHASES:
-            self._schedule(key, state, (step.wake_at - datetime.now(UTC)).total_seconds())
+        wake_at = min([*([step.wake_at] if step.wake_at else []), *ctx.deadlines], default=None)
+        if wake_at is not None and step.status.phase not in TERMINAL_FLOW_PHASES:
+            self._schedule(key, state, (wake_at - datetime.now(UTC)).total_seconds())
         elif state.timer is not None:
             state.timer.cancel()
             state.timer = None
@@ -353,6 +362,7 @@ class Reconciler:
         state.seeded, state.item_outputs = False, {}
         state.item_slots, state.round_slots, state.recheck = {}, {}, set()
         state.items_scanned = state.items_suspended = False
+        state.running_seen, state.timed_out, state.lost_outputs = {}, {}, {}
         if state.timer is not None:
             state.timer.cancel()
             state.timer = None

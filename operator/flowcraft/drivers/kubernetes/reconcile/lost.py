@@ -1,0 +1,182 @@
+"""Objects that vanish under a running Flow, and attempts that run past their timeout.
+
+Each case ends in a defined state, never in a node that waits forever:
+
+- An output or initial-context ConfigMap deleted while its Flow runs is created again,
+  identical (they are immutable): from the watch's DELETED event, which carries the whole
+  object; after an operator restart, an output is re-read from the result of the attempt that
+  produced it (its pod's termination message). Pods waiting to mount it then start. When
+  neither copy exists any more, the output is lost: the Flow fails with a message naming the
+  ConfigMap once the engine needs it (:func:`lost_output_message`).
+- A Job that completed but whose pod is gone (deleted, or removed by the control plane's
+  terminated-pod GC before the operator read it): the attempt fails naming the Job
+  (``outcomes.pod_gone``), and the node's retries apply.
+- A running attempt's Job that was deleted (by hand, by a script): the attempt fails naming
+  the Job; it is never created again under the same attempt (:func:`job_gone`).
+- A node ``timeout``: the operator times the attempt from its container's start (module
+  ``timeouts``); at the deadline the attempt fails with reason Timeout and its pod is deleted
+  with a one-second grace period (:func:`check_timeout`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+from flowcraft.drivers.kubernetes import builders, names, outcomes, timeouts
+from flowcraft.drivers.kubernetes.client import Conflict, NotFound
+
+from .cluster import Cluster
+from .state import FlowState, Manifest, Pass, name_of, uid_of
+
+logger = logging.getLogger(__name__)
+
+_SECOND = timedelta(seconds=1)
+
+# Metadata fields that make a ConfigMap what it is (the rest the API server assigns).
+_KEPT_METADATA = ("name", "namespace", "labels", "annotations", "ownerReferences")
+
+
+async def restore_configmaps(cl: Cluster, ctx: Pass) -> None:
+    """Create again the ConfigMaps of this Flow deleted while it runs (as they were)."""
+    for cm in cl.cache.drain_deleted_configmaps(ctx.key):
+        if not builders.controlled_by(cm, ctx.ref.uid):
+            continue  # an earlier Flow's of the same name: not ours to restore
+        meta = cm.get("metadata") or {}
+        body: Manifest = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {k: meta[k] for k in _KEPT_METADATA if k in meta},
+        }
+        for field in ("immutable", "data", "binaryData"):
+            if field in cm:
+                body[field] = cm[field]
+        conflict = await cl.store_output(ctx.ref, body)
+        name = name_of(cm)
+        if conflict is not None:
+            logger.warning(
+                "%s/%s: cannot restore %s: %s", ctx.key.namespace, ctx.key.name, name, conflict
+            )
+            continue
+        message = f"ConfigMap {name} was deleted while the Flow ran; restored"
+        logger.warning("%s/%s: %s", ctx.key.namespace, ctx.key.name, message)
+        await cl.event(ctx.ref, "ConfigMapRestored", message, True, datetime.now(UTC))
+
+
+async def reread_output(cl: Cluster, ctx: Pass, cm_name: str, now: datetime) -> Manifest | None:
+    """After a restart, an output ConfigMap that is gone: rebuilt from the result of the
+    attempt that produced it, if its Job and pod still exist. The ConfigMap stored, or None."""
+    ref = ctx.ref
+    jobs = cl.cache.jobs(ctx.key)
+    producer = _producer(ref, jobs, cm_name)
+    if producer is None:
+        listed = await cl.client.list_jobs(ref.namespace, builders.flow_uid_selector(ref))
+        producer = _producer(
+            ref, [j for j in listed if builders.controlled_by(j, ref.uid)], cm_name
+        )
+    if producer is None:
+        return None
+    job, node, attempt, iteration = producer
+    pod = cl.cache.pod(ctx.key, job) or await cl.find_pod(ref, job)
+    outcome = outcomes.observe(job, pod, now)
+    if isinstance(outcome, outcomes.InLog):
+        outcome = await cl.read_result(ref, outcome)  # a result too large for the message
+    if not isinstance(outcome, outcomes.Succeeded):
+        return None
+    cm = builders.output_configmap(
+        ref, node, attempt, outcome.output, outcome.writes, iteration=iteration
+    )
+    if await cl.store_output(ref, cm) is not None:
+        return None
+    message = f"output ConfigMap {cm_name} of node {node} was deleted; restored from its pod"
+    logger.warning("%s/%s: %s", ref.namespace, ref.name, message)
+    await cl.event(ref, "ConfigMapRestored", message, True, now)
+    return cm
+
+
+def _producer(
+    ref: builders.FlowRef, jobs: list[Manifest], cm_name: str
+) -> tuple[Manifest, str, int, int] | None:
+    """The node attempt Job among ``jobs`` whose output ConfigMap is ``cm_name``."""
+    for job in jobs:
+        ann = (job.get("metadata") or {}).get("annotations") or {}
+        if builders.ANN_ITEM in ann or builders.ANN_ROUND_START in ann:
+            continue
+        node = ann.get(builders.ANN_NODE)
+        attempt = str(ann.get(builders.ANN_ATTEMPT, ""))
+        iteration = str(ann.get(builders.ANN_ITERATION, "0"))
+        if not isinstance(node, str) or not attempt.isdigit() or not iteration.isdigit():
+            continue
+        name = names.output_configmap_name(ref.name, ref.uid, node, int(attempt), int(iteration))
+        if name == cm_name:
+            return job, node, int(attempt), int(iteration)
+    return None
+
+
+def lost_output_message(state: FlowState, key: str) -> str | None:
+    """The Flow's failure when the engine needs the output ``key`` that is lost for good."""
+    cm = state.lost_outputs.get(key)
+    if cm is None:
+        return None
+    return (
+        f"output ConfigMap {cm} of node {key!r} was deleted and the pod that produced it is "
+        "gone too: the result cannot be restored and the flow cannot go on without it"
+    )
+
+
+def job_gone(name: str, attempt: int) -> str:
+    """A running attempt's failure when its Job no longer exists."""
+    return (
+        f"Job {name} was deleted while attempt {attempt} was running; the attempt failed "
+        "(a retry, if any, runs as a new attempt)"
+    )
+
+
+def check_timeout(
+    ctx: Pass,
+    attempt: tuple[str, int, int],
+    outcome: outcomes.Outcome | None,
+    now: datetime,
+) -> outcomes.Failed | None:
+    """The Timeout failure of ``attempt`` (node, attempt, iteration) once its deadline has
+    passed; before, the deadline goes to ``ctx.deadlines`` (the pass wakes then). None
+    without a timeout or a running container."""
+    timeout_ms = ctx.spec.node(attempt[0]).config.timeout
+    if timeout_ms is None:
+        return None
+    key = attempt  # (node, attempt, iteration)
+    state = ctx.state
+    fired = state.timed_out.get(key)
+    if fired is not None:  # decided by an earlier pass whose status write did not land
+        return outcomes.Failed(None, fired, timeouts.message(timeout_ms), timed_out=True)
+    if isinstance(outcome, outcomes.Succeeded) and outcome.started_at is not None:
+        # A busy kubelet may report a container only once it has ended: an attempt that
+        # provably ran past its timeout (whole-second times) fails as if it had been stopped.
+        if outcome.at - outcome.started_at >= timeouts.limit(timeout_ms) + _SECOND:
+            return outcomes.Failed(
+                outcome.started_at, outcome.at, timeouts.message(timeout_ms), timed_out=True
+            )
+        return None
+    if not isinstance(outcome, outcomes.Started):
+        return None
+    # The moment this process saw it run (not the pass's start: the pod may have started
+    # while this pass was waiting on the API), an upper bound of the container's start.
+    seen = state.running_seen.setdefault(key, datetime.now(UTC))
+    deadline = timeouts.deadline(timeout_ms, seen, outcome.at)
+    if deadline is None:
+        return None
+    if now < deadline:
+        ctx.deadlines.append(deadline)
+        return None
+    state.timed_out[key] = now
+    return outcomes.Failed(outcome.at, now, timeouts.message(timeout_ms), timed_out=True)
+
+
+async def stop_pod(cl: Cluster, ref: builders.FlowRef, pod: Manifest) -> None:
+    """Delete a timed-out attempt's pod (only that object) with a short grace period; the
+    Job controller then marks its Job failed (backoffLimit 0)."""
+    # NotFound: gone already; Conflict: the name now holds another pod, not ours.
+    async with cl.requests:
+        with contextlib.suppress(NotFound, Conflict):
+            await cl.client.delete_pod(ref.namespace, name_of(pod), uid=uid_of(pod))

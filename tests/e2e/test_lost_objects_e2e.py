@@ -1,0 +1,181 @@
+"""Objects a Flow made that disappear under it: each case ends in a defined state, never a hang.
+
+- An output ConfigMap deleted while its Flow runs is restored (from the watch's last copy,
+  or after an operator restart from the producing pod's result); pods mounting it start.
+- A Job that completed while its pod was deleted (the operator down, a pod GC): the attempt
+  fails naming the Job ("its pod is gone"), and a retry runs.
+- A running Job deleted by hand: the attempt fails ("deleted"), never silently re-created
+  under the same attempt; a retry runs as a new attempt with a Job of its own.
+
+All on real pods, with the operator as a subprocess (SIGKILLed where the case needs it down).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from cluster import Cluster
+from operator_harness import (
+    OperatorProcess,
+    apply_doc,
+    flow_crd,
+    get_flow,
+    items,
+    jobs_by_node,
+    operator,
+    runner_image,
+    wait_for,
+    wait_phase,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("runner_image")]
+
+__all__ = ["flow_crd", "operator", "runner_image"]  # fixtures
+
+FUNCTIONS = {
+    "make": {"script": "def run(ctx):\n    return {'made': 42}\n"},
+    "wait": {
+        "script": "import time\n\ndef run(ctx):\n    time.sleep(ctx.params['s'])\n    return 1\n"
+    },
+    "use": {"script": "def run(ctx):\n    return {'saw': ctx.get('a')}\n"},
+}
+
+
+def _flow(name: str, nodes: list[Any], edges: list[Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "flowcraft.io/v1alpha1",
+        "kind": "Flow",
+        "metadata": {"name": name},
+        "spec": {"functions": FUNCTIONS, "nodes": nodes, "edges": edges},
+    }
+
+
+def _a_gate_b(name: str, gate_seconds: float) -> dict[str, Any]:
+    """a makes a value; gate waits (a built-in sleep: no pod); b reads a's output from the
+    context, so b's pod is the first to mount a's ConfigMap. (A pod in between that mounts it
+    would let the kubelet keep its cached copy of the immutable ConfigMap for b.)"""
+    nodes = [
+        {"id": "a", "uses": "make"},
+        {"id": "gate", "uses": "sleep", "params": {"duration": int(gate_seconds * 1000)}},
+        {"id": "b", "uses": "use"},
+    ]
+    edges = [{"source": "a", "target": "gate"}, {"source": "gate", "target": "b"}]
+    return _flow(name, nodes, edges)
+
+
+def _node(cluster: Cluster, namespace: str, flow: str, node: str) -> dict[str, Any]:
+    status = get_flow(cluster, namespace, flow).get("status") or {}
+    return dict((status.get("nodes") or {}).get(node) or {})
+
+
+def _output(cluster: Cluster, namespace: str, ref: str) -> Any:
+    cm = cluster.kubectl_json("get", "configmap", ref, "-n", namespace)
+    return json.loads(cm["data"]["output.json"])
+
+
+def _pod_running(cluster: Cluster, namespace: str, flow: str, node: str) -> bool:
+    return any(
+        p["status"].get("phase") == "Running"
+        for p in items(
+            cluster, "pods", namespace, f"flowcraft.io/flow={flow},flowcraft.io/node={node}"
+        )
+    )
+
+
+def test_an_output_configmap_deleted_while_the_flow_runs_is_restored(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply_doc(cluster, namespace, _a_gate_b("restore", 6))
+    ref = wait_for(
+        lambda: _node(cluster, namespace, "restore", "a").get("outputRef"), what="a's output"
+    )
+    cluster.kubectl("delete", "configmap", ref, "-n", namespace)
+    flow = wait_phase(cluster, namespace, "restore", {"Succeeded", "Failed"}, timeout=120)
+    assert flow["status"]["phase"] == "Succeeded", flow["status"]
+    assert _output(cluster, namespace, ref) == {"made": 42}  # the same object, back
+    b = flow["status"]["nodes"]["b"]["outputRef"]
+    assert _output(cluster, namespace, b) == {"saw": {"made": 42}}
+
+
+def test_an_output_deleted_while_the_operator_is_down_is_restored_from_its_pod(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply_doc(cluster, namespace, _a_gate_b("reread", 8))
+    ref = wait_for(
+        lambda: _node(cluster, namespace, "reread", "a").get("outputRef"), what="a's output"
+    )
+    operator.kill()
+    cluster.kubectl("delete", "configmap", ref, "-n", namespace)
+    operator.start()
+    flow = wait_phase(cluster, namespace, "reread", {"Succeeded", "Failed"}, timeout=120)
+    assert flow["status"]["phase"] == "Succeeded", flow["status"]
+    assert _output(cluster, namespace, ref) == {"made": 42}
+    b = flow["status"]["nodes"]["b"]["outputRef"]
+    assert _output(cluster, namespace, b) == {"saw": {"made": 42}}
+
+
+def test_an_output_lost_with_its_pod_fails_the_flow_naming_the_configmap(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    apply_doc(cluster, namespace, _a_gate_b("gone", 8))
+    ref = wait_for(
+        lambda: _node(cluster, namespace, "gone", "a").get("outputRef"), what="a's output"
+    )
+    operator.kill()
+    cluster.kubectl("delete", "configmap", ref, "-n", namespace)
+    cluster.kubectl(
+        "delete", "pods", "-n", namespace, "-l", "flowcraft.io/flow=gone,flowcraft.io/node=a"
+    )
+    operator.start()
+    flow = wait_phase(cluster, namespace, "gone", {"Succeeded", "Failed"}, timeout=120)
+    assert flow["status"]["phase"] == "Failed", flow["status"]
+    text = json.dumps(flow["status"])
+    assert ref in text, flow["status"]
+    assert "of node 'a' was deleted" in text, flow["status"]
+
+
+def test_a_completed_job_whose_pod_is_gone_fails_the_attempt_and_retries(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    nodes = [{"id": "a", "uses": "wait", "params": {"s": 3}, "config": {"maxRetries": 2}}]
+    apply_doc(cluster, namespace, _flow("podgone", nodes, []))
+    wait_for(lambda: _pod_running(cluster, namespace, "podgone", "a"), what="a's pod running")
+    operator.kill()
+    selector = "flowcraft.io/flow=podgone,flowcraft.io/node=a"
+
+    def complete() -> bool:
+        return any(
+            c.get("type") == "Complete" and c.get("status") == "True"
+            for j in items(cluster, "jobs", namespace, selector)
+            for c in (j.get("status") or {}).get("conditions") or []
+        )
+
+    wait_for(complete, timeout=120, what="a's Job complete")
+    cluster.kubectl("delete", "pods", "-n", namespace, "-l", selector, "--wait=true")
+    operator.start()
+    flow = wait_phase(cluster, namespace, "podgone", {"Succeeded", "Failed"}, timeout=120)
+    assert flow["status"]["phase"] == "Succeeded", flow["status"]
+    assert flow["status"]["nodes"]["a"]["attempts"] == 2
+    jobs = jobs_by_node(cluster, namespace, "podgone")
+    assert len(jobs["a"]) == 2, jobs
+    assert "its pod is gone" in operator.log()
+
+
+def test_a_running_job_deleted_by_hand_fails_its_attempt_and_a_new_attempt_runs(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    nodes = [{"id": "a", "uses": "wait", "params": {"s": 4}, "config": {"maxRetries": 2}}]
+    apply_doc(cluster, namespace, _flow("deleted", nodes, []))
+    wait_for(lambda: _pod_running(cluster, namespace, "deleted", "a"), what="a's pod running")
+    (first,) = jobs_by_node(cluster, namespace, "deleted")["a"]
+    cluster.kubectl("delete", "job", first, "-n", namespace)
+    flow = wait_phase(cluster, namespace, "deleted", {"Succeeded", "Failed"}, timeout=120)
+    assert flow["status"]["phase"] == "Succeeded", flow["status"]
+    assert flow["status"]["nodes"]["a"]["attempts"] == 2
+    jobs = jobs_by_node(cluster, namespace, "deleted")["a"]
+    assert first not in jobs, jobs  # never re-created under attempt 1
+    assert len(jobs) == 1, jobs  # attempt 2's Job (attempt 1's was deleted)
+    assert f"Job {first} was deleted" in operator.log()
