@@ -31,7 +31,7 @@ bench-batch: $(STAMP) cluster-kwok bench-real-up ## Batch items (~1.5 h on a bus
 	$(BENCH_PY) --only batch-pods --batch-repeats 1 --out bench/results/batch-pods.json
 	$(BIN)/python bench/batch_pass_bench.py
 
-bench-chaos: $(STAMP) cluster-kwok ## Chaos on kwok: 20 x 20-node flows while the operator is SIGKILLed and pods deleted at random; duplicate Jobs per (flow, node, attempt) and unfinished flows must be 0 (bench/results/chaos.json; CHAOS_ARGS="--replicas 2 ...")
+bench-chaos: $(STAMP) cluster-kwok ## Chaos on kwok: 20 x 21-node flows, 20 operator SIGKILLs, one kube-apiserver crash, pods deleted; duplicate Jobs, unfinished flows and outputs differing from a clean run must be 0 (bench/results/chaos.json; CHAOS_ARGS="--flows 100 --replicas 2 ...")
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
 
 .PHONY: bench-results

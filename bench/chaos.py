@@ -1,22 +1,32 @@
-"""Chaos run on kwok: many Flows while the operator is SIGKILLed and pods are deleted at random.
+"""Chaos run on kwok: many Flows while the operator is SIGKILLed, the API server crashes once
+and pods are deleted by hand.
 
-What it checks (figures, printed and written to JSON; the exit code is 1 if either is not 0):
+What it checks (figures, printed and written to JSON; the exit code is 1 if any is not 0):
 
 - duplicate Jobs: every Job the namespace ever had, from a watch that starts before the first
   Flow, grouped by (Flow UID, node, attempt, iteration); a key with more than one Job UID is a
   node attempt that ran twice (created again after a crash, or after its Job was deleted).
 - Flows not terminal once the chaos stops and the operator has had ``--settle`` seconds.
+- outputs differing from a clean run: before the chaos, ``--clean`` Flows of the same manifest
+  run undisturbed; every chaos Flow's final context (drivers/kubernetes/results.py, what
+  ``flowcraft run`` reports) must equal theirs (bench/chaos_checks.py says what may differ).
+  On kwok no container runs and every node's output is ``null``, so this checks that every
+  node's output, routing and context entry is there, once, with the clean run's value.
 
 The Flows: ``--flows`` of 20 nodes each (chains and diamonds, bench/kube_flows.MIX_20), every
 node with ``maxRetries: 3`` (a deleted pod fails its attempt, a retry runs), and one node per
 Flow with a ``fallback`` and a single attempt (a deleted pod there runs the fallback). kwok
 completes pods in milliseconds, so pod deletions hit whatever is running at that moment.
 
-The chaos driver: SIGKILLs the operator every ``--kill-every`` seconds on average (uniformly
-random in [0.5, 1.5] x that), restarts it at once; deletes ``--pod-deletes`` random managed
-pods per second on average; for ``--duration`` seconds or until every Flow is terminal. With
-``--replicas 2`` two operators with leader election run and a random one is killed each time.
-Everything it starts it stops, by pid; the namespace is deleted at the end.
+The chaos driver: exactly ``--kills`` SIGKILLs of the operator (restarted at once), at random
+moments spread over the run by progress (bench/chaos_checks.kill_thresholds: the k-th kill
+when the node Jobs created reach a random point of the k-th slice of 90 % of the expected
+Jobs); ``--apiserver-restarts`` SIGKILLs of the kube-apiserver at random points between 30 %
+and 70 % of the Jobs, each started again by ``hack/cluster.sh crash-apiserver kwok`` (same
+command line as the harness; everything else keeps running); ``--pod-deletes`` random managed
+pods deleted per second on average. With ``--replicas 2`` two operators with leader election
+run and each kill hits the current leader (the Lease's holder). Everything it starts it stops,
+by pid; the namespace is deleted at the end.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -34,6 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from chaos_checks import compare_outputs, kill_thresholds, spread
 from kube_flows import MIX_20, layered
 from kube_harness import (
     KWOK_KUBECONFIG,
@@ -44,13 +56,22 @@ from kube_harness import (
     install_crd,
 )
 
+sys.path.insert(0, str(ROOT / "operator"))
+
+from flowcraft.drivers.kubernetes.results import final_context
+
 FLOWS = "/apis/flowcraft.io/v1alpha1/namespaces/{ns}/flows"
 JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
 PODS = "/api/v1/namespaces/{ns}/pods"
+CONFIGMAPS = "/api/v1/namespaces/{ns}/configmaps"
+LEASE = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/flowcraft-operator"
+MANAGED = "app.kubernetes.io/managed-by=flowcraft-operator"
 ANN_NODE = "flowcraft.io/node-id"
 ANN_ATTEMPT = "flowcraft.io/attempt"
 ANN_ITERATION = "flowcraft.io/iteration"
 TERMINAL = ("Succeeded", "Failed")
+GUARDED, FALLBACK = "l2-0", "rescue"
+NODES = sum(MIX_20)  # node Jobs of a Flow whose fallback does not run
 
 
 def chaos_flow(name: str) -> dict[str, Any]:
@@ -59,14 +80,27 @@ def chaos_flow(name: str) -> dict[str, Any]:
     for node in flow["spec"]["nodes"]:
         node["config"] = {"maxRetries": 3}
     guarded = flow["spec"]["nodes"][2]
-    guarded["config"] = {"maxRetries": 1, "fallback": "rescue"}
-    flow["spec"]["nodes"].append({"id": "rescue", "uses": "ok"})
+    assert guarded["id"] == GUARDED
+    guarded["config"] = {"maxRetries": 1, "fallback": FALLBACK}
+    flow["spec"]["nodes"].append({"id": FALLBACK, "uses": "ok"})
     flow["spec"]["failFast"] = False
     return flow
 
 
+def retry(call: Any, tries: int = 120, pause: float = 1.0) -> Any:
+    """``call()`` again while the API server answers an error or not at all (it may be
+    restarting, or re-initializing a storage)."""
+    for _ in range(tries - 1):
+        try:
+            return call()
+        except Exception:  # any transport or HTTP error: wait and ask again
+            time.sleep(pause)
+    return call()
+
+
 class JobLedger:
-    """Every Job UID seen per (Flow UID, node, attempt, iteration), from a watch."""
+    """Every Job UID seen per (Flow UID, node, attempt, iteration), from a watch (listed again
+    after a broken stream, e.g. while the API server restarts)."""
 
     def __init__(self, api: Api, namespace: str) -> None:
         self.api, self.namespace = api, namespace
@@ -94,16 +128,26 @@ class JobLedger:
         with self.lock:
             self.uids[key].add(str(meta.get("uid")))
 
-    def _run(self) -> None:
-        path = JOBS.format(ns=self.namespace)
-        doc = self.api.request("GET", path)
+    def count(self) -> int:
+        """Node attempts seen so far (distinct keys): the run's progress."""
+        with self.lock:
+            return len(self.uids)
+
+    def _relist(self, path: str) -> str:
+        doc = retry(lambda: self.api.request("GET", path))
         for job in doc.get("items") or []:
             self.record(job)
-        rv = str(doc["metadata"]["resourceVersion"])
+        return str(doc["metadata"]["resourceVersion"])
+
+    def _run(self) -> None:
+        path = JOBS.format(ns=self.namespace)
+        rv = self._relist(path)
         while not self._stop.is_set():
             params = {"watch": "1", "resourceVersion": rv, "timeoutSeconds": "30"}
             try:
                 resp = self.api.stream(path, params)
+                if resp.status >= 300:
+                    raise BenchError(f"watch: HTTP {resp.status}")
                 buf = b""
                 for chunk in resp.read_chunked():
                     buf += chunk
@@ -121,11 +165,9 @@ class JobLedger:
                         break
                 resp.release_conn()
             except Exception as exc:  # a broken stream: note it, list again, go on
-                self.errors.append(str(exc))
-                doc = self.api.request("GET", path)
-                for job in doc.get("items") or []:
-                    self.record(job)
-                rv = str(doc["metadata"]["resourceVersion"])
+                self.errors.append(str(exc)[:200])
+                time.sleep(0.5)
+                rv = self._relist(path)
 
     def stop(self) -> None:
         self._stop.set()
@@ -136,124 +178,251 @@ class JobLedger:
             return {"/".join(k): len(v) for k, v in self.uids.items() if len(v) > 1}
 
 
+def flows(api: Api, namespace: str) -> list[dict[str, Any]]:
+    doc = retry(lambda: api.request("GET", FLOWS.format(ns=namespace)))
+    return list(doc.get("items") or [])
+
+
 def phases(api: Api, namespace: str) -> dict[str, str | None]:
-    """Flow name -> phase; retried while the API server answers 429/5xx (a CRD update makes
-    it re-initialize the Flow storage: "storage is (re)initializing")."""
-    for _ in range(60):
-        try:
-            doc = api.request("GET", FLOWS.format(ns=namespace))
-            break
-        except BenchError:
-            time.sleep(1)
-    else:
-        doc = api.request("GET", FLOWS.format(ns=namespace))
+    """Flow name -> phase."""
     return {
-        f["metadata"]["name"]: (f.get("status") or {}).get("phase") for f in doc.get("items") or []
+        f["metadata"]["name"]: (f.get("status") or {}).get("phase") for f in flows(api, namespace)
     }
+
+
+def contexts(
+    api: Api, namespace: str, names: set[str]
+) -> tuple[dict[str, dict[str, Any] | str], dict[str, bool]]:
+    """Final context per Flow in ``names`` (or why there is none) and whether its fallback
+    node ran, from one list of Flows and one of the operator's ConfigMaps."""
+    cms = retry(
+        lambda: api.request(
+            "GET", CONFIGMAPS.format(ns=namespace), params={"labelSelector": MANAGED}
+        )
+    )
+    by_name = {cm["metadata"]["name"]: cm for cm in cms.get("items") or []}
+    out: dict[str, dict[str, Any] | str] = {}
+    fallback_ran: dict[str, bool] = {}
+    for body in flows(api, namespace):
+        name = body["metadata"]["name"]
+        if name not in names:
+            continue
+        status = body.get("status") or {}
+        fallback_ran[name] = ((status.get("nodes") or {}).get(FALLBACK) or {}).get(
+            "phase"
+        ) == "Succeeded"
+        if status.get("phase") not in TERMINAL:
+            out[name] = f"not terminal ({status.get('phase')})"
+            continue
+        try:
+            out[name] = final_context(body, by_name)
+        except Exception as exc:  # a missing output is a differing output
+            out[name] = f"{type(exc).__name__}: {exc}"
+    return out, fallback_ran
+
+
+def leader(api: Api, namespace: str) -> str | None:
+    """The Lease holder's identity (op-<i>), or None when no one holds it."""
+    try:
+        lease = api.request("GET", LEASE.format(ns=namespace))
+    except BenchError:
+        return None
+    return (lease.get("spec") or {}).get("holderIdentity") or None
+
+
+def wait_terminal(api: Api, namespace: str, names: set[str], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = phases(api, namespace)
+        if all(now.get(n) in TERMINAL for n in names):
+            return True
+        time.sleep(1)
+    return False
+
+
+def crash_apiserver() -> float:
+    """SIGKILL the kwok kube-apiserver and start it again the harness's way; seconds it took
+    until the new one was ready."""
+    began = time.monotonic()
+    proc = subprocess.run(
+        [str(ROOT / "hack" / "cluster.sh"), "crash-apiserver", "kwok"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise BenchError(f"crash-apiserver: {proc.stderr.strip()[-500:]}")
+    return time.monotonic() - began
+
+
+class Chaos:
+    """The driver's state: operators, schedule, and what it did."""
+
+    def __init__(self, args: argparse.Namespace, api: Api, namespace: str, workdir: Path):
+        self.args, self.api, self.namespace = args, api, namespace
+        self.rng = random.Random(args.seed)
+        # client-go's timing (15 s / 10 s / 2 s): shorter deadlines on a starved machine make
+        # leaders give up their Lease (and exit) over and over.
+        election = ["--leader-elect", f"--leader-election-namespace={namespace}"]
+        self.operators = [
+            Operator(
+                KWOK_KUBECONFIG,
+                [namespace],
+                workdir / f"operator-{i}.log",
+                [*election, f"--leader-election-identity=op-{i}"] if args.replicas > 1 else [],
+            )
+            for i in range(args.replicas)
+        ]
+        self.kills = self.leader_kills = self.pod_deletes = self.restarts = 0
+        self.kill_log: list[dict[str, Any]] = []
+        self.apiserver_restarts: list[dict[str, Any]] = []
+
+    def restart_exited(self) -> None:
+        for op in self.operators:
+            if not op.alive() and op.proc is not None:
+                op.start()  # exited by itself (a leader that lost its Lease), as a Deployment would
+                self.restarts += 1
+
+    def kill_one(self, progress: int, elapsed: float) -> None:
+        victim_index = self.rng.randrange(len(self.operators))
+        if len(self.operators) > 1:
+            holder = leader(self.api, self.namespace)
+            if holder is not None and holder.startswith("op-"):
+                victim_index = int(holder[3:])
+                self.leader_kills += 1
+        victim = self.operators[victim_index]
+        if victim.alive() and victim.proc is not None:
+            victim.proc.kill()  # SIGKILL, by pid
+            victim.proc.wait(timeout=30)
+            self.kills += 1
+        victim.start()
+        self.kill_log.append({"jobs": progress, "s": round(elapsed, 1), "op": victim_index})
+
+    def delete_pod(self) -> None:
+        try:
+            pods = self.api.request(
+                "GET", PODS.format(ns=self.namespace), params={"labelSelector": MANAGED}
+            )["items"]
+        except BenchError:
+            return
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        if not live:
+            return
+        pod = self.rng.choice(live)["metadata"]["name"]
+        try:
+            self.api.request(
+                "DELETE", PODS.format(ns=self.namespace) + "/" + urllib.parse.quote(pod)
+            )
+            self.pod_deletes += 1
+        except BenchError:
+            pass  # gone already
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     api = Api(KWOK_KUBECONFIG)
     install_crd(KWOK_KUBECONFIG)
-    rng = random.Random(args.seed)
     namespace = api.create_namespace("chaos")
     workdir = ROOT / "build" / "bench" / namespace
-    # client-go's timing (15 s / 10 s / 2 s): shorter deadlines on a starved machine make
-    # leaders give up their Lease (and exit) over and over.
-    election = ["--leader-elect", f"--leader-election-namespace={namespace}"]
-    operators = [
-        Operator(
-            KWOK_KUBECONFIG,
-            [namespace],
-            workdir / f"operator-{i}.log",
-            [*election, f"--leader-election-identity=op-{i}"] if args.replicas > 1 else [],
-        )
-        for i in range(args.replicas)
-    ]
+    chaos = Chaos(args, api, namespace, workdir)
+    rng = chaos.rng
     ledger = JobLedger(api, namespace)
-    kills = pod_deletes = restarts = 0
     try:
-        for op in operators:
+        for op in chaos.operators:
             op.start()
         ledger.start()
-        flows = [chaos_flow(f"c{i:03d}") for i in range(args.flows)]
+        # The clean run: the same manifest, no chaos, before any.
+        clean_names = {f"clean-{i}" for i in range(args.clean)}
+        api.create_flows(namespace, [chaos_flow(n) for n in sorted(clean_names)])
+        if not wait_terminal(api, namespace, clean_names, args.settle):
+            raise BenchError(f"the clean Flows did not finish in {args.settle:g} s")
+        failed = {n for n, p in phases(api, namespace).items() if n in clean_names} - {
+            n for n, p in phases(api, namespace).items() if p == "Succeeded"
+        }
+        if failed:
+            raise BenchError(f"clean Flows did not succeed: {sorted(failed)}")
+        clean, clean_fallback = contexts(api, namespace, clean_names)
+        reference = clean[sorted(clean_names)[0]]
+        if isinstance(reference, str) or any(clean_fallback.values()):
+            raise BenchError(f"the clean run did not succeed as built: {reference!r}")
+        clean_check = compare_outputs(reference, clean, {}, FALLBACK)
+        if clean_check["differing"]:
+            raise BenchError(f"the clean runs disagree: {clean_check}")
+
+        offset = ledger.count()
+        expected = args.flows * NODES
+        thresholds = kill_thresholds(args.kills, expected, rng)
+        restarts_at = [int(p * expected) for p in spread(args.apiserver_restarts, 0.3, 0.7, rng)]
+        names = {f"c{i:03d}" for i in range(args.flows)}
         began = time.monotonic()
-        api.create_flows(namespace, flows)
-        next_kill = began + args.kill_every * rng.uniform(0.5, 1.5)
+        api.create_flows(namespace, [chaos_flow(n) for n in sorted(names)])
+        last_check, done = 0.0, False
         while time.monotonic() - began < args.duration:
-            now = time.monotonic()
-            for op in operators:
-                if not op.alive() and op.proc is not None:
-                    op.start()  # exited by itself (a leader that lost its Lease)
-                    restarts += 1
-            if now >= next_kill:
-                victim = rng.choice(operators)
-                if victim.alive() and victim.proc is not None:
-                    victim.proc.kill()  # SIGKILL, by pid
-                    victim.proc.wait(timeout=30)
-                    kills += 1
-                victim.start()
-                next_kill = now + args.kill_every * rng.uniform(0.5, 1.5)
+            now, progress = time.monotonic(), ledger.count() - offset
+            chaos.restart_exited()
+            if thresholds and progress >= thresholds[0]:
+                thresholds.pop(0)
+                chaos.kill_one(progress, now - began)
+            if restarts_at and progress >= restarts_at[0]:
+                restarts_at.pop(0)
+                took = crash_apiserver()
+                chaos.apiserver_restarts.append(
+                    {"jobs": progress, "s": round(now - began, 1), "ready_after_s": round(took, 1)}
+                )
             if rng.random() < args.pod_deletes * 0.2:
-                try:
-                    pods = api.request(
-                        "GET",
-                        PODS.format(ns=namespace),
-                        params={"labelSelector": "app.kubernetes.io/managed-by=flowcraft-operator"},
-                    )["items"]
-                except BenchError:
-                    pods = []
-                live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-                if live:
-                    pod = rng.choice(live)["metadata"]["name"]
-                    try:
-                        api.request(
-                            "DELETE", PODS.format(ns=namespace) + "/" + urllib.parse.quote(pod)
-                        )
-                        pod_deletes += 1
-                    except BenchError:
-                        pass  # gone already
-            if all(p in TERMINAL for p in phases(api, namespace).values()):
-                break
+                chaos.delete_pod()
+            if now - last_check >= 2:
+                last_check = now
+                current = phases(api, namespace)
+                done = all(current.get(n) in TERMINAL for n in names)
+                if done and not thresholds and not restarts_at:
+                    break
             time.sleep(0.2)
         chaos_s = time.monotonic() - began
-        for op in operators:
-            if not op.alive():
-                op.start()
         settle_end = time.monotonic() + args.settle
         while time.monotonic() < settle_end:
-            if all(p in TERMINAL for p in phases(api, namespace).values()):
+            chaos.restart_exited()
+            current = phases(api, namespace)
+            if all(current.get(n) in TERMINAL for n in names):
                 break
-            for op in operators:
-                if not op.alive():  # as a Deployment would: e.g. a leader that lost its Lease
-                    op.start()
-                    restarts += 1
             time.sleep(1)
-        final = phases(api, namespace)
+        settled_s = time.monotonic() - began
         time.sleep(2)  # the last Job events reach the ledger
+        final = {n: p for n, p in phases(api, namespace).items() if n in names}
         duplicates = ledger.duplicates()
-        not_terminal = sorted(name for name, phase in final.items() if phase not in TERMINAL)
+        not_terminal = sorted(n for n in names if final.get(n) not in TERMINAL)
+        got, fallback_ran = contexts(api, namespace, names)
+        outputs = compare_outputs(reference, got, fallback_ran, FALLBACK)
         return {
             "flows": args.flows,
-            "nodes_per_flow": len(flows[0]["spec"]["nodes"]),
+            "nodes_per_flow": NODES + 1,
             "replicas": args.replicas,
             "seed": args.seed,
-            "operator_kills": kills,
-            "pod_deletes": pod_deletes,
-            "operator_exits_restarted": restarts,
+            "clean_flows": args.clean,
+            "operator_kills": chaos.kills,
+            "operator_kills_asked": args.kills,
+            "leader_kills": chaos.leader_kills,
+            "kills": chaos.kill_log,
+            "apiserver_restarts": chaos.apiserver_restarts,
+            "pod_deletes": chaos.pod_deletes,
+            "operator_exits_restarted": chaos.restarts,
             "chaos_seconds": round(chaos_s, 1),
-            "settled_seconds": round(time.monotonic() - began, 1),
+            "settled_seconds": round(settled_s, 1),
             "jobs_seen": sum(len(v) for v in ledger.uids.values()),
             "node_attempts": len(ledger.uids),
             "duplicate_jobs": duplicates,
             "flows_not_terminal": not_terminal,
-            "phases": {p: list(final.values()).count(p) for p in set(final.values())},
+            "phases": {str(p): list(final.values()).count(p) for p in set(final.values())},
+            "outputs": outputs,
+            "clean_context_keys": len(reference),
+            "outputs_differing": outputs["differing"],
+            "loadavg_end": Path("/proc/loadavg").read_text().split()[:3],
             "ledger_errors": ledger.errors[:5],
             "logs": str(workdir),
         }
     finally:
         ledger.stop()
-        for op in operators:
+        for op in chaos.operators:
             op.stop()
         api.delete_namespace(namespace)
 
@@ -261,19 +430,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=20)
-    parser.add_argument("--duration", type=float, default=90, help="seconds of chaos at most")
-    parser.add_argument("--kill-every", type=float, default=6, help="mean seconds between kills")
+    parser.add_argument("--kills", type=int, default=20, help="operator SIGKILLs, exactly")
+    parser.add_argument(
+        "--apiserver-restarts", type=int, default=1, help="kube-apiserver SIGKILL + start"
+    )
     parser.add_argument("--pod-deletes", type=float, default=1, help="mean pod deletions/s")
     parser.add_argument("--replicas", type=int, default=1, choices=(1, 2))
+    parser.add_argument("--clean", type=int, default=2, help="undisturbed Flows first")
+    parser.add_argument("--duration", type=float, default=1800, help="seconds of chaos at most")
     parser.add_argument("--settle", type=float, default=300)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "chaos.json")
     args = parser.parse_args()
-    result = run(args)
+    loadavg_start = Path("/proc/loadavg").read_text().split()[:3]
+    result = {"loadavg_start": loadavg_start, **run(args)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     ok = not result["duplicate_jobs"] and not result["flows_not_terminal"]
+    ok = ok and not result["outputs_differing"]
     print("chaos:", "OK" if ok else "FAILED", f"({args.out})")
     return 0 if ok else 1
 

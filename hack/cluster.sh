@@ -3,6 +3,8 @@
 #   hack/cluster.sh up [real|kwok]   start (no-op when the same mode is already healthy)
 #   hack/cluster.sh down [real|kwok|all]   stop exactly the processes it started, clean up
 #   hack/cluster.sh status [real|kwok]     print pids and node status; exit 1 when down
+#   hack/cluster.sh crash-apiserver [real|kwok]   SIGKILL the kube-apiserver (by its pidfile),
+#                                    start it again as `up` does, wait until it is ready
 #
 # real: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, a dedicated containerd,
 #       kubelet, kube-proxy and CoreDNS (cluster.local only, no upstream); bridge CNI on flowcraft0 (pods 10.244.0.0/24, services
@@ -123,15 +125,9 @@ start_controller_manager() {
   echo "$JOB_SYNCS" > "$INST_DIR/job-syncs"
 }
 
-start_control_plane() {
+# start_apiserver ADDRESS: the kube-apiserver on ADDRESS:$API_PORT, then wait until it is ready.
+start_apiserver() {
   local adv=$1
-  start etcd "$(bin etcd)" --name flowcraft --data-dir "$STATE_DIR/etcd" \
-    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster "flowcraft=http://127.0.0.1:$ETCD_PEER_PORT" --listen-metrics-urls "" \
-    --unsafe-no-fsync --quota-backend-bytes 4294967296 --log-level warn
-  wait_for etcd 30 etcd_up
-
   start kube-apiserver "$(bin kube-apiserver)" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
     --bind-address "$adv" --advertise-address "$adv" --secure-port "$API_PORT" \
@@ -144,6 +140,17 @@ start_control_plane() {
     --service-cluster-ip-range "$SERVICE_CIDR" --allow-privileged=true --profiling=false \
     --cert-dir "$STATE_DIR/apiserver-certs"
   wait_for kube-apiserver 90 apiserver_up
+}
+
+start_control_plane() {
+  local adv=$1
+  start etcd "$(bin etcd)" --name flowcraft --data-dir "$STATE_DIR/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "flowcraft=http://127.0.0.1:$ETCD_PEER_PORT" --listen-metrics-urls "" \
+    --unsafe-no-fsync --quota-backend-bytes 4294967296 --log-level warn
+  wait_for etcd 30 etcd_up
+  start_apiserver "$adv"
 
   start_controller_manager
   start kube-scheduler "$(bin kube-scheduler)" \
@@ -558,6 +565,23 @@ down() {
   log "cluster (real) down (logs kept in $LOGS)"
 }
 
+# A crashed API server, for the chaos benchmark: SIGKILL (no graceful shutdown), then the same
+# command line as `up`; its log so far is kept as kube-apiserver.log.1. Only when the cluster
+# is up, and only this one process: everything else keeps running.
+crash_apiserver() {
+  [ -f "$INST_DIR/mode" ] && alive kube-apiserver || die "$MODE: no kube-apiserver running (hack/cluster.sh up $MODE)"
+  local pid; pid=$(cat "$PIDS/kube-apiserver.pid")
+  kill -9 "$pid"
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  kill -0 "$pid" 2>/dev/null && die "kube-apiserver ($pid) survived SIGKILL"
+  log "killed kube-apiserver ($pid)"
+  mv -f "$LOGS/kube-apiserver.log" "$LOGS/kube-apiserver.log.1"
+  local adv=127.0.0.1
+  [ "$MODE" = real ] && adv=$BRIDGE_IP
+  start_apiserver "$adv"
+  log "kube-apiserver ($MODE) back: pid $(cat "$PIDS/kube-apiserver.pid")"
+}
+
 status() {
   [ -f "$INST_DIR/mode" ] || { echo "$MODE: down"; return 1; }
   local c
@@ -577,5 +601,6 @@ case ${1:-} in
       *) instance "$2"; down ;;
     esac ;;
   status) instance "${2:-real}"; status ;;
-  *) die "usage: $0 up [real|kwok] | down [real|kwok|all] | status [real|kwok]" ;;
+  crash-apiserver) instance "${2:-real}"; crash_apiserver ;;
+  *) die "usage: $0 up [real|kwok] | down [real|kwok|all] | status [real|kwok] | crash-apiserver [real|kwok]" ;;
 esac
