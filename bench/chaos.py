@@ -82,7 +82,7 @@ def chaos_flow(name: str) -> dict[str, Any]:
     guarded = flow["spec"]["nodes"][2]
     assert guarded["id"] == GUARDED
     guarded["config"] = {"maxRetries": 1, "fallback": FALLBACK}
-    flow["spec"]["nodes"].append({"id": FALLBACK, "uses": "ok"})
+    flow["spec"]["nodes"].append({"id": FALLBACK, "uses": "ok", "config": {"maxRetries": 3}})
     flow["spec"]["failFast"] = False
     return flow
 
