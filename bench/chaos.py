@@ -260,7 +260,7 @@ class Chaos:
     """The driver's state: operators, schedule, and what it did."""
 
     def __init__(self, args: argparse.Namespace, api: Api, namespace: str, workdir: Path):
-        self.args, self.api, self.namespace = args, api, namespace
+        self.args, self.api, self.namespace, self.workdir = args, api, namespace, workdir
         self.rng = random.Random(args.seed)
         # client-go's timing (15 s / 10 s / 2 s): shorter deadlines on a starved machine make
         # leaders give up their Lease (and exit) over and over.
@@ -274,14 +274,24 @@ class Chaos:
             )
             for i in range(args.replicas)
         ]
+        self.starts = [0] * args.replicas
         self.kills = self.leader_kills = self.pod_deletes = self.restarts = 0
         self.kill_log: list[dict[str, Any]] = []
         self.apiserver_restarts: list[dict[str, Any]] = []
 
+    def start(self, index: int) -> None:
+        """(Re)start operator ``index``, each run of it with its own log file."""
+        op = self.operators[index]
+        self.starts[index] += 1
+        op.log_path = self.workdir / f"operator-{index}.{self.starts[index]}.log"
+        op.start()
+
     def restart_exited(self) -> None:
-        for op in self.operators:
+        for i, op in enumerate(self.operators):
             if not op.alive() and op.proc is not None:
-                op.start()  # exited by itself (a leader that lost its Lease), as a Deployment would
+                self.start(
+                    i
+                )  # exited by itself (a leader that lost its Lease), as a Deployment would
                 self.restarts += 1
 
     def kill_one(self, progress: int, elapsed: float) -> None:
@@ -296,7 +306,7 @@ class Chaos:
             victim.proc.kill()  # SIGKILL, by pid
             victim.proc.wait(timeout=30)
             self.kills += 1
-        victim.start()
+        self.start(victim_index)
         self.kill_log.append({"jobs": progress, "s": round(elapsed, 1), "op": victim_index})
 
     def delete_pod(self) -> None:
@@ -328,8 +338,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = chaos.rng
     ledger = JobLedger(api, namespace)
     try:
-        for op in chaos.operators:
-            op.start()
+        for i in range(len(chaos.operators)):
+            chaos.start(i)
         ledger.start()
         # The clean run: the same manifest, no chaos, before any.
         clean_names = {f"clean-{i}" for i in range(args.clean)}
@@ -424,7 +434,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ledger.stop()
         for op in chaos.operators:
             op.stop()
-        api.delete_namespace(namespace)
+        if not args.keep:
+            api.delete_namespace(namespace)
 
 
 def main() -> int:
@@ -437,9 +448,10 @@ def main() -> int:
     parser.add_argument("--pod-deletes", type=float, default=1, help="mean pod deletions/s")
     parser.add_argument("--replicas", type=int, default=1, choices=(1, 2))
     parser.add_argument("--clean", type=int, default=2, help="undisturbed Flows first")
-    parser.add_argument("--duration", type=float, default=1800, help="seconds of chaos at most")
+    parser.add_argument("--duration", type=float, default=600, help="seconds of chaos at most")
     parser.add_argument("--settle", type=float, default=300)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the namespace, to inspect")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "chaos.json")
     args = parser.parse_args()
     loadavg_start = Path("/proc/loadavg").read_text().split()[:3]
