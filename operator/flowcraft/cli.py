@@ -48,12 +48,15 @@ they print one line and exit 3.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from flowcraft.contract import DEFAULT_OUT_LIMIT
 
 if TYPE_CHECKING:
     from flowcraft.drivers.local import RunResult
@@ -67,6 +70,7 @@ EXIT_INVALID = 2
 EXIT_CLUSTER = 3
 EXIT_AWAITING = 4
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 class UsageError(Exception):
@@ -91,6 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClusterError as err:
         print(f"flowcraft: error: {err}", file=sys.stderr)
         return EXIT_CLUSTER
+    except BrokenPipeError:
+        # The reader of our stdout went away (`flowcraft run ... | head`): stop quietly, as
+        # Unix tools do, instead of a traceback; 141 is what a shell reports for SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return code
 
 
@@ -137,7 +147,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-output-limit",
         action="store_true",
-        help="lift the 4096-byte per-node result limit the cluster enforces",
+        help="lift the per-node result limit (1 MiB, as on the cluster, where a result is "
+        "stored in one ConfigMap)",
     )
     run.set_defaults(handler=_cmd_run)
 
@@ -337,7 +348,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         flow=flow,
         status=FlowStatus(),
         pythonpath=(str(args.flow.resolve().parent),),
-        out_limit=None if args.no_output_limit else 4096,
+        out_limit=None if args.no_output_limit else DEFAULT_OUT_LIMIT,
         blueprints=blueprints,
     )
     return _execute(args, state, run_dir, resumed=False, temporary=args.workdir is None)
