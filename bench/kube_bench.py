@@ -1,6 +1,6 @@
 """Cluster benchmarks of the operator: transition latency, throughput, memory, real pods.
 
-Why: DESIGN.md promises tens of milliseconds from "dependency succeeded" to "next Job create
+Why: the operator aims at tens of milliseconds from "dependency succeeded" to "next Job create
 sent" and an event-driven hot path; this measures it on a real kube-apiserver instead of
 assuming it. kwok scenarios (fake nodes, Job pods reach Succeeded with no container) isolate
 the operator + control plane; the real-pod scenario adds the kubelet and containers.

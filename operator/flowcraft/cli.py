@@ -48,6 +48,7 @@ they print one line and exit 3.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -55,26 +56,29 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowcraft.cli_args import (
+    EXIT_AWAITING,
+    EXIT_BROKEN_PIPE,
+    EXIT_CLUSTER,
+    EXIT_FLOW_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    ClusterError,
+    UsageError,
+    blueprints_argument,
+    flow_arguments,
+    load_blueprints_args,
+    load_flow_args,
+    output_argument,
+    quiet_argument,
+)
+from flowcraft.contract import DEFAULT_OUT_LIMIT
+
 if TYPE_CHECKING:
     from flowcraft.drivers.local import RunResult
     from flowcraft.drivers.local_state import RunState
     from flowcraft.model import Flow, FlowStatus
-    from flowcraft.model.blueprint import Blueprint
-
-EXIT_OK = 0
-EXIT_FLOW_FAILED = 1
-EXIT_INVALID = 2
-EXIT_CLUSTER = 3
-EXIT_AWAITING = 4
-EXIT_INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """Bad command-line input; printed as ``flowcraft: error: ...`` with exit code 2."""
-
-
-class ClusterError(Exception):
-    """The cluster could not be reached, refused a request, or lacks the Flow (exit code 3)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,6 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClusterError as err:
         print(f"flowcraft: error: {err}", file=sys.stderr)
         return EXIT_CLUSTER
+    except BrokenPipeError:
+        # The reader of our stdout went away (`flowcraft run ... | head`): stop quietly, as
+        # Unix tools do, instead of a traceback; 141 is what a shell reports for SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return code
 
 
@@ -117,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
         "unsuspended; run is the request to start now).",
     )
     flow_arguments(run)
-    _blueprints_argument(run)
+    blueprints_argument(run)
     run.add_argument(
         "--param",
         action="append",
@@ -137,7 +147,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-output-limit",
         action="store_true",
-        help="lift the 4096-byte per-node result limit the cluster enforces",
+        help="lift the per-node result limit (1 MiB, as on the cluster, where a result is "
+        "stored in one ConfigMap)",
     )
     run.set_defaults(handler=_cmd_run)
 
@@ -147,11 +158,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Check a flow without running it. Exit code: 0 valid, 2 invalid.",
     )
     flow_arguments(validate)
-    _blueprints_argument(validate)
+    blueprints_argument(validate)
     validate.set_defaults(handler=_cmd_validate)
-    from flowcraft import cli_cluster  # noqa: PLC0415 - it imports this module
+    from flowcraft import cli_cluster  # noqa: PLC0415 - the Kubernetes client loads lazily
 
-    cli_cluster.add_commands(commands)
+    cli_cluster.add_commands(commands, resume_handler=cmd_resume)
     # The operator's flags live with the Kubernetes driver; its entry module imports only
     # argparse, so building this parser stays cheap.
     from flowcraft.drivers.kubernetes import entry as operator_entry  # noqa: PLC0415
@@ -166,100 +177,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def output_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--output",
-        "-o",
-        choices=("text", "json", "result"),
-        default="text",
-        help="text: a summary table (default); json: the final context on stdout; result: "
-        "the whole result on stdout as JSON, shaped like flowcraft's WorkflowResult (status, "
-        "context, serializedContext, errors) plus phase, message and per-node status",
-    )
-
-
-def quiet_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress lines and no summary"
-    )
-
-
-def flow_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("flow", type=Path, metavar="FLOW", help="a Flow manifest or blueprint")
-    parser.add_argument(
-        "--functions",
-        type=Path,
-        metavar="FILE",
-        help="functions file (uses key -> script/python/image), needed for blueprint JSON",
-    )
-    parser.add_argument(
-        "--initial-context",
-        type=Path,
-        metavar="FILE",
-        help="JSON or YAML object: the flow's initial context (spec.context), which every "
-        "node sees; its keys are merged over the manifest's spec.context, the file winning",
-    )
-
-
-def _blueprints_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--blueprints",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="FILE_OR_DIR",
-        help="blueprints that subflow nodes run, by id (repeatable): a blueprint JSON/YAML, "
-        "a Blueprint or Flow manifest, or a directory of them",
-    )
-
-
-def _load_blueprints(args: argparse.Namespace, flow: Flow) -> dict[str, Blueprint] | None:
-    """The --blueprints registry, checked against every subflow node it can reach (None
-    when the flag is absent); problems exit 2, warnings go to stderr."""
-    from flowcraft.model import FlowValidationError  # noqa: PLC0415
-    from flowcraft.model.blueprint import check_blueprints, load_blueprints  # noqa: PLC0415
-
-    if not args.blueprints:
-        return None
-    try:
-        loaded = load_blueprints(args.blueprints)
-    except FlowValidationError as err:
-        raise UsageError(str(err).replace("invalid flow", "invalid --blueprints", 1)) from None
-    for warning in loaded.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    problems = check_blueprints(flow.spec, loaded.blueprints, loaded.sources)
-    if problems:
-        raise UsageError(str(FlowValidationError(problems, source=str(args.flow))))
-    return loaded.blueprints
-
-
-def load_flow_args(args: argparse.Namespace) -> Flow:
-    """Load FLOW (+ --functions, --initial-context); warnings go to stderr, errors exit 2."""
-    from flowcraft.model import FlowValidationError  # noqa: PLC0415
-    from flowcraft.model.loader import load_flow_with_warnings  # noqa: PLC0415
-
-    if not args.flow.is_file():
-        raise UsageError(f"flow file {str(args.flow)!r} does not exist")
-    for flag, what in (("functions", "functions"), ("initial_context", "initial context")):
-        path = getattr(args, flag)
-        if path is not None and not path.is_file():
-            raise UsageError(f"{what} file {str(path)!r} does not exist")
-    try:
-        flow, warnings = load_flow_with_warnings(
-            args.flow, functions=args.functions, initial_context=args.initial_context
-        )
-    except FlowValidationError as err:
-        raise UsageError(str(err)) from None
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    return flow
-
-
 def _cmd_validate(args: argparse.Namespace) -> int:
     from flowcraft.cli_render import plural  # noqa: PLC0415
 
     flow = load_flow_args(args)
-    blueprints = _load_blueprints(args, flow)
+    blueprints = load_blueprints_args(args, flow)
     nodes, edges = plural(len(flow.spec.nodes), "node"), plural(len(flow.spec.edges), "edge")
     used = f", {plural(len(blueprints), 'blueprint')}" if blueprints else ""
     print(f"ok: flow {flow.metadata.name}: {nodes}, {edges}{used}")
@@ -308,7 +230,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import tempfile  # noqa: PLC0415
 
     flow = apply_params(load_flow_args(args), args.param)
-    blueprints = _load_blueprints(args, flow)
+    blueprints = load_blueprints_args(args, flow)
     if flow.spec.suspend:
         # On a cluster, suspend holds a Flow until someone unsuspends it; locally nobody
         # could, and `run` is the explicit request to start now.
@@ -337,7 +259,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         flow=flow,
         status=FlowStatus(),
         pythonpath=(str(args.flow.resolve().parent),),
-        out_limit=None if args.no_output_limit else 4096,
+        out_limit=None if args.no_output_limit else DEFAULT_OUT_LIMIT,
         blueprints=blueprints,
     )
     return _execute(args, state, run_dir, resumed=False, temporary=args.workdir is None)

@@ -3,7 +3,7 @@
 Why a module of its own: ``cli`` holds the local commands and the shared flags; these need a
 kubeconfig and the Kubernetes client, reached through :mod:`flowcraft.clustercli` (which holds
 the pure views and the API paths). Every API trouble becomes one line and exit code 3
-(:class:`flowcraft.cli.ClusterError`); a submit the cluster must refuse (a changed spec of an
+(:class:`flowcraft.cli_args.ClusterError`); a submit the cluster must refuse (a changed spec of an
 existing Flow: see ``model.flow.MUTABLE_SPEC_FIELDS``) is explained before anything is sent, with
 what the user can do, and exits 2.
 """
@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from flowcraft.cli import (
+from flowcraft.cli_args import (
     EXIT_FLOW_FAILED,
     EXIT_OK,
     ClusterError,
     UsageError,
-    cmd_resume,
     flow_arguments,
     load_flow_args,
     output_argument,
@@ -28,8 +28,11 @@ from flowcraft.cli import (
 from flowcraft.cli_render import Progress
 
 
-def add_commands(commands: Any) -> None:
-    """The cluster subcommands of the ``flowcraft`` parser (``commands`` is its subparsers)."""
+def add_commands(commands: Any, *, resume_handler: Callable[[argparse.Namespace], int]) -> None:
+    """The cluster subcommands of the ``flowcraft`` parser (``commands`` is its subparsers).
+
+    ``resume`` takes a local run directory or a Flow name, so its handler (``cli.cmd_resume``,
+    which picks one) is handed in rather than imported: this module never imports ``cli``."""
 
     def common(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -104,7 +107,7 @@ def add_commands(commands: Any) -> None:
     common(resume)
     output_argument(resume)
     quiet_argument(resume)
-    resume.set_defaults(handler=cmd_resume)
+    resume.set_defaults(handler=resume_handler)
 
 
 def _on_cluster(args: argparse.Namespace, work: Any) -> Any:

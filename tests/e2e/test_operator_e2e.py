@@ -415,7 +415,7 @@ def test_operator_image_runs_in_cluster_with_its_rbac(
 def test_a_wide_join_whose_branches_finish_together_starts_once(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
-    """DESIGN.md's join trap: many predecessors finishing at the same moment must start the
+    """The join trap: many predecessors finishing at the same moment must start the
     join exactly once, with every predecessor's output visible to it."""
     width = 12
     fns = {

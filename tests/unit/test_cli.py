@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -472,3 +473,70 @@ def test_cli_import_stays_light() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+BIG_RESULT_FLOW = """\
+apiVersion: flowcraft.io/v1alpha1
+kind: Flow
+metadata: {name: big}
+spec:
+  functions:
+    make:
+      script: |
+        def run(ctx):
+            return "x" * ctx.params["size"]
+    measure:
+      script: |
+        def run(ctx):
+            return len(ctx.input)
+  nodes:
+    - {id: a, uses: make, params: {size: SIZE}}
+    - {id: b, uses: measure}
+  edges:
+    - {source: a, target: b}
+"""
+
+
+def test_run_passes_results_up_to_the_clusters_1_mib_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`flowcraft run` once kept the old 4 KiB cap: a 100 KB result failed locally only."""
+    flow = tmp_path / "big.yaml"
+    flow.write_text(BIG_RESULT_FLOW.replace("SIZE", "100000"))
+    assert main(["run", str(flow), "-q", "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["_outputs.b"] == 100000
+
+
+def test_run_fails_a_result_over_1_mib_naming_the_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = tmp_path / "big.yaml"
+    flow.write_text(BIG_RESULT_FLOW.replace("SIZE", str(1024 * 1024)))  # + 2 quotes
+    assert main(["run", str(flow), "-q", "--output", "json"]) == 1
+    err = capsys.readouterr().err
+    assert "OutputTooLarge" in err
+    assert "1048578 bytes, over the limit of 1048576 bytes" in err
+
+
+def test_run_into_a_closed_pipe_stops_quietly(tmp_path: Path) -> None:
+    """`flowcraft run ... --output json | head -c 10` once ended in a BrokenPipeError traceback.
+
+    The context printed is ~600 KB, more than a pipe holds, so the writer always meets the
+    closed pipe."""
+    flow = tmp_path / "big.yaml"
+    flow.write_text(BIG_RESULT_FLOW.replace("SIZE", "300000"))
+    flowcraft = Path(sys.executable).parent / "flowcraft"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "operator")}
+    proc = subprocess.run(
+        f"{flowcraft} run {flow} -q --output json | head -c 10; exit ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert proc.stdout == '{\n  "_outp'
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 141

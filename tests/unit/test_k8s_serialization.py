@@ -1,7 +1,8 @@
 """Decisions for one Flow come from one pass at a time; bursts of triggers coalesce.
 
-This is the design answer to DESIGN.md's join trap, so it is tested directly: the pass itself
-is replaced by a probe that records overlap (no API involved), the worker logic is real.
+This is the design answer to the join trap (see the ``reconcile`` package docstring), so it
+is tested directly: the pass itself is replaced by a probe that records overlap (no API
+involved), the worker logic is real.
 """
 
 from __future__ import annotations

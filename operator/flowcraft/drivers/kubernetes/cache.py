@@ -1,7 +1,7 @@
 """An in-memory view of the Jobs and pods the operator owns, fed by kopf's watch events.
 
-Why: the reconcile of a Flow must see all of its node attempts at once (the join trap in
-DESIGN.md), but listing Jobs and pods from the API on every event would make a 1000-node
+Why: the reconcile of a Flow must see all of its node attempts at once (the join trap: see
+``reconcile``), but listing Jobs and pods from the API on every event would make a 1000-node
 fan-out quadratic in API calls. The watch streams already deliver every change; this cache
 groups them by Flow and Job so a reconcile reads them in O(nodes) without any request.
 

@@ -1,11 +1,12 @@
 """The kopf wiring: watch Flows, Jobs and pods; feed the cache; trigger reconciles.
 
-Why so thin: handlers must not decide anything (DESIGN.md's join trap). Each one records what
-it saw and asks the per-Flow reconciler for a pass; the reconciler decides. Only ``on.event``
-handlers are used: they keep no progress annotations and add no finalizers on Flows (kopf
-does both for create/update/delete handlers), so the Flow's status stays the single record,
-and ownerReferences, not finalizers, clean up after a deleted Flow. kopf's initial listing of
-each watch is the resume path: every existing Flow gets a pass at startup.
+Why so thin: handlers must not decide anything (the join trap: two branches of a join finishing
+together, each judged by its own event, could each see the other still running). Each one
+records what it saw and asks the per-Flow reconciler for a pass; the reconciler decides. Only
+``on.event`` handlers are used: they keep no progress annotations and add no finalizers on Flows
+(kopf does both for create/update/delete handlers), so the Flow's status stays the single
+record, and ownerReferences, not finalizers, clean up after a deleted Flow. kopf's initial
+listing of each watch is the resume path: every existing Flow gets a pass at startup.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ without a cluster, and the reconcile loop only decides *which* manifests to send
 attempt gets (files, env, command, sandbox, limits) is decided once, for every driver, by
 ``launch.node_launch``; this module only says how a pod carries it.
 
-Node I/O, as built here (DESIGN.md §2 "Node I/O on the cluster"):
+Node I/O on the cluster, as built here:
 - everything a node reads is one read-only projected volume at ``launch.IN_DIR``: the
   launch's files (``function.json``, ``params.json``, ``input.json``, ``view.json``) come from
   the pod template's annotations through a ``downwardAPI`` source (atomic with the Job: no

@@ -1,6 +1,6 @@
 """Prometheus metrics of the Kubernetes driver.
 
-Why: DESIGN.md asks for latency to be measured, not assumed, and a platform team watches an
+Why: latency must be measured, not assumed, and a platform team watches an
 operator through Prometheus. Everything the operator exports is defined here, with the rules
 that keep it cheap and honest:
 

@@ -1,6 +1,6 @@
 """One serialized reconcile per Flow: observe → engine → act → record.
 
-Why this shape (DESIGN.md "one trap to design out"): if every Job event decided on its own,
+Why this shape (the join trap, the one trap to design out): if every Job event decided on its own,
 two branches of a join finishing together could each see "one predecessor still running".
 Here events only *trigger*; decisions come from a single worker per Flow that takes a fresh
 view of everything (the Flow from the API, Jobs and pods from the watch cache, outputs from
