@@ -154,6 +154,18 @@ def test_the_charts_webhook_refuses_an_invalid_flow_with_the_validate_problems(
             "edges": [{"source": "a", "target": "b"}, {"source": "b", "target": "a"}],
         },
     }
+
+    # The pods are Ready when kopf's health endpoint answers, which can precede the webhook
+    # server listening; with failurePolicy Ignore an early apply is admitted unchecked (it
+    # happened once). So wait, with server-side dry runs (nothing is created), until the
+    # webhook answers, then apply for real.
+    def refused() -> bool:
+        dry = cluster.kubectl(
+            "apply", "--dry-run=server", "-n", ns, "-f", "-", input=json.dumps(doc), check=False
+        )
+        return dry.returncode != 0
+
+    wait_for(refused, timeout=60, interval=1.0, what="the webhook to answer through the Service")
     proc = cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(doc), check=False)
     assert proc.returncode != 0, "the webhook (failurePolicy Ignore) was not reached"
     assert 'admission webhook "validate.flows.flowcraft.io" denied the request' in proc.stderr
