@@ -26,7 +26,17 @@ and 70 % of the Jobs, each started again by ``hack/cluster.sh crash-apiserver kw
 command line as the harness; everything else keeps running); ``--pod-deletes`` random managed
 pods deleted per second on average. With ``--replicas 2`` two operators with leader election
 run and each kill hits the current leader (the Lease's holder). Everything it starts it stops,
-by pid; the namespace is deleted at the end.
+by pid (on SIGTERM too); the namespace is deleted at the end unless ``--keep``.
+
+Jobs: a Flow runs one Job per node attempt, so the Jobs seen are the nodes (20 a Flow; the
+fallback node only where it ran) plus the retries. ``attempts_without_job`` counts attempts the
+Flow statuses say were started that never had a Job (bench/chaos_checks.attempts_without_job),
+and ``jobs_missing_at_restart`` the operator's log lines where a restarted operator found a
+running attempt's Job missing and failed the attempt: reported, not (yet) a failure of the run
+(bench/README.md, "Chaos").
+
+``make test-chaos`` (part of ``make test``, so CI) runs a small version of this
+(hack/test-chaos.sh).
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -45,7 +56,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chaos_checks import compare_outputs, kill_thresholds, spread
+from chaos_checks import attempts_without_job, compare_outputs, kill_thresholds, spread
 from kube_flows import MIX_20, layered
 from kube_harness import (
     KWOK_KUBECONFIG,
@@ -221,6 +232,27 @@ def contexts(
     return out, fallback_ran
 
 
+def started_attempts(api: Api, namespace: str) -> dict[tuple[str, str], int]:
+    """(Flow UID, node) -> attempts its status says were started."""
+    out: dict[tuple[str, str], int] = {}
+    for body in flows(api, namespace):
+        uid = str(body["metadata"]["uid"])
+        for node, st in ((body.get("status") or {}).get("nodes") or {}).items():
+            out[(uid, node)] = int((st or {}).get("attempts") or 0)
+    return out
+
+
+JOB_GONE = "was deleted while attempt"  # reconcile/lost.job_gone's message
+
+
+def jobs_missing_at_restart(workdir: Path) -> list[str]:
+    """The operators' log lines failing an attempt because its Job did not exist."""
+    lines: list[str] = []
+    for log in sorted(workdir.glob("operator-*.log")):
+        lines += [line.strip() for line in log.read_text(errors="replace").splitlines()]
+    return [line for line in lines if JOB_GONE in line]
+
+
 def leader(api: Api, namespace: str) -> str | None:
     """The Lease holder's identity (op-<i>), or None when no one holds it."""
     try:
@@ -270,7 +302,14 @@ class Chaos:
                 KWOK_KUBECONFIG,
                 [namespace],
                 workdir / f"operator-{i}.log",
-                [*election, f"--leader-election-identity=op-{i}"] if args.replicas > 1 else [],
+                [
+                    *(
+                        [*election, f"--leader-election-identity=op-{i}"]
+                        if args.replicas > 1
+                        else []
+                    ),
+                    *args.operator_arg,
+                ],
             )
             for i in range(args.replicas)
         ]
@@ -403,6 +442,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         not_terminal = sorted(n for n in names if final.get(n) not in TERMINAL)
         got, fallback_ran = contexts(api, namespace, names)
         outputs = compare_outputs(reference, got, fallback_ran, FALLBACK)
+        with ledger.lock:
+            keys = list(ledger.uids)
+        without_job = attempts_without_job(started_attempts(api, namespace), keys)
+        missing_at_restart = jobs_missing_at_restart(workdir)
         return {
             "flows": args.flows,
             "nodes_per_flow": NODES + 1,
@@ -420,6 +463,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "settled_seconds": round(settled_s, 1),
             "jobs_seen": sum(len(v) for v in ledger.uids.values()),
             "node_attempts": len(ledger.uids),
+            "attempts_without_job": len(without_job),
+            "attempts_without_job_examples": without_job[:10],
+            "jobs_missing_at_restart": len(missing_at_restart),
+            "jobs_missing_at_restart_examples": [line[-220:] for line in missing_at_restart[:5]],
             "duplicate_jobs": duplicates,
             "flows_not_terminal": not_terminal,
             "phases": {str(p): list(final.values()).count(p) for p in set(final.values())},
@@ -438,6 +485,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             api.delete_namespace(namespace)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=20)
@@ -452,8 +503,18 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=300)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the namespace, to inspect")
+    parser.add_argument(
+        "--operator-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more argument for every operator (repeatable: --operator-arg=--flag=1)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "chaos.json")
     args = parser.parse_args()
+    # SIGTERM (make interrupted, a CI timeout) unwinds like Ctrl-C, so the operators, which run
+    # in sessions of their own, are stopped by the run's ``finally``.
+    signal.signal(signal.SIGTERM, _interrupt)
     loadavg_start = Path("/proc/loadavg").read_text().split()[:3]
     result = {"loadavg_start": loadavg_start, **run(args)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
