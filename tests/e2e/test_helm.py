@@ -155,10 +155,11 @@ def test_the_charts_webhook_refuses_an_invalid_flow_with_the_validate_problems(
         },
     }
 
-    # The pods are Ready when kopf's health endpoint answers, which can precede the webhook
-    # server listening; with failurePolicy Ignore an early apply is admitted unchecked (it
-    # happened once). So wait, with server-side dry runs (nothing is created), until the
-    # webhook answers, then apply for real.
+    # The pods are Ready once the webhook answers, but the Service routes to them only after
+    # the endpoints reach the proxy; with failurePolicy Ignore an apply in between is admitted
+    # unchecked (it happened once, when readiness still followed kopf's health endpoint). So
+    # wait, with server-side dry runs (nothing is created), until the webhook answers through
+    # the Service, then apply for real.
     def refused() -> bool:
         dry = cluster.kubectl(
             "apply", "--dry-run=server", "-n", ns, "-f", "-", input=json.dumps(doc), check=False
