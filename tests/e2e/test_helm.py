@@ -174,6 +174,23 @@ def test_the_charts_webhook_refuses_an_invalid_flow_with_the_validate_problems(
     listed = cluster.kubectl("get", "flow", "cycle", "-n", ns, check=False)
     assert listed.returncode != 0
 
+    # A Blueprint is checked alone: its `add` is its parent flow's, its cycle is not allowed.
+    blueprint = {
+        "apiVersion": "flowcraft.io/v1alpha1",
+        "kind": "Blueprint",
+        "metadata": {"name": "loop-back"},
+        "spec": {
+            "nodes": [{"id": "a", "uses": "add"}, {"id": "b", "uses": "add"}],
+            "edges": doc["spec"]["edges"],
+        },
+    }
+    proc = cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(blueprint), check=False)
+    assert proc.returncode != 0, proc.stdout
+    assert "invalid blueprint: 1 problem" in proc.stderr
+    assert "  - spec.edges: cycle: a -> b -> a" in proc.stderr
+    blueprint["spec"]["edges"] = blueprint["spec"]["edges"][:1]
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(blueprint))
+
 
 def test_parallel_example_through_the_chart(release: Release) -> None:
     cluster, ns = release.cluster, release.flows

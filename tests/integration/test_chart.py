@@ -322,7 +322,7 @@ def test_webhook_tls_service_configuration_and_flags_agree(tmp_path: Path) -> No
     assert hook["clientConfig"]["service"] == {
         "name": "flowcraft-webhook", "namespace": "fsys", "path": "/validate-flow", "port": 443,
     }  # fmt: skip
-    assert hook["rules"][0]["resources"] == ["flows"]
+    assert hook["rules"][0]["resources"] == ["flows", "blueprints"]
     assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
     assert (hook["failurePolicy"], hook["sideEffects"]) == ("Ignore", "None")
     assert "namespaceSelector" not in hook  # cluster scope: every namespace
