@@ -200,7 +200,7 @@ def _validate_blueprint(args: argparse.Namespace) -> bool:
 
     try:
         data, _ = read_yaml(args.flow.read_text(encoding="utf-8"), reader="kubectl (YAML 1.1)")
-    except Exception:  # noqa: BLE001 - unreadable: the flow loader reports it precisely
+    except Exception:  # unreadable or not YAML: the flow loader reports it precisely
         return False
     if not isinstance(data, dict) or data.get("kind") != "Blueprint":
         return False

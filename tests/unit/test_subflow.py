@@ -405,7 +405,8 @@ def test_a_blueprint_alone_assumes_its_parents_functions_and_checks_the_graph() 
     ]
     # A built-in node is checked as one (a subflow needs its blueprintId).
     problems = _alone(nodes=[{"id": "s", "uses": "subflow"}])
-    assert len(problems) == 1 and "blueprintId" in problems[0]
+    (problem,) = problems
+    assert "blueprintId" in problem
 
 
 def test_a_blueprints_expressions_are_read_in_its_language_else_in_both() -> None:
@@ -413,10 +414,12 @@ def test_a_blueprints_expressions_are_read_in_its_language_else_in_both() -> Non
     # No language of its own: the parent's decides, so only what neither reads is reported.
     assert _alone(edges=js_only) == []
     cel = _alone(edges=js_only, expressionLanguage="cel")
-    assert len(cel) == 1 and cel[0].startswith("spec.edges[0].condition")
+    (problem,) = cel
+    assert problem.startswith("spec.edges[0].condition")
     broken = [{"source": "a", "target": "b", "condition": "(("}]
     problems = _alone(edges=broken)
-    assert len(problems) == 1 and problems[0].startswith("spec.edges[0].condition")
+    (problem,) = problems
+    assert problem.startswith("spec.edges[0].condition")
 
 
 def test_validate_checks_a_blueprint_manifest_alone(
