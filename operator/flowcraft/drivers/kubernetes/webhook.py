@@ -17,8 +17,9 @@ in a worker thread so a 1,500-node Flow does not stall the reconciles.
 Reviews: CREATE and UPDATE of ``flows`` and ``blueprints`` (a Blueprint is checked alone:
 ids, edges, cycles, fallbacks, expressions; the functions it leaves to its parent are not).
 An UPDATE that leaves the spec as it was is always allowed (metadata edits, deletion of an
-old invalid object must never be blocked); a spec that may change is re-checked. The answer denies with HTTP-422-style status ``Invalid`` and the
-problem list as the message; the API server prefixes it with the webhook's name.
+old invalid object must never be blocked); a spec that may change is re-checked. The answer
+denies with HTTP-422-style status ``Invalid`` and the problem list as the message; the API
+server prefixes it with the webhook's name.
 """
 
 from __future__ import annotations
