@@ -35,7 +35,7 @@ from flowcraft.engine.types import (
     Step,
 )
 from flowcraft.model import ExpressionError, FlowStatus
-from flowcraft.model.flow import append_error, bound_message, error_count
+from flowcraft.model.bounds import append_error, bound_message, error_count
 
 
 class Run(Routing, BuiltinNodes):

@@ -33,7 +33,7 @@ from flowcraft.engine.types import (
 )
 from flowcraft.engine.values import Done, Values
 from flowcraft.model import TERMINAL_FLOW_PHASES, Completion, FlowStatus, NodeStatus
-from flowcraft.model.flow import append_error, bound_message, node_message_limit
+from flowcraft.model.bounds import append_error, bound_message, node_message_limit
 
 # Node phases that are not final (the flow still waits for the node).
 ACTIVE: frozenset[str] = frozenset({"Pending", "Running", "Retrying", "Sleeping", "Awaiting"})
