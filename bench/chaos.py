@@ -242,6 +242,51 @@ def started_attempts(api: Api, namespace: str) -> dict[tuple[str, str], int]:
     return out
 
 
+def unfinished_nodes(api: Api, namespace: str, names: list[str]) -> dict[str, Any]:
+    """For each Flow in ``names``: its nodes not yet ended, each with its current attempt's
+    Job status and pod count (why a Flow did not finish, in the run's own output)."""
+    jobs = retry(lambda: api.request("GET", JOBS.format(ns=namespace))).get("items") or []
+    pods = (
+        retry(
+            lambda: api.request("GET", PODS.format(ns=namespace), params={"labelSelector": MANAGED})
+        ).get("items")
+        or []
+    )
+    out: dict[str, Any] = {}
+    for body in flows(api, namespace):
+        name, uid = body["metadata"]["name"], body["metadata"]["uid"]
+        if name not in names:
+            continue
+        running = {
+            node: st.get("attempts")
+            for node, st in ((body.get("status") or {}).get("nodes") or {}).items()
+            if (st or {}).get("phase") == "Running"
+        }
+        for node, attempt in running.items():
+            job = next(
+                (
+                    j
+                    for j in jobs
+                    if any(o.get("uid") == uid for o in j["metadata"].get("ownerReferences") or [])
+                    and (j["metadata"].get("annotations") or {}).get(ANN_NODE) == node
+                    and (j["metadata"].get("annotations") or {}).get(ANN_ATTEMPT) == str(attempt)
+                ),
+                None,
+            )
+            job_name = job["metadata"]["name"] if job else None
+            out[f"{name}/{node}"] = {
+                "attempt": attempt,
+                "job": job_name,
+                "job_status": (job or {}).get("status"),
+                "pods": sum(
+                    1
+                    for p in pods
+                    if (p["metadata"].get("labels") or {}).get("job-name") == job_name
+                ),
+            }
+    return out
+
+
 JOB_GONE = "was deleted while attempt"  # reconcile/lost.job_gone's message
 
 
@@ -316,6 +361,8 @@ class Chaos:
         self.starts = [0] * args.replicas
         self.kills = self.leader_kills = self.pod_deletes = self.restarts = 0
         self.kill_log: list[dict[str, Any]] = []
+        # what each deleted pod was: phase, or "Unscheduled" for a Pending pod with no node
+        self.deleted_states: dict[str, int] = defaultdict(int)
         self.apiserver_restarts: list[dict[str, Any]] = []
 
     def start(self, index: int) -> None:
@@ -358,12 +405,17 @@ class Chaos:
         live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         if not live:
             return
-        pod = self.rng.choice(live)["metadata"]["name"]
+        chosen = self.rng.choice(live)
+        pod = chosen["metadata"]["name"]
+        state = str((chosen.get("status") or {}).get("phase"))
+        if state == "Pending" and not (chosen.get("spec") or {}).get("nodeName"):
+            state = "Unscheduled"
         try:
             self.api.request(
                 "DELETE", PODS.format(ns=self.namespace) + "/" + urllib.parse.quote(pod)
             )
             self.pod_deletes += 1
+            self.deleted_states[state] += 1
         except BenchError:
             pass  # gone already
 
@@ -458,6 +510,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "kills": chaos.kill_log,
             "apiserver_restarts": chaos.apiserver_restarts,
             "pod_deletes": chaos.pod_deletes,
+            "pods_deleted_by_state": dict(chaos.deleted_states),
             "operator_exits_restarted": chaos.restarts,
             "chaos_seconds": round(chaos_s, 1),
             "settled_seconds": round(settled_s, 1),
@@ -469,6 +522,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "jobs_missing_at_restart_examples": [line[-220:] for line in missing_at_restart[:5]],
             "duplicate_jobs": duplicates,
             "flows_not_terminal": not_terminal,
+            "unfinished_nodes": unfinished_nodes(api, namespace, not_terminal)
+            if not_terminal
+            else {},
             "phases": {str(p): list(final.values()).count(p) for p in set(final.values())},
             "outputs": outputs,
             "clean_context_keys": len(reference),
