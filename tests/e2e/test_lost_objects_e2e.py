@@ -350,3 +350,69 @@ def test_a_running_batch_item_job_deleted_by_hand_fails_its_items_and_they_retry
     finally:
         op.stop()
         sys.stderr.write(f"\n--- operator log ---\n{op.log()[-20000:]}\n")
+
+
+@pytest.mark.parametrize("mode", ["per-item", "indexed"])
+def test_batch_items_whose_job_never_gets_a_pod_fail_their_attempt_and_retry(
+    cluster: Cluster, namespace: str, flow_crd: None, tmp_path: Path, mode: str
+) -> None:
+    """A ResourceQuota of no pods under a two-item batch: per item, each item's Job fails its
+    attempt after the limit; indexed, the round's Indexed Job (no pod for any index) fails
+    both. The Jobs are deleted; with the quota gone the retries (Jobs of their own) succeed."""
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "no-pods"},
+        "spec": {"hard": {"pods": "0"}},
+    }
+    apply_doc(cluster, namespace, quota)
+    op = OperatorProcess(
+        cluster,
+        [namespace],
+        tmp_path / "operator.log",
+        extra_args=[f"--batch-jobs={mode}", "--pod-creation-timeout=5"],
+    )
+    op.start()
+    try:
+        doc = _slow_batch("itemnopod", 2, 2)
+        doc["spec"]["functions"]["slow"]["script"] = "def run(ctx):\n    return ctx.input * 2\n"
+        doc["spec"]["nodes"][0]["config"]["retryDelay"] = 3000
+        apply_doc(cluster, namespace, doc)
+        selector = "flowcraft.io/flow=itemnopod"
+        seen: dict[str, set[str]] = {}
+
+        def first_attempts_failed() -> bool:
+            _job_uids(cluster, namespace, selector, seen)
+            status = get_flow(cluster, namespace, "itemnopod").get("status") or {}
+            batch = ((status.get("nodes") or {}).get("scatter") or {}).get("batch") or {}
+            states = str(batch.get("items") or "")
+            attempts = batch.get("attempts") or {}
+            return len(states) == 2 and all(
+                states[i] == "r" or attempts.get(str(i), 1) > 1 for i in range(2)
+            )
+
+        wait_for(first_attempts_failed, timeout=60, what="both items' first attempts to fail")
+        cluster.kubectl("delete", "resourcequota", "no-pods", "-n", namespace)
+
+        def finished() -> dict[str, Any] | None:
+            _job_uids(cluster, namespace, selector, seen)
+            flow = get_flow(cluster, namespace, "itemnopod")
+            return flow if flow.get("status", {}).get("phase") in {"Succeeded", "Failed"} else None
+
+        flow = wait_for(finished, timeout=60, what="the flow to finish")
+        assert flow["status"]["phase"] == "Succeeded", flow["status"]
+        batch = flow["status"]["nodes"]["scatter"]["batch"]
+        assert batch["items"] == "SS", batch
+        assert batch.get("attempts") == {"0": 2, "1": 2}, batch
+        assert all(len(entries) == 1 for entries in seen.values()), seen
+        first = {entry.split()[0] for key, entries in seen.items() for entry in entries}
+        first -= {entry.split()[0] for key in ("0/2", "1/2") for entry in seen[key]}
+        assert len(first) == (2 if mode == "per-item" else 1), seen  # the first attempts' Jobs
+        jobs = {j["metadata"]["name"] for j in items(cluster, "jobs", namespace, selector)}
+        assert not first & jobs, (first, jobs)  # deleted, never created again
+        log = op.log()
+        for name in first:
+            assert f"Job {name} got no pod within 5 s" in log
+    finally:
+        op.stop()
+        sys.stderr.write(f"\n--- operator log ---\n{op.log()[-20000:]}\n")
