@@ -180,12 +180,44 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from flowcraft.cli_render import plural  # noqa: PLC0415
 
+    if _validate_blueprint(args):
+        return EXIT_OK
     flow = load_flow_args(args)
     blueprints = load_blueprints_args(args, flow)
     nodes, edges = plural(len(flow.spec.nodes), "node"), plural(len(flow.spec.edges), "edge")
     used = f", {plural(len(blueprints), 'blueprint')}" if blueprints else ""
     print(f"ok: flow {flow.metadata.name}: {nodes}, {edges}{used}")
     return EXIT_OK
+
+
+def _validate_blueprint(args: argparse.Namespace) -> bool:
+    """``flowcraft validate`` of a ``kind: Blueprint`` manifest: the blueprint checked alone
+    (what the webhook checks at ``kubectl apply``). False when FLOW is not one."""
+    from flowcraft.cli_render import plural  # noqa: PLC0415
+    from flowcraft.model import FlowValidationError  # noqa: PLC0415
+    from flowcraft.model.blueprint import parse_blueprint  # noqa: PLC0415
+    from flowcraft.model.kubectl_yaml import read_yaml  # noqa: PLC0415
+
+    try:
+        data, _ = read_yaml(args.flow.read_text(encoding="utf-8"), reader="kubectl (YAML 1.1)")
+    except Exception:  # unreadable or not YAML: the flow loader reports it precisely
+        return False
+    if not isinstance(data, dict) or data.get("kind") != "Blueprint":
+        return False
+    for flag in ("functions", "initial_context", "blueprints"):
+        if getattr(args, flag, None):
+            raise UsageError(
+                f"--{flag.replace('_', '-')} applies to a flow; {args.flow} is a Blueprint, "
+                "checked alone (the functions it does not define are its parent flow's)"
+            )
+    try:
+        blueprint = parse_blueprint(data, source=str(args.flow))
+    except FlowValidationError as err:
+        raise UsageError(str(err)) from None
+    spec = blueprint.spec
+    nodes, edges = plural(len(spec.nodes), "node"), plural(len(spec.edges), "edge")
+    print(f"ok: blueprint {blueprint.blueprint_id}: {nodes}, {edges}")
+    return True
 
 
 def apply_params(flow: Flow, assignments: Sequence[str]) -> Flow:

@@ -155,10 +155,11 @@ def test_the_charts_webhook_refuses_an_invalid_flow_with_the_validate_problems(
         },
     }
 
-    # The pods are Ready when kopf's health endpoint answers, which can precede the webhook
-    # server listening; with failurePolicy Ignore an early apply is admitted unchecked (it
-    # happened once). So wait, with server-side dry runs (nothing is created), until the
-    # webhook answers, then apply for real.
+    # The pods are Ready once the webhook answers, but the Service routes to them only after
+    # the endpoints reach the proxy; with failurePolicy Ignore an apply in between is admitted
+    # unchecked (it happened once, when readiness still followed kopf's health endpoint). So
+    # wait, with server-side dry runs (nothing is created), until the webhook answers through
+    # the Service, then apply for real.
     def refused() -> bool:
         dry = cluster.kubectl(
             "apply", "--dry-run=server", "-n", ns, "-f", "-", input=json.dumps(doc), check=False
@@ -172,6 +173,23 @@ def test_the_charts_webhook_refuses_an_invalid_flow_with_the_validate_problems(
     assert "  - spec.edges: cycle: a -> b -> a" in proc.stderr
     listed = cluster.kubectl("get", "flow", "cycle", "-n", ns, check=False)
     assert listed.returncode != 0
+
+    # A Blueprint is checked alone: its `add` is its parent flow's, its cycle is not allowed.
+    blueprint = {
+        "apiVersion": "flowcraft.io/v1alpha1",
+        "kind": "Blueprint",
+        "metadata": {"name": "loop-back"},
+        "spec": {
+            "nodes": [{"id": "a", "uses": "add"}, {"id": "b", "uses": "add"}],
+            "edges": doc["spec"]["edges"],
+        },
+    }
+    proc = cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(blueprint), check=False)
+    assert proc.returncode != 0, proc.stdout
+    assert "invalid blueprint: 1 problem" in proc.stderr
+    assert "  - spec.edges: cycle: a -> b -> a" in proc.stderr
+    blueprint["spec"]["edges"] = blueprint["spec"]["edges"][:1]
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(blueprint))
 
 
 def test_parallel_example_through_the_chart(release: Release) -> None:

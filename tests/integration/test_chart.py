@@ -322,7 +322,7 @@ def test_webhook_tls_service_configuration_and_flags_agree(tmp_path: Path) -> No
     assert hook["clientConfig"]["service"] == {
         "name": "flowcraft-webhook", "namespace": "fsys", "path": "/validate-flow", "port": 443,
     }  # fmt: skip
-    assert hook["rules"][0]["resources"] == ["flows"]
+    assert hook["rules"][0]["resources"] == ["flows", "blueprints"]
     assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
     assert (hook["failurePolicy"], hook["sideEffects"]) == ("Ignore", "None")
     assert "namespaceSelector" not in hook  # cluster scope: every namespace
@@ -332,6 +332,11 @@ def test_webhook_tls_service_configuration_and_flags_agree(tmp_path: Path) -> No
     assert "--webhook-port=9443" in container["args"]
     assert "--webhook-cert-dir=/etc/flowcraft/webhook" in container["args"]
     assert {"name": "webhook", "containerPort": 9443} in container["ports"]
+    # Ready means the webhook answers (kopf's health endpoint can answer first).
+    assert container["readinessProbe"]["httpGet"] == {
+        "path": "/healthz", "port": "webhook", "scheme": "HTTPS",
+    }  # fmt: skip
+    assert container["livenessProbe"]["httpGet"]["port"] == "health"
     (deployment,) = rendered["Deployment"]
     template = deployment["spec"]["template"]
     assert template["metadata"]["annotations"]["checksum/webhook-tls"] == (

@@ -71,5 +71,31 @@ def test_an_update_that_keeps_the_spec_is_never_blocked() -> None:
 
 def test_other_operations_and_kinds_are_allowed() -> None:
     assert review(_request("DELETE", _cycle()))["response"]["allowed"] is True
-    other = {**_cycle(), "kind": "Blueprint"}
+    other = {**_cycle(), "kind": "ConfigMap"}
     assert review(_request("CREATE", other))["response"]["allowed"] is True
+
+
+def _blueprint(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "flowcraft.io/v1alpha1",
+        "kind": "Blueprint",
+        "metadata": {"name": "math", "namespace": "ns"},
+        "spec": {"nodes": [{"id": "a", "uses": "add"}, {"id": "b", "uses": "add"}], **spec},
+    }
+
+
+def test_a_blueprint_is_checked_alone_its_parents_functions_assumed() -> None:
+    """`add` is defined by no one here: a subflow's functions are its parent flow's."""
+    ok = _blueprint(edges=[{"source": "a", "target": "b"}])
+    assert review(_request("CREATE", ok))["response"] == {"uid": "r-1", "allowed": True}
+    bad = _blueprint(edges=[{"source": "a", "target": "b"}, {"source": "b", "target": "a"}])
+    bad["spec"]["nodes"].append({"id": "a", "uses": "add"})
+    response = review(_request("CREATE", bad))["response"]
+    assert response["allowed"] is False
+    assert response["status"]["message"] == (
+        "invalid blueprint: 2 problems\n"
+        "  - spec.nodes[2].id: duplicate node id 'a' (first defined at spec.nodes[0])\n"
+        "  - spec.edges: cycle: a -> b -> a"
+    )
+    unchanged = review(_request("UPDATE", bad, copy.deepcopy(bad)))["response"]
+    assert unchanged["allowed"] is True  # metadata edits of an old invalid Blueprint

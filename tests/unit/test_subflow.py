@@ -19,6 +19,7 @@ from flowcraft.model import Flow, FlowStatus, FlowValidationError, NodeSpec, loa
 from flowcraft.model.blueprint import (
     Blueprint,
     BlueprintSpec,
+    check_blueprint,
     check_blueprints,
     child_spec,
     load_blueprints,
@@ -388,3 +389,57 @@ def test_cli_run_with_blueprints(tmp_path: Path, capsys: pytest.CaptureFixture[s
     ) in err
     assert main(["run", str(main_file), "--blueprints", str(tmp_path / "nope")]) == 2
     assert "--blueprints" in capsys.readouterr().err
+
+
+def _alone(**spec: Any) -> list[str]:
+    """check_blueprint's problems for a Blueprint of two nodes using a parent's `add`."""
+    nodes = [{"id": "a", "uses": "add"}, {"id": "b", "uses": "add"}]
+    data = {"nodes": nodes, **spec}
+    return [str(p) for p in check_blueprint(BlueprintSpec.model_validate(data))]
+
+
+def test_a_blueprint_alone_assumes_its_parents_functions_and_checks_the_graph() -> None:
+    assert _alone(edges=[{"source": "a", "target": "b"}]) == []
+    assert _alone(edges=[{"source": "a", "target": "zz"}]) == [
+        "spec.edges[0].target: edge a -> zz: unknown target node 'zz'"
+    ]
+    # A built-in node is checked as one (a subflow needs its blueprintId).
+    problems = _alone(nodes=[{"id": "s", "uses": "subflow"}])
+    (problem,) = problems
+    assert "blueprintId" in problem
+
+
+def test_a_blueprints_expressions_are_read_in_its_language_else_in_both() -> None:
+    js_only = [{"source": "a", "target": "b", "condition": "input === 1"}]
+    # No language of its own: the parent's decides, so only what neither reads is reported.
+    assert _alone(edges=js_only) == []
+    cel = _alone(edges=js_only, expressionLanguage="cel")
+    (problem,) = cel
+    assert problem.startswith("spec.edges[0].condition")
+    broken = [{"source": "a", "target": "b", "condition": "(("}]
+    problems = _alone(edges=broken)
+    (problem,) = problems
+    assert problem.startswith("spec.edges[0].condition")
+
+
+def test_validate_checks_a_blueprint_manifest_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = {
+        "apiVersion": "flowcraft.io/v1alpha1",
+        "kind": "Blueprint",
+        "metadata": {"name": "math"},
+        "spec": {"id": "math_subflow", "nodes": [{"id": "a", "uses": "add"}]},
+    }
+    good = write(tmp_path / "good.yaml", json.dumps(manifest))
+    assert main(["validate", str(good)]) == 0
+    assert capsys.readouterr().out == "ok: blueprint math_subflow: 1 node, 0 edges\n"
+    manifest["spec"]["edges"] = [{"source": "a", "target": "a"}]
+    bad = write(tmp_path / "bad.yaml", json.dumps(manifest))
+    assert main(["validate", str(bad)]) == 2
+    assert capsys.readouterr().err == (
+        f"flowcraft: error: invalid blueprint ({bad}): 1 problem\n  - spec.edges: cycle: a -> a\n"
+    )
+    # run needs the flow that runs it: the message says so instead of "kind must be Flow".
+    assert main(["run", str(good)]) == 2
+    assert "this is a Blueprint, which runs as a subflow node's graph" in capsys.readouterr().err

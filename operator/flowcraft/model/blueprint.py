@@ -38,6 +38,7 @@ from flowcraft.model.flow import (
     NodeSpec,
     ObjectMeta,
     _Model,
+    builtin_kind,
 )
 from flowcraft.model.kubectl_yaml import read_yaml
 from flowcraft.model.validation import check_spec
@@ -258,3 +259,53 @@ def check_blueprints(
             )
             pending.append((child, f"blueprint {bid}", where))
     return problems
+
+
+# A stand-in for a function the blueprint leaves to its parent flow: checking a blueprint on its
+# own, a `uses` it does not define is assumed to come from whichever flow runs it.
+_PARENTS_FUNCTION: Final = FunctionSpec(image="flowcraft.io/function-of-the-parent-flow")
+
+
+def check_blueprint(spec: BlueprintSpec, prefix: str = "spec") -> list[Problem]:
+    """Every problem of a blueprint taken alone (``kubectl apply`` of a Blueprint, ``flowcraft
+    validate`` of one): ids, edges, cycles, fallbacks and expressions, as a flow's. What only
+    a parent can tell is left to the run: functions the blueprint does not define (the
+    parent's), and, when it sets no ``expressionLanguage``, expressions (the parent's
+    language decides how they read: only a field that fails in both is reported)."""
+    assumed = {
+        node.uses: _PARENTS_FUNCTION
+        for node in spec.nodes
+        if node.uses not in spec.functions and builtin_kind(node.uses, spec.functions) is None
+    }
+    languages: tuple[Literal["flowcraft", "cel"], ...] = (
+        (spec.expression_language,) if spec.expression_language else ("flowcraft", "cel")
+    )
+    found: list[list[Problem]] = []
+    for language in languages:
+        flow_spec = FlowSpec(
+            nodes=list(spec.nodes),
+            edges=list(spec.edges),
+            functions={**assumed, **spec.functions},
+            fail_fast=True if spec.fail_fast is None else spec.fail_fast,
+            expression_language=language,
+        )
+        found.append(check_spec(flow_spec, prefix=prefix))
+    # A field that fails in every language is wrong whichever parent runs the blueprint
+    # (reported in the first language's words: flowcraft's, the default).
+    first, *others = found
+    return [p for p in first if all(any(q.path == p.path for q in other) for other in others)]
+
+
+def parse_blueprint(data: Mapping[str, Any], *, source: str | None = None) -> Blueprint:
+    """Validate a ``kind: Blueprint`` manifest (shape, then :func:`check_blueprint`); raise
+    FlowValidationError with every problem and its path."""
+    try:
+        blueprint = Blueprint.model_validate(dict(data))
+    except ValidationError as exc:
+        raise FlowValidationError(
+            problems_from_pydantic(exc), source=source, what="blueprint"
+        ) from exc
+    problems = check_blueprint(blueprint.spec)
+    if problems:
+        raise FlowValidationError(problems, source=source, what="blueprint")
+    return blueprint

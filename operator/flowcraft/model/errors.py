@@ -37,18 +37,22 @@ class Problem:
 
 
 class FlowValidationError(ValueError):
-    """The flow is invalid; `problems` lists each issue with the path of the offending field."""
+    """The flow is invalid; `problems` lists each issue with the path of the offending field.
+    `what` names the kind of document in the message ("flow", "blueprint")."""
 
-    def __init__(self, problems: Sequence[Problem], *, source: str | None = None) -> None:
+    def __init__(
+        self, problems: Sequence[Problem], *, source: str | None = None, what: str = "flow"
+    ) -> None:
         self.problems = tuple(problems)
         self.source = source
+        self.what = what
         super().__init__(self._render())
 
     def _render(self) -> str:
         where = f" ({self.source})" if self.source else ""
         count = len(self.problems)
         noun = "problem" if count == 1 else "problems"
-        head = f"invalid flow{where}: {count} {noun}"
+        head = f"invalid {self.what}{where}: {count} {noun}"
         return "\n".join([head, *(f"  - {problem}" for problem in self.problems)])
 
     def __str__(self) -> str:

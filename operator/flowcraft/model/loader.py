@@ -223,6 +223,18 @@ def load_flow_with_warnings(
             manifest["spec"]["context"] = context
         return LoadResult(parse_flow(manifest, source=label), warnings)
 
+    if document.get("kind") == "Blueprint":
+        raise FlowValidationError(
+            [
+                Problem(
+                    "kind",
+                    "this is a Blueprint, which runs as a subflow node's graph: pass it to "
+                    "the flow that runs it with --blueprints, or check it alone with "
+                    "`flowcraft validate`",
+                )
+            ],
+            source=label,
+        )
     spec = document.get("spec")
     if isinstance(spec, dict) and (extra_dump or context is not None):
         spec = dict(spec)

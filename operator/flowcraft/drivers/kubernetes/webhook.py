@@ -14,10 +14,12 @@ material (a Secret it generates, the CA in ``caBundle``), and the server is one 
 aiohttp, which kopf already brings. It shares the operator's event loop; a review is validated
 in a worker thread so a 1,500-node Flow does not stall the reconciles.
 
-Reviews: CREATE and UPDATE of ``flows``. An UPDATE that leaves the spec as it was is always
-allowed (metadata edits, deletion of an old invalid Flow must never be blocked); a spec that
-may change is re-checked. The answer denies with HTTP-422-style status ``Invalid`` and the
-problem list as the message; the API server prefixes it with the webhook's name.
+Reviews: CREATE and UPDATE of ``flows`` and ``blueprints`` (a Blueprint is checked alone:
+ids, edges, cycles, fallbacks, expressions; the functions it leaves to its parent are not).
+An UPDATE that leaves the spec as it was is always allowed (metadata edits, deletion of an
+old invalid object must never be blocked); a spec that may change is re-checked. The answer
+denies with HTTP-422-style status ``Invalid`` and the problem list as the message; the API
+server prefixes it with the webhook's name.
 """
 
 from __future__ import annotations
@@ -32,16 +34,24 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 PATH = "/validate-flow"
+# The kinds reviewed (the chart's rules name their resources, flows and blueprints).
+KINDS = ("Flow", "Blueprint")
 # A Flow object can be as large as etcd allows (~1.5 MB); aiohttp's default limit is 1 MiB.
 MAX_BODY = 4 * 1024 * 1024
 
 
 def flow_problems(obj: Mapping[str, Any]) -> str | None:
-    """``flowcraft validate``'s message for a Flow object, or None when it is valid (pure)."""
+    """``flowcraft validate``'s message for a Flow or Blueprint object, or None when it is
+    valid (pure). A Blueprint is checked alone (:func:`flowcraft.model.blueprint.
+    check_blueprint`): what only its parent flow can tell waits for the run."""
     from flowcraft.model import FlowValidationError, parse_flow  # noqa: PLC0415
+    from flowcraft.model.blueprint import parse_blueprint  # noqa: PLC0415
 
     try:
-        parse_flow(obj)
+        if obj.get("kind") == "Blueprint":
+            parse_blueprint(obj)
+        else:
+            parse_flow(obj)
     except FlowValidationError as err:
         return str(err)
     return None
@@ -53,7 +63,7 @@ def review(admission: Mapping[str, Any]) -> dict[str, Any]:
     obj = request.get("object") or {}
     old = request.get("oldObject") or {}
     message = None
-    if request.get("operation") in ("CREATE", "UPDATE") and obj.get("kind") == "Flow":
+    if request.get("operation") in ("CREATE", "UPDATE") and obj.get("kind") in KINDS:
         unchanged = request.get("operation") == "UPDATE" and old.get("spec") == obj.get("spec")
         if not unchanged:
             message = flow_problems(obj)
