@@ -15,18 +15,20 @@ import pytest
 
 from flowcraft.engine import Engine, NodeFailed
 from flowcraft.model import FlowSpec, FlowStatus, FlowValidationError, parse_flow
+from flowcraft.model.bounds import (
+    MAX_MESSAGE_CHARS,
+    MAX_STATUS_ERRORS,
+    bound_message,
+    node_message_limit,
+)
 from flowcraft.model.flow import (
     MAX_BACKOFF_MS,
     MAX_DEADLINE_SECONDS,
-    MAX_MESSAGE_CHARS,
     MAX_RETRIES,
     MAX_RETRY_DELAY_MS,
-    MAX_STATUS_ERRORS,
     MAX_TIMEOUT_MS,
     NodeConfig,
     NodeStatus,
-    bound_message,
-    node_message_limit,
 )
 
 pytestmark = pytest.mark.unit

@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -63,13 +62,14 @@ from flowcraft.drivers.launch import (
 )
 from flowcraft.drivers.local_launch import (
     RESULT_FILE,
+    attempt_dir,
     container_name,
     docker_argv,
     host_env,
     prepare,
     write_json_atomic,
 )
-from flowcraft.drivers.local_proc import Proc, check_docker
+from flowcraft.drivers.local_proc import Proc, check_docker, exit_message
 from flowcraft.drivers.local_state import AttemptRecord, RunResult, load_results
 from flowcraft.drivers.local_subflow import Subflows
 from flowcraft.engine import (
@@ -88,7 +88,6 @@ from flowcraft.model.blueprint import Blueprint
 __all__ = ["AttemptRecord", "LocalRunner", "RunResult", "utcnow"]
 
 _TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
-_LOG_TAIL_LINES = 5
 
 Event = NodeStarted | NodeSucceeded | NodeFailed | CancelFlow
 
@@ -248,7 +247,9 @@ class LocalRunner:
             key = _key(action)
             if isinstance(action, StartNode):
                 if self._subflows.handles(action.node):
-                    run = self._subflows.run(action, key, step.status, self._attempt_dir(action))
+                    run = self._subflows.run(
+                        action, key, step.status, attempt_dir(self.run_dir, action)
+                    )
                     self._tasks[key] = asyncio.create_task(self._subflow_attempt(key, run))
                     continue
                 visible = self._view(step.status, action)
@@ -312,16 +313,16 @@ class LocalRunner:
         )
 
     async def _run_attempt(self, action: StartNode, visible: list[ViewItem]) -> None:
-        attempt_dir = self._attempt_dir(action)
+        workdir = attempt_dir(self.run_dir, action)
         key = _key(action)
-        log_path = attempt_dir / "log.txt"
+        log_path = workdir / "log.txt"
         problem: str | None = None
         proc: Proc | None = None
         item = action.item
-        out_file = attempt_dir / "out" / RESULT_FILE
+        out_file = workdir / "out" / RESULT_FILE
         try:
             launch = self._launch(action, visible)
-            in_dir, out_file = prepare(launch, self.run_dir, attempt_dir)
+            in_dir, out_file = prepare(launch, self.run_dir, workdir)
             if not launch.runs_runtime:
                 docker_problem = await self._docker_problem()
                 if docker_problem is not None:
@@ -332,12 +333,12 @@ class LocalRunner:
                 else:
                     name = container_name(self.flow.metadata.name, launch, os.getpid())
                     argv = docker_argv(launch, self._docker, name, in_dir, out_file)
-                    proc = await Proc.spawn(argv, attempt_dir, None, log_path, self._docker)
+                    proc = await Proc.spawn(argv, workdir, None, log_path, self._docker)
             else:
                 env = host_env(launch, in_dir, out_file, os.environ, self._pythonpath)
                 # The runtime command, run by this interpreter (the runner image's python3).
                 argv = [self._python, *(launch.command or RUNTIME_COMMAND)[1:]]
-                proc = await Proc.spawn(argv, attempt_dir, env, log_path, None)
+                proc = await Proc.spawn(argv, workdir, env, log_path, None)
         except LaunchError as err:
             problem = str(err)
         except OSError as err:
@@ -412,7 +413,7 @@ class LocalRunner:
             )
             return
         # A signal leaves the runtime's NoResult placeholder: say which signal instead.
-        message = (result.error if code >= 0 else None) or _exit_message(code, log_path)
+        message = (result.error if code >= 0 else None) or exit_message(code, log_path)
         self.finish(action, "failed", message, log=log_path, started=started, finished=finished)
         self.report(
             NodeFailed(
@@ -447,16 +448,6 @@ class LocalRunner:
             )
         )
 
-    def _attempt_dir(self, action: StartNode) -> Path:
-        # Ids may hold any character but "/": the directory uses the id's file stem.
-        name = str(action.attempt)
-        if action.item is not None:
-            items = self.run_dir / "nodes" / file_stem(action.node) / f"{action.iteration}.items"
-            return items / f"{action.item}.{action.attempt}"
-        if action.iteration:
-            name = f"{action.iteration}.{action.attempt}"
-        return self.run_dir / "nodes" / file_stem(action.node) / name
-
     async def _docker_problem(self) -> str | None:
         """None when a docker daemon answers, else why not (checked once per run)."""
         if self._docker_ready is None:
@@ -487,21 +478,3 @@ AttemptKey = tuple[str, int, int, int]
 def _key(action: StartNode | CancelNode) -> AttemptKey:
     item = -1 if action.item is None else action.item
     return (action.node, action.iteration, action.attempt, item)
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def _exit_message(code: int, log_path: Path) -> str:
-    """Why an attempt failed when it wrote no error result: exit status and the log's tail."""
-    what = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
-    message = f"node process {what} without a result"
-    with contextlib.suppress(OSError):
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-_LOG_TAIL_LINES:]
-        if tail:
-            message += ": " + " | ".join(tail)
-    return message

@@ -4,8 +4,9 @@ Why a module beside ``local``: what an attempt gets is decided once for every dr
 (``launch.node_launch``); this module only lays it out here, as the cluster's ``jobs`` lays
 it out in a pod:
 
-- the attempt's input directory ``<attempt>/in`` holds the launch's files, hard links to the
-  stored results it may read (from ``<run>/outputs`` and ``<run>/writes``) and, when the flow
+- the attempt's directory ``<attempt>`` is ``<run>/nodes/<node>/<attempt>`` (``attempt_dir``);
+  its input directory ``<attempt>/in`` holds the launch's files, hard links to the stored
+  results it may read (from ``<run>/outputs`` and ``<run>/writes``) and, when the flow
   has one, the initial context; ``<attempt>/out/result.json`` is its result file;
 - a container function runs with ``docker run`` as a pod would: the input directory mounted
   read-only at ``launch.IN_DIR``, the result file at ``launch.OUT_FILE``, the launch's env,
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from flowcraft.contract import INITIAL_CONTEXT_FILE, OUTPUTS_DIR, WRITES_DIR, file_stem
 from flowcraft.drivers.launch import IN_DIR, OUT_FILE, Launch, LaunchError, StoredFile, quantity
+from flowcraft.engine import StartNode
 
 RESULT_FILE = "result.json"
 _ENV_PREFIX = "FLOWCRAFT_"
@@ -37,6 +39,19 @@ def stored_source(run_dir: Path, stored: StoredFile) -> Path:
     """Where the run directory keeps the stored result part an input file links to."""
     folder = OUTPUTS_DIR if stored.part == "output" else WRITES_DIR
     return run_dir / folder / f"{file_stem(stored.key)}.json"
+
+
+def attempt_dir(run_dir: Path, action: StartNode) -> Path:
+    """Where an attempt's files and log live: ``<run>/nodes/<node>/<attempt>`` (``<iteration>.
+    <attempt>`` in a later loop iteration; a batch item's under ``<iteration>.items/``)."""
+    # Ids may hold any character but "/": the directory uses the id's file stem.
+    name = str(action.attempt)
+    if action.item is not None:
+        items = run_dir / "nodes" / file_stem(action.node) / f"{action.iteration}.items"
+        return items / f"{action.item}.{action.attempt}"
+    if action.iteration:
+        name = f"{action.iteration}.{action.attempt}"
+    return run_dir / "nodes" / file_stem(action.node) / name
 
 
 def prepare(launch: Launch, run_dir: Path, attempt_dir: Path) -> tuple[Path, Path]:

@@ -1,5 +1,5 @@
 """Local node processes: one attempt's process (or docker container), killable as a group,
-and the check that a docker daemon answers.
+the check that a docker daemon answers, and how a process that wrote no result ended.
 
 Why a module of its own: the local runner (``local``) decides when to start and stop
 attempts; how a process is spawned, waited for and killed (a docker client's container
@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 DOCKER_CHECK_SECONDS = 15.0
+LOG_TAIL_LINES = 5  # of an attempt's log, quoted when it ended without a result
 
 
 class Proc:
@@ -100,3 +101,21 @@ async def check_docker(docker: str) -> str | None:
         detail = (err or out).decode(errors="replace").strip().splitlines()
         return f"'{docker} info' failed: {detail[-1] if detail else f'exit {proc.returncode}'}"
     return None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def exit_message(code: int, log_path: Path) -> str:
+    """Why an attempt failed when it wrote no error result: exit status and the log's tail."""
+    what = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
+    message = f"node process {what} without a result"
+    with contextlib.suppress(OSError):
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-LOG_TAIL_LINES:]
+        if tail:
+            message += ": " + " | ".join(tail)
+    return message

@@ -9,6 +9,11 @@ event costs O(1) plus one copy of that string when the snapshot is written. The 
 flowcraft's (dist/nodes/batch-scatter.mjs, batch-gather.mjs, flow.mjs `batch()`), with its
 `chunkSize` rounds as they are meant (flowcraft 2.10.1's gather re-scatters without the
 worker key); see the package docstring for the semantics.
+
+This module schedules items and applies their events; what a batch adds to the context (the
+gather's output, flowcraft's per-item keys) is derived with the rest of the context in
+`values`. It works on the engine's working state through the `Host` protocol, so it imports
+nothing above it.
 """
 
 from __future__ import annotations
@@ -17,12 +22,16 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from flowcraft.contract import Write, apply_writes, item_key
+from flowcraft.contract import Write, item_key
+from flowcraft.engine.graph import Graph
 from flowcraft.engine.types import (
+    REASON_ERROR,
+    REASON_INPUT,
+    REASON_TIMEOUT,
+    Action,
     CancelNode,
-    MissingOutputError,
     NodeFailed,
     NodeSucceeded,
     StartNode,
@@ -37,13 +46,27 @@ from flowcraft.model.flow import (
     ITEM_SUCCEEDED,
 )
 
-if TYPE_CHECKING:
-    from flowcraft.engine.core import _Run
-    from flowcraft.engine.values import Done, Values
 
-REASON_ERROR = "Error"
-REASON_TIMEOUT = "Timeout"
-REASON_INPUT = "InputError"
+class Host(Protocol):
+    """What batches need of the engine's working state (`state.RunState` has it). A protocol,
+    so that this module does not import the modules built on it."""
+
+    now: datetime
+    graph: Graph
+    nodes: dict[str, NodeStatus]
+    actions: list[Action]
+    fresh_items: dict[str, Any]  # item key -> output of items that succeeded in this call
+
+    def set(self, node_id: str, **changes: Any) -> NodeStatus: ...
+
+    def final_failure(self, node_id: str, detail: str) -> None: ...
+
+    def finish_builtin(
+        self, node_id: str, action: str | None, writes: tuple[Write, ...] = ()
+    ) -> None: ...
+
+    def input_of(self, node_id: str) -> Any: ...
+
 
 _R = ord(ITEM_RUNNING)
 _S = ord(ITEM_SUCCEEDED)
@@ -74,11 +97,6 @@ def item_input(scatter_input: Any, item: int) -> Any:
     """Item `item` of a scatter's input (validated to be an array when the scatter started)."""
     values = scatter_input if isinstance(scatter_input, list) else []
     return values[item]
-
-
-def scatter_output(graph_gather: str) -> dict[str, Any]:
-    """flowcraft's scatter output once every round is out: `{gatherNodeId, hasMore: false}`."""
-    return {"gatherNodeId": graph_gather, "hasMore": False}
 
 
 @dataclass
@@ -142,7 +160,7 @@ class Batches:
     """The batch half of one engine call: starts items, applies item events, fails or
     completes scatters. `lives` are the running scatters' working indexes."""
 
-    def __init__(self, run: _Run, lives: dict[str, Live] | None) -> None:
+    def __init__(self, run: Host, lives: dict[str, Live] | None) -> None:
         self.run = run
         self.touched: set[str] = set()
         if lives is not None:
@@ -323,100 +341,3 @@ class Batches:
                     update={"batch": live.status()}
                 )
         self.touched.clear()
-
-
-# -- what a batch adds to the context ------------------------------------------------------
-
-
-def scatter_of(values: Values, gather: str) -> str | None:
-    for scatter, target in values.graph.gather.items():
-        if target == gather:
-            return scatter
-    return None
-
-
-def gather_results(values: Values, gather: str, iteration: int) -> list[Any]:
-    """The gather's output: its scatter's item outputs in item order (the scatter's success
-    of the same iteration; none when the scatter failed, e.g. recovered by a fallback)."""
-    memo_key = (gather, iteration)
-    cached = values.gather_memo.get(memo_key)
-    if cached is not None:
-        return cached
-    scatter = scatter_of(values, gather)
-    total = None if scatter is None else scatter_items(values, scatter, iteration)
-    results: list[Any] = []
-    if scatter is not None and total is not None:
-        results = [item_output(values, scatter, iteration, i) for i in range(total)]
-    values.gather_memo[memo_key] = results
-    return results
-
-
-def scatter_items(values: Values, scatter: str, iteration: int) -> int | None:
-    """How many items the scatter's success in `iteration` ran (None: it did not succeed)."""
-    ns = values.nodes[scatter]
-    if (ns.iteration or 0) == iteration:
-        if ns.phase == "Succeeded" and ns.batch is not None:
-            return ns.batch.total
-        return None
-    for completion in values.history:
-        if completion.node == scatter and completion.iteration == iteration:
-            return completion.items
-    return None
-
-
-def item_output(values: Values, scatter: str, iteration: int, item: int) -> Any:
-    key = item_key(scatter, iteration, item)
-    if key in values.fresh_items:
-        return values.fresh_items[key]
-    try:
-        return values.outputs[key]
-    except KeyError:
-        raise MissingOutputError(key) from None
-
-
-def gather_writes(values: Values, gather: str, iteration: int) -> tuple[Write, ...]:
-    key = values.graph.nodes[gather].params.get("outputKey")
-    if not isinstance(key, str):
-        return ()
-    return ({"op": "set", "key": key, "value": gather_results(values, gather, iteration)},)
-
-
-def scatter_keys(values: Values, done: Done, context: dict[str, Any]) -> None:
-    """flowcraft's bookkeeping keys a scatter writes (final context only): each item under
-    `_batch.<scatter>_<batchId>_item_<i>`, `<scatter>_currentIndex`, `<gather>_hasMore`,
-    `<gather>_allWorkerIds`."""
-    scatter = done.node
-    total = done.items or 0
-    if done.current:
-        items = values.input_of(scatter)
-    else:
-        selector = values.graph.nodes[scatter].inputs
-        items = context.get(f"_inputs.{scatter}") if selector is None else None
-        if isinstance(selector, str):
-            items = context.get(
-                selector if selector.startswith("_") else f"_outputs.{selector}",
-                context.get(selector),
-            )
-    items = items if isinstance(items, list) else [None] * total
-    bid = batch_id(scatter, done.iteration)
-    for i in range(total):
-        context[f"_batch.{scatter}_{bid}_item_{i}"] = items[i] if i < len(items) else None
-    gather = values.graph.gather[scatter]
-    context[f"{scatter}_currentIndex"] = total
-    context[f"{gather}_hasMore"] = False
-    uses = values.graph.worker[scatter]
-    context[f"{gather}_allWorkerIds"] = [f"{uses}_{bid}_{i}" for i in range(total)]
-
-
-def item_keys(values: Values, done: Done, context: dict[str, Any]) -> None:
-    """Each item's writes and `_outputs.<workerId>`/`<workerId>` (final context only), in
-    item order, right after its scatter."""
-    scatter = done.node
-    prefix = f"{values.graph.worker[scatter]}_{batch_id(scatter, done.iteration)}_"
-    for i in range(done.items or 0):
-        key = item_key(scatter, done.iteration, i)
-        apply_writes(context, values.writes.get(key))
-        output = item_output(values, scatter, done.iteration, i)
-        wid = f"{prefix}{i}"
-        context[f"_outputs.{wid}"] = output
-        context[wid] = output

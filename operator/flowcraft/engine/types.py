@@ -119,3 +119,19 @@ class MissingOutputError(EngineError, KeyError):
             f"output of node {self.node!r} is needed but missing from `outputs` "
             "(pass every succeeded node's output, keyed by node id)"
         )
+
+
+# Machine-readable NodeStatus.reason values the engine writes.
+REASON_ERROR = "Error"
+REASON_TIMEOUT = "Timeout"
+REASON_ROUTING = "RoutingError"
+REASON_INPUT = "InputError"
+REASON_NOT_ROUTED = "NotRouted"
+REASON_UPSTREAM_FAILED = "UpstreamFailed"
+REASON_FALLBACK_NOT_NEEDED = "FallbackNotNeeded"
+REASON_RECOVERED = "Recovered"
+REASON_FLOW_FAILED = "FlowFailed"
+REASON_FLOW_CANCELLED = "FlowCancelled"
+REASON_DEADLINE = "DeadlineExceeded"
+REASON_NOT_REACHED = "NotReached"
+REASON_LOOP_LIMIT = "MaxIterations"

@@ -1,10 +1,12 @@
 """What nodes and expressions see: the flow's context, node inputs and expression scopes.
 
 Why a module of its own: these are flowcraft's data rules (the context a node reads, the input
-it gets, the scope a condition sees), derived on demand from the snapshot plus the outputs and
-writes the driver stores; the state transitions in ``core`` only decide *when* things happen.
-Everything here is a deterministic function of (snapshot, outputs, writes), so a restarted
-driver computes the same inputs and context.
+it gets, the scope a condition sees, what a batch adds), derived on demand from the snapshot
+plus the outputs and writes the driver stores; the state transitions (``run``, ``routing``,
+``builtin_nodes``, ``batch``) only decide *when* things happen. Everything here is a
+deterministic function of (snapshot, outputs, writes), so a restarted driver computes the same
+inputs and context: a node's input depends on the outputs of nodes that succeeded before it
+first started (``seq <= input_seq``), so the same StartNode comes out after a restart.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from flowcraft.contract import Write, apply_writes, result_key
-from flowcraft.engine import batch
+from flowcraft.contract import Write, apply_writes, item_key, result_key
+from flowcraft.engine.batch import batch_id
 from flowcraft.engine.graph import CompiledEdge, Expr, Graph
 from flowcraft.engine.types import MissingOutputError
 from flowcraft.model import UNDEFINED, Completion, NodeStatus
@@ -99,16 +101,16 @@ class Values:
                 return context.get(f"_inputs.{node_id}")
             return self.input_of(node_id)
         if kind == "batch-scatter":
-            return batch.scatter_output(self.graph.gather[node_id])
+            return scatter_output(self.graph.gather[node_id])
         if kind == "batch-gather":
-            return batch.gather_results(self, node_id, iteration)
+            return gather_results(self, node_id, iteration)
         return _UNSET
 
     def writes_of(self, node_id: str, iteration: int | None = None) -> Sequence[Write]:
         current = iteration is None or iteration == (self.nodes[node_id].iteration or 0)
         if self.graph.builtin.get(node_id) == "batch-gather":
             it = self.nodes[node_id].iteration or 0 if current else iteration or 0
-            return batch.gather_writes(self, node_id, it)
+            return gather_writes(self, node_id, it)
         if current and node_id in self.fresh_writes:
             return self.fresh_writes[node_id]
         key = result_key(node_id, self.nodes[node_id].iteration or 0 if current else iteration or 0)
@@ -192,7 +194,7 @@ class Values:
                 context[owner] = None
             scatter = self.full and done.items is not None
             if scatter:
-                batch.scatter_keys(self, done, context)
+                scatter_keys(self, done, context)
             if done.writes:
                 apply_writes(context, self.writes_of(done.node, done.iteration))
             value = self.done_output(done, context)
@@ -204,10 +206,10 @@ class Values:
                 context[f"_outputs.{done.node}"] = value
                 context[done.node] = value
             for index in done.taken_edges or ():
-                if index >= 0:  # a negative index is a trigger: no `_inputs` (see core.route)
+                if index >= 0:  # a negative index is a trigger: no `_inputs` (see routing.route)
                     self._apply_edge(self.graph.edges[index], done, context, effective)
             if scatter:
-                batch.item_keys(self, done, context)
+                item_keys(self, done, context)
         self.context_memo[watermark] = context
         return context
 
@@ -334,3 +336,105 @@ def _lookup(context: Mapping[str, Any], key: str) -> Any:
     if output_key in context:
         return context[output_key]
     return context.get(key)
+
+
+# -- what a batch adds to the context ------------------------------------------------------
+
+
+def scatter_output(graph_gather: str) -> dict[str, Any]:
+    """flowcraft's scatter output once every round is out: `{gatherNodeId, hasMore: false}`."""
+    return {"gatherNodeId": graph_gather, "hasMore": False}
+
+
+def scatter_of(values: Values, gather: str) -> str | None:
+    for scatter, target in values.graph.gather.items():
+        if target == gather:
+            return scatter
+    return None
+
+
+def gather_results(values: Values, gather: str, iteration: int) -> list[Any]:
+    """The gather's output: its scatter's item outputs in item order (the scatter's success
+    of the same iteration; none when the scatter failed, e.g. recovered by a fallback)."""
+    memo_key = (gather, iteration)
+    cached = values.gather_memo.get(memo_key)
+    if cached is not None:
+        return cached
+    scatter = scatter_of(values, gather)
+    total = None if scatter is None else scatter_items(values, scatter, iteration)
+    results: list[Any] = []
+    if scatter is not None and total is not None:
+        results = [item_output(values, scatter, iteration, i) for i in range(total)]
+    values.gather_memo[memo_key] = results
+    return results
+
+
+def scatter_items(values: Values, scatter: str, iteration: int) -> int | None:
+    """How many items the scatter's success in `iteration` ran (None: it did not succeed)."""
+    ns = values.nodes[scatter]
+    if (ns.iteration or 0) == iteration:
+        if ns.phase == "Succeeded" and ns.batch is not None:
+            return ns.batch.total
+        return None
+    for completion in values.history:
+        if completion.node == scatter and completion.iteration == iteration:
+            return completion.items
+    return None
+
+
+def item_output(values: Values, scatter: str, iteration: int, item: int) -> Any:
+    key = item_key(scatter, iteration, item)
+    if key in values.fresh_items:
+        return values.fresh_items[key]
+    try:
+        return values.outputs[key]
+    except KeyError:
+        raise MissingOutputError(key) from None
+
+
+def gather_writes(values: Values, gather: str, iteration: int) -> tuple[Write, ...]:
+    key = values.graph.nodes[gather].params.get("outputKey")
+    if not isinstance(key, str):
+        return ()
+    return ({"op": "set", "key": key, "value": gather_results(values, gather, iteration)},)
+
+
+def scatter_keys(values: Values, done: Done, context: dict[str, Any]) -> None:
+    """flowcraft's bookkeeping keys a scatter writes (final context only): each item under
+    `_batch.<scatter>_<batchId>_item_<i>`, `<scatter>_currentIndex`, `<gather>_hasMore`,
+    `<gather>_allWorkerIds`."""
+    scatter = done.node
+    total = done.items or 0
+    if done.current:
+        items = values.input_of(scatter)
+    else:
+        selector = values.graph.nodes[scatter].inputs
+        items = context.get(f"_inputs.{scatter}") if selector is None else None
+        if isinstance(selector, str):
+            items = context.get(
+                selector if selector.startswith("_") else f"_outputs.{selector}",
+                context.get(selector),
+            )
+    items = items if isinstance(items, list) else [None] * total
+    bid = batch_id(scatter, done.iteration)
+    for i in range(total):
+        context[f"_batch.{scatter}_{bid}_item_{i}"] = items[i] if i < len(items) else None
+    gather = values.graph.gather[scatter]
+    context[f"{scatter}_currentIndex"] = total
+    context[f"{gather}_hasMore"] = False
+    uses = values.graph.worker[scatter]
+    context[f"{gather}_allWorkerIds"] = [f"{uses}_{bid}_{i}" for i in range(total)]
+
+
+def item_keys(values: Values, done: Done, context: dict[str, Any]) -> None:
+    """Each item's writes and `_outputs.<workerId>`/`<workerId>` (final context only), in
+    item order, right after its scatter."""
+    scatter = done.node
+    prefix = f"{values.graph.worker[scatter]}_{batch_id(scatter, done.iteration)}_"
+    for i in range(done.items or 0):
+        key = item_key(scatter, done.iteration, i)
+        apply_writes(context, values.writes.get(key))
+        output = item_output(values, scatter, done.iteration, i)
+        wid = f"{prefix}{i}"
+        context[f"_outputs.{wid}"] = output
+        context[wid] = output

@@ -33,7 +33,8 @@ from flowcraft.model import (
     format_timestamp,
 )
 from flowcraft.model import parse_flow as validated_flow
-from flowcraft.model.flow import ITEM_CANCELLED, ITEM_FAILED, ITEM_SUCCEEDED, bound_message
+from flowcraft.model.bounds import bound_message
+from flowcraft.model.flow import ITEM_CANCELLED, ITEM_FAILED, ITEM_SUCCEEDED
 
 Manifest = dict[str, Any]
 
