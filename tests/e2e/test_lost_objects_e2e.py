@@ -13,6 +13,8 @@ All on real pods, with the operator as a subprocess (SIGKILLed where the case ne
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -179,3 +181,238 @@ def test_a_running_job_deleted_by_hand_fails_its_attempt_and_a_new_attempt_runs(
     assert first not in jobs, jobs  # never re-created under attempt 1
     assert len(jobs) == 1, jobs  # attempt 2's Job (attempt 1's was deleted)
     assert f"Job {first} was deleted" in operator.log()
+
+
+# --------------------------------------------------------------- Jobs that never get a pod
+
+
+def _job_uids(cluster: Cluster, namespace: str, selector: str, seen: dict[str, set[str]]) -> None:
+    """Record each Job as "name uid" under its attempt label ("item/attempt" for an item's
+    Job): a Job deleted later stays counted."""
+    for job in items(cluster, "jobs", namespace, selector):
+        attempt = job["metadata"]["labels"].get("flowcraft.io/attempt", "?")
+        item = job["metadata"]["labels"].get("flowcraft.io/item")
+        key = attempt if item is None else f"{item}/{attempt}"
+        seen.setdefault(key, set()).add(f"{job['metadata']['name']} {job['metadata']['uid']}")
+
+
+def test_a_job_that_never_gets_a_pod_fails_its_attempt_and_a_retry_runs(
+    cluster: Cluster, namespace: str, flow_crd: None, tmp_path: Path
+) -> None:
+    """A ResourceQuota of no pods: the Job controller cannot create attempt 1's pod. After the
+    operator's pod-creation limit the attempt fails naming the Job and the limit, the Job is
+    deleted, and once the quota is gone attempt 2 (a Job of its own) succeeds."""
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "no-pods"},
+        "spec": {"hard": {"pods": "0"}},
+    }
+    apply_doc(cluster, namespace, quota)
+    op = OperatorProcess(
+        cluster, [namespace], tmp_path / "operator.log", extra_args=["--pod-creation-timeout=5"]
+    )
+    op.start()
+    try:
+        nodes = [{"id": "a", "uses": "make", "config": {"maxRetries": 2, "retryDelay": 3000}}]
+        apply_doc(cluster, namespace, _flow("nopod", nodes, []))
+        selector = "flowcraft.io/flow=nopod"
+        seen: dict[str, set[str]] = {}
+
+        def attempt_1_failed() -> str | None:
+            _job_uids(cluster, namespace, selector, seen)
+            message = str(_node(cluster, namespace, "nopod", "a").get("message") or "")
+            return message if message.startswith("attempt 1 failed") else None
+
+        message = wait_for(attempt_1_failed, timeout=60, what="attempt 1 to fail")
+        (first,) = [entry.split()[0] for entry in seen["1"]]  # attempt 1's Job, maybe gone now
+        assert first in message, message
+        assert "5 s" in message, message
+        assert f"kubectl describe job {first}" in message, message
+        assert "ResourceQuota" in message, message
+        cluster.kubectl("delete", "resourcequota", "no-pods", "-n", namespace)
+
+        def finished() -> dict[str, Any] | None:
+            _job_uids(cluster, namespace, selector, seen)
+            flow = get_flow(cluster, namespace, "nopod")
+            return flow if flow.get("status", {}).get("phase") in {"Succeeded", "Failed"} else None
+
+        flow = wait_for(finished, timeout=60, what="the flow to finish")
+        assert flow["status"]["phase"] == "Succeeded", flow["status"]
+        assert flow["status"]["nodes"]["a"]["attempts"] == 2
+        assert _output(cluster, namespace, flow["status"]["nodes"]["a"]["outputRef"]) == {
+            "made": 42
+        }
+        jobs = jobs_by_node(cluster, namespace, "nopod")["a"]
+        assert first not in jobs, jobs  # attempt 1's Job was deleted, never created again
+        assert len(jobs) == 1, jobs
+        assert {k: len(v) for k, v in seen.items()} == {"1": 1, "2": 1}, seen
+    finally:
+        op.stop()
+        sys.stderr.write(f"\n--- operator log ---\n{op.log()[-20000:]}\n")
+
+
+# ---------------------------------------------------------------- batch item Jobs deleted
+
+
+def _slow_batch(name: str, count: int, chunk: int) -> dict[str, Any]:
+    """A batch of ``count`` items in rounds of ``chunk``, each item sleeping 5 s, retried."""
+    functions = {
+        "slow": {
+            "script": "import time\n\ndef run(ctx):\n    time.sleep(5)\n    return ctx.input * 2\n"
+        }
+    }
+    nodes = [
+        {
+            "id": "scatter",
+            "uses": "batch-scatter",
+            "inputs": "xs",
+            "config": {"maxRetries": 2, "retryDelay": 1000},
+            "params": {
+                "workerUsesKey": "slow",
+                "outputKey": "doubled",
+                "gatherNodeId": "gather",
+                "chunkSize": chunk,
+            },
+        },
+        {
+            "id": "gather",
+            "uses": "batch-gather",
+            "params": {"outputKey": "doubled", "gatherNodeId": "gather"},
+        },
+    ]
+    doc = _flow(name, nodes, [{"source": "scatter", "target": "gather"}])
+    doc["spec"]["functions"] = functions
+    doc["spec"]["context"] = {"xs": list(range(count))}
+    return doc
+
+
+def _running_pods(cluster: Cluster, namespace: str, flow: str) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in items(cluster, "pods", namespace, f"flowcraft.io/flow={flow}")
+        if p["status"].get("phase") == "Running"
+    ]
+
+
+@pytest.mark.parametrize("mode", ["per-item", "indexed"])
+def test_a_running_batch_item_job_deleted_by_hand_fails_its_items_and_they_retry(
+    cluster: Cluster, namespace: str, flow_crd: None, tmp_path: Path, mode: str
+) -> None:
+    """Per item: item 0's Job is deleted while it runs. Indexed: the round's Indexed Job (both
+    items) is. Each running item of that Job fails its attempt naming the Job; the retry runs
+    as attempt 2 in a Job of its own; the deleted Job is never created again."""
+    op = OperatorProcess(
+        cluster, [namespace], tmp_path / "operator.log", extra_args=[f"--batch-jobs={mode}"]
+    )
+    op.start()
+    try:
+        apply_doc(cluster, namespace, _slow_batch("itemgone", 2, 2))
+        selector = "flowcraft.io/flow=itemgone"
+        seen: dict[str, set[str]] = {}
+
+        def running() -> list[dict[str, Any]] | None:
+            _job_uids(cluster, namespace, selector, seen)
+            pods = _running_pods(cluster, namespace, "itemgone")
+            return pods if len(pods) == 2 else None
+
+        pods = wait_for(running, timeout=60, what="both items' pods running")
+        if mode == "per-item":
+            (victim,) = {
+                p["metadata"]["labels"]["job-name"]
+                for p in pods
+                if p["metadata"]["labels"].get("flowcraft.io/item") == "0"
+            }
+            failed = ["0"]
+        else:
+            (victim,) = {p["metadata"]["labels"]["job-name"] for p in pods}
+            failed = ["0", "1"]
+        cluster.kubectl("delete", "job", victim, "-n", namespace, "--wait=false")
+
+        def finished() -> dict[str, Any] | None:
+            _job_uids(cluster, namespace, selector, seen)
+            flow = get_flow(cluster, namespace, "itemgone")
+            return flow if flow.get("status", {}).get("phase") in {"Succeeded", "Failed"} else None
+
+        flow = wait_for(finished, timeout=90, what="the flow to finish")
+        assert flow["status"]["phase"] == "Succeeded", flow["status"]
+        batch = flow["status"]["nodes"]["scatter"]["batch"]
+        assert batch["items"] == "SS", batch
+        assert batch.get("attempts") == dict.fromkeys(failed, 2), batch
+        jobs = {j["metadata"]["name"] for j in items(cluster, "jobs", namespace, selector)}
+        assert victim not in jobs, jobs  # never created again
+        assert all(len(uids) == 1 for uids in seen.values()), seen
+        for item in failed:
+            assert f"{item}/2" in seen, seen  # the retry ran in a Job of its own
+            if mode == "indexed":
+                assert f"{item}/1" not in seen, seen  # no Job of its own for attempt 1
+        assert f"Job {victim} was deleted" in op.log()
+    finally:
+        op.stop()
+        sys.stderr.write(f"\n--- operator log ---\n{op.log()[-20000:]}\n")
+
+
+@pytest.mark.parametrize("mode", ["per-item", "indexed"])
+def test_batch_items_whose_job_never_gets_a_pod_fail_their_attempt_and_retry(
+    cluster: Cluster, namespace: str, flow_crd: None, tmp_path: Path, mode: str
+) -> None:
+    """A ResourceQuota of no pods under a two-item batch: per item, each item's Job fails its
+    attempt after the limit; indexed, the round's Indexed Job (no pod for any index) fails
+    both. The Jobs are deleted; with the quota gone the retries (Jobs of their own) succeed."""
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "no-pods"},
+        "spec": {"hard": {"pods": "0"}},
+    }
+    apply_doc(cluster, namespace, quota)
+    op = OperatorProcess(
+        cluster,
+        [namespace],
+        tmp_path / "operator.log",
+        extra_args=[f"--batch-jobs={mode}", "--pod-creation-timeout=5"],
+    )
+    op.start()
+    try:
+        doc = _slow_batch("itemnopod", 2, 2)
+        doc["spec"]["functions"]["slow"]["script"] = "def run(ctx):\n    return ctx.input * 2\n"
+        doc["spec"]["nodes"][0]["config"]["retryDelay"] = 3000
+        apply_doc(cluster, namespace, doc)
+        selector = "flowcraft.io/flow=itemnopod"
+        seen: dict[str, set[str]] = {}
+
+        def first_attempts_failed() -> bool:
+            _job_uids(cluster, namespace, selector, seen)
+            status = get_flow(cluster, namespace, "itemnopod").get("status") or {}
+            batch = ((status.get("nodes") or {}).get("scatter") or {}).get("batch") or {}
+            states = str(batch.get("items") or "")
+            attempts = batch.get("attempts") or {}
+            return len(states) == 2 and all(
+                states[i] == "r" or attempts.get(str(i), 1) > 1 for i in range(2)
+            )
+
+        wait_for(first_attempts_failed, timeout=60, what="both items' first attempts to fail")
+        cluster.kubectl("delete", "resourcequota", "no-pods", "-n", namespace)
+
+        def finished() -> dict[str, Any] | None:
+            _job_uids(cluster, namespace, selector, seen)
+            flow = get_flow(cluster, namespace, "itemnopod")
+            return flow if flow.get("status", {}).get("phase") in {"Succeeded", "Failed"} else None
+
+        flow = wait_for(finished, timeout=60, what="the flow to finish")
+        assert flow["status"]["phase"] == "Succeeded", flow["status"]
+        batch = flow["status"]["nodes"]["scatter"]["batch"]
+        assert batch["items"] == "SS", batch
+        assert batch.get("attempts") == {"0": 2, "1": 2}, batch
+        assert all(len(entries) == 1 for entries in seen.values()), seen
+        first = {entry.split()[0] for key, entries in seen.items() for entry in entries}
+        first -= {entry.split()[0] for key in ("0/2", "1/2") for entry in seen[key]}
+        assert len(first) == (2 if mode == "per-item" else 1), seen  # the first attempts' Jobs
+        jobs = {j["metadata"]["name"] for j in items(cluster, "jobs", namespace, selector)}
+        assert not first & jobs, (first, jobs)  # deleted, never created again
+        log = op.log()
+        for name in first:
+            assert f"Job {name} got no pod within 5 s" in log
+    finally:
+        op.stop()
+        sys.stderr.write(f"\n--- operator log ---\n{op.log()[-20000:]}\n")

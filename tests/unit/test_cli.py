@@ -462,6 +462,30 @@ def test_operator_command_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "--namespace" in out
     assert "--kubeconfig" in out
+    assert "--pod-creation-timeout" in out
+
+
+def test_the_pod_creation_timeout_flag_defaults_to_300_s_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse  # noqa: PLC0415
+
+    from flowcraft.drivers.kubernetes.entry import add_arguments  # noqa: PLC0415
+
+    def parse(*args: str) -> argparse.Namespace:
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        return parser.parse_args(list(args))
+
+    monkeypatch.delenv("FLOWCRAFT_POD_CREATION_TIMEOUT", raising=False)
+    assert parse().pod_creation_timeout == 300.0
+    assert parse("--pod-creation-timeout=5").pod_creation_timeout == 5.0
+    monkeypatch.setenv("FLOWCRAFT_POD_CREATION_TIMEOUT", "42")
+    assert parse().pod_creation_timeout == 42.0
+    for bad in ("0", "-1", "soon", "inf"):
+        with pytest.raises(SystemExit):
+            parse(f"--pod-creation-timeout={bad}")
+    assert "positive number of seconds" in capsys.readouterr().err
 
 
 def test_cli_import_stays_light() -> None:

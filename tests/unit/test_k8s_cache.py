@@ -226,3 +226,27 @@ def test_deleted_configmaps_of_a_flow_are_kept_whole_until_drained() -> None:
     assert cache.drain_deleted_configmaps(FlowKey("ns", "f")) == []
     stray = {**cm, "metadata": {**cm["metadata"], "ownerReferences": []}}
     assert cache.put_configmap(stray, deleted=True) is None  # no Flow controls it
+
+
+def test_has_pods_sees_any_pod_of_the_job_deleting_or_of_any_index() -> None:
+    cache = ObjectCache()
+    cache.put_job(_job("j"), deleted=False, seen_at=0)
+    job = _cached_job(cache)
+    assert not cache.has_pods(KEY, job)
+    cache.put_pod(_pod("p", "j", "Pending", "t", deleting=True), deleted=False, seen_at=0)
+    assert cache.pod(KEY, job) is None  # not a live pod...
+    assert cache.has_pods(KEY, job)  # ...but the Job did get one
+    cache.put_pod(_pod("p", "j", "Pending", "t"), deleted=True, seen_at=1)
+    assert not cache.has_pods(KEY, job)
+    indexed = _pod("q", "j", "Running", "t")
+    indexed["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] = "3"
+    cache.put_pod(indexed, deleted=False, seen_at=0)
+    assert cache.has_pods(KEY, job)
+
+
+def test_a_deleted_job_is_a_change_hint_for_its_items() -> None:
+    cache = ObjectCache()
+    cache.put_job(_job("j"), deleted=False, seen_at=0)
+    cache.drain_changed(KEY)
+    cache.put_job(_job("j"), deleted=True, seen_at=1)
+    assert cache.drain_changed(KEY) == {"j"}

@@ -13,6 +13,7 @@ from flowcraft.drivers.kubernetes.cache import FlowKey
 from flowcraft.drivers.kubernetes.reconcile.lost import (
     _producer,
     check_timeout,
+    gone_message,
     job_gone,
     lost_output_message,
 )
@@ -113,3 +114,15 @@ def test_a_container_reported_only_once_ended_still_fails_if_it_provably_ran_too
     # 1 s apart: it may have run 0.1 s; a success.
     short = outcomes.Succeeded(T0, T0 + timedelta(seconds=1), 1, None)
     assert check_timeout(_pass(1000), ("a", 1, 0), short, T0 + timedelta(seconds=3)) is None
+
+
+def test_a_job_the_operator_deleted_is_reported_with_the_reason_it_was_deleted_for() -> None:
+    ctx = _pass(None)
+    assert gone_message(ctx, "f-a-1", 1) == job_gone("f-a-1", 1)  # someone else deleted it
+    ctx.state.gone_jobs["f-a-1"] = None  # a GET found it gone
+    assert gone_message(ctx, "f-a-1", 1) == job_gone("f-a-1", 1)
+    # The operator deleted it (no pod, an image that cannot be pulled): a pass whose status
+    # write did not land reports the same reason, not "deleted".
+    why = outcomes.no_pod_message("f-a-1", timedelta(seconds=300))
+    ctx.state.gone_jobs["f-a-1"] = why
+    assert gone_message(ctx, "f-a-1", 1) == why

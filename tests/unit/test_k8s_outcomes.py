@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -125,3 +125,100 @@ def test_an_image_that_cannot_be_pulled_fails_the_attempt() -> None:
 def test_ordinary_waiting_is_not_a_failure() -> None:
     waiting = {"waiting": {"reason": "ContainerCreating"}}
     assert outcomes.observe({"status": {}}, _pod(waiting, "Pending"), NOW) is None
+
+
+# ---------------------------------------------------------------- a Job that never gets a pod
+
+LIMIT = timedelta(seconds=300)
+CREATED = datetime(2026, 1, 1, 11, 0, 0, tzinfo=UTC)
+
+
+def _bare_job(**status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "f-a-1", "creationTimestamp": "2026-01-01T11:00:00Z"},
+        "spec": {},
+        "status": status,
+    }
+
+
+def test_a_job_without_a_pod_fails_once_the_limit_has_passed_since_its_creation() -> None:
+    job = _bare_job()
+    assert outcomes.no_pod(job, False, CREATED + LIMIT - timedelta(seconds=1), LIMIT) == (
+        CREATED + LIMIT
+    )
+    failed = outcomes.no_pod(job, False, CREATED + LIMIT, LIMIT)
+    assert isinstance(failed, outcomes.Failed)
+    assert failed.stuck  # the caller deletes the Job
+    assert not failed.timed_out
+    assert failed.started_at is None
+    assert failed.at == CREATED + LIMIT
+    assert "Job f-a-1 got no pod within 300 s" in failed.message
+    assert "`kubectl describe job f-a-1` shows why" in failed.message
+    assert "ResourceQuota" in failed.message
+    assert "admission webhook" in failed.message
+
+
+def test_a_job_synced_but_refused_its_pod_counts_from_its_start_time() -> None:
+    # A ResourceQuota: the Job controller started the Job (startTime) but no pod exists.
+    job = _bare_job(startTime="2026-01-01T11:00:02Z")
+    assert outcomes.no_pod(job, False, CREATED + LIMIT, LIMIT) == CREATED + LIMIT + timedelta(
+        seconds=2
+    )
+    assert isinstance(
+        outcomes.no_pod(job, False, CREATED + LIMIT + timedelta(seconds=2), LIMIT),
+        outcomes.Failed,
+    )
+
+
+LATE = CREATED + timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"active": 1},
+        {"ready": 1},
+        {"succeeded": 1},
+        {"failed": 1},
+        {"terminating": 1},
+        {"uncountedTerminatedPods": {"failed": ["u1"]}},
+        {"conditions": [{"type": "Complete", "status": "True"}]},
+        {"conditions": [{"type": "Failed", "status": "True"}]},
+        {"conditions": [{"type": "FailureTarget", "status": "True"}]},
+        {"conditions": [{"type": "Suspended", "status": "True"}]},
+    ],
+)
+def test_a_job_whose_status_shows_a_pod_or_an_end_or_a_suspension_is_not_judged(
+    status: dict[str, Any],
+) -> None:
+    assert outcomes.no_pod(_bare_job(**status), False, LATE, LIMIT) is None
+
+
+def test_a_pod_seen_a_suspended_or_a_deleted_job_is_not_judged() -> None:
+    assert outcomes.no_pod(_bare_job(), True, LATE, LIMIT) is None
+    suspended = _bare_job()
+    suspended["spec"]["suspend"] = True
+    assert outcomes.no_pod(suspended, False, LATE, LIMIT) is None
+    deleting = _bare_job()
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T11:00:05Z"
+    assert outcomes.no_pod(deleting, False, LATE, LIMIT) is None
+    assert outcomes.no_pod({"metadata": {"name": "x"}}, False, LATE, LIMIT) is None  # no time
+
+
+def test_a_resumed_job_gets_the_whole_limit_from_its_resumption() -> None:
+    resumed_at = CREATED + timedelta(hours=2)
+    job = _bare_job(
+        conditions=[
+            {
+                "type": "Suspended",
+                "status": "False",
+                "lastTransitionTime": resumed_at.isoformat().replace("+00:00", "Z"),
+            }
+        ]
+    )
+    assert outcomes.no_pod(job, False, resumed_at + timedelta(seconds=1), LIMIT) == (
+        resumed_at + LIMIT
+    )
+    assert isinstance(outcomes.no_pod(job, False, resumed_at + LIMIT, LIMIT), outcomes.Failed)
+    assert "within 5 s" in outcomes.no_pod_message("j", timedelta(seconds=5))
+    assert "within 0.5 s" in outcomes.no_pod_message("j", timedelta(seconds=0.5))

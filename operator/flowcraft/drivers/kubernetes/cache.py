@@ -221,6 +221,7 @@ class ObjectCache:
                 del objs.attempts[attempt]
             if objs.named.get((flow_uid, name)) == uid:
                 del objs.named[(flow_uid, name)]
+            objs.changed.add(name)  # a batch item's Job gone: its items are looked at
             return key
         objs.jobs[uid] = _slim(job)
         objs.named[(flow_uid, name)] = uid
@@ -335,6 +336,17 @@ class ObjectCache:
         if not live:
             return None
         return max(live, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp")))
+
+    def has_pods(self, key: FlowKey, job: Manifest) -> bool:
+        """Whether any pod ``job`` controls was seen (of any completion index, being deleted
+        or not): a Job that never got one is failed after a while (``outcomes.no_pod``)."""
+        objs = self._flows.get(key)
+        uid = uid_of(job)
+        if objs is None or uid is None:
+            return False
+        return bool(objs.pods.get(uid)) or any(
+            objs.pods.get(where) for where in objs.indexed.get(uid, ())
+        )
 
     def drain_changed(self, key: FlowKey) -> set[str]:
         """The Job names and pod slots (by Job name, see ``slot``) whose objects changed since

@@ -55,6 +55,7 @@ class OperatorOptions:
     runner_image: str | None = None  # overrides the default runner image (not spec.image)
     batch_mode: str = "indexed"  # reconcile.BATCH_MODES: how batch items run
     policy: Policy = field(default_factory=Policy)  # what Flows may run (off by default)
+    pod_creation_timeout: float = 300.0  # seconds a Job may go without a pod (outcomes.no_pod)
     webhook_port: int | None = None  # the validating admission webhook (webhook.py)
     webhook_cert_dir: str | None = None
     election: ElectionOptions | None = None  # None: no election, this process writes at once
@@ -260,6 +261,7 @@ async def _operate(
         runner_image=options.runner_image,
         batch_mode=options.batch_mode,
         policy=options.policy,
+        pod_creation_timeout=options.pod_creation_timeout,
     )
     registry = build_registry(conn, cache, reconciler, client)
     await kopf.operator(
@@ -289,6 +291,7 @@ def operator_main(
     runner_image: str | None = None,
     batch_mode: str = "indexed",
     policy: Policy | None = None,
+    pod_creation_timeout: float = 300.0,
     webhook_port: int | None = None,
     webhook_cert_dir: str | None = None,
     election: ElectionOptions | None = None,
@@ -314,6 +317,7 @@ def operator_main(
         runner_image=runner_image,
         batch_mode=batch_mode,
         policy=policy or Policy(),
+        pod_creation_timeout=pod_creation_timeout,
         webhook_port=webhook_port,
         webhook_cert_dir=webhook_cert_dir,
         election=election,

@@ -69,6 +69,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "$FLOWCRAFT_BATCH_JOBS, else indexed (measured: bench/README.md)",
     )
     parser.add_argument(
+        "--pod-creation-timeout",
+        type=_seconds,
+        default=os.environ.get("FLOWCRAFT_POD_CREATION_TIMEOUT", "300"),
+        metavar="S",
+        help="fail a node or batch-item attempt whose Job got no pod for S seconds after it "
+        "was created (a ResourceQuota, an admission webhook refusing pods, a Job controller "
+        "that is not running; `kubectl describe job` says which); the Job is deleted and the "
+        "node's retries apply; default $FLOWCRAFT_POD_CREATION_TIMEOUT, else 300",
+    )
+    parser.add_argument(
         "--webhook-port",
         type=int,
         metavar="PORT",
@@ -166,6 +176,16 @@ def _policy_arg(name: str) -> Any:
     return parse
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def _buckets(text: str) -> tuple[float, ...]:
     from flowcraft.drivers.kubernetes.metrics import parse_buckets  # noqa: PLC0415
 
@@ -230,6 +250,7 @@ def run(args: argparse.Namespace) -> int:
         runner_image=args.runner_image,
         batch_mode=args.batch_jobs,
         policy=policy,
+        pod_creation_timeout=args.pod_creation_timeout,
         webhook_port=args.webhook_port,
         webhook_cert_dir=args.webhook_cert_dir,
         election=election,

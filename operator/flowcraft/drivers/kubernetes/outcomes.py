@@ -11,6 +11,9 @@ cannot tell: a deadline kill (``DeadlineExceeded``) or a pod that was deleted or
 A pod that Succeeded is trusted before the Job controller marks the Job Complete: that saves a
 round of the Job controller on the path to the next node.
 
+A Job can also show nothing at all, for good: no pod was ever made for it (:func:`no_pod`, failed
+after the operator's pod-creation limit).
+
 A result too large for the termination message is a framed block in the pod's log, named by
 the termination message (``flowcraft.contract.frame_result``): :func:`observe` then gives
 :class:`InLog`, and :func:`read_result` turns it into the attempt's outcome given a way to
@@ -22,7 +25,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flowcraft.contract import (
@@ -54,6 +57,16 @@ STUCK_REASONS = frozenset(
     }
 )
 _TAIL = 400
+
+# How long a Job may go without a pod before its attempt fails (``no_pod``); the operator's
+# --pod-creation-timeout. Five minutes: a busy Job controller or a pull of a large image take
+# seconds to a minute, and the image pull happens after the pod exists anyway.
+POD_CREATION_TIMEOUT_SECONDS = 300.0
+
+# Job status counters, any of which shows that the Job controller made (or counted) a pod.
+_POD_COUNTS = ("active", "succeeded", "failed", "ready", "terminating")
+# Conditions after which a Job makes no pod any more.
+_ENDED = ("Complete", "Failed", "FailureTarget", "SuccessCriteriaMet")
 
 Manifest = dict[str, Any]
 
@@ -261,4 +274,64 @@ def pod_gone(job: Manifest, now: datetime) -> Failed | None:
         at,
         f"Job {name} completed but its pod is gone (deleted or garbage-collected), so the "
         "node's result cannot be read",
+    )
+
+
+def no_pod(
+    job: Manifest, has_pod: bool, now: datetime, limit: timedelta
+) -> Failed | datetime | None:
+    """A Job that never got a pod: the Job controller was down when it was created (a chaos
+    run: an API-server crash left one Job unsynced for good) or cannot create the pod (a
+    ResourceQuota, an admission webhook refusing pods). Nothing would ever change its
+    attempt, so once ``limit`` has passed since the Job was created (or last resumed from
+    suspension: the Job controller resets ``startTime`` then) the attempt fails, naming the
+    Job and where to look; ``stuck``: the caller deletes the Job, a retry gets one of its own.
+
+    Returns the failure; before the limit, the moment it will have passed (the caller wakes
+    then); None when the rule does not apply: a pod was seen (``has_pod``: any pod the Job
+    controls, in the caller's cache), the Job's status counts one, it is (being) suspended,
+    it ended, or it is being deleted."""
+    if has_pod:
+        return None
+    meta = job.get("metadata") or {}
+    status = job.get("status") or {}
+    if (job.get("spec") or {}).get("suspend") or meta.get("deletionTimestamp"):
+        return None
+    if _job_condition(job, "Suspended") is not None:
+        return None  # resumed, but the Job controller has not synced it yet
+    if any(_job_condition(job, kind) is not None for kind in _ENDED):
+        return None
+    if any(status.get(count) for count in _POD_COUNTS):
+        return None
+    uncounted = status.get("uncountedTerminatedPods") or {}
+    if uncounted.get("succeeded") or uncounted.get("failed"):
+        return None
+    resumed = next(
+        (
+            parse_time(c.get("lastTransitionTime"))
+            for c in status.get("conditions") or []
+            if c.get("type") == "Suspended"
+        ),
+        None,
+    )
+    since = [
+        t
+        for t in (parse_time(meta.get("creationTimestamp")), parse_time(status.get("startTime")))
+        if t is not None
+    ] + ([resumed] if resumed is not None else [])
+    if not since:
+        return None
+    deadline = max(since) + limit
+    if now < deadline:
+        return deadline
+    return Failed(None, now, no_pod_message(str(meta.get("name") or ""), limit), stuck=True)
+
+
+def no_pod_message(job_name: str, limit: timedelta) -> str:
+    """The failure of an attempt whose Job got no pod within ``limit``."""
+    return (
+        f"Job {job_name} got no pod within {limit.total_seconds():g} s (the operator's "
+        f"--pod-creation-timeout); `kubectl describe job {job_name}` shows why: a "
+        "ResourceQuota, an admission webhook refusing pods, a Job controller that is not "
+        "running. The Job was deleted"
     )

@@ -20,7 +20,7 @@ from flowcraft.model import TERMINAL_FLOW_PHASES
 
 from .cluster import Cluster
 from .items import cancel_item, ensure_items, item_jobs, start_item
-from .lost import job_gone
+from .lost import gone_message
 from .manifests import node_job_manifest
 from .rounds import start_rounds
 from .state import Pass, fail_later, name_of, uid_of
@@ -154,7 +154,7 @@ async def ensure_running(cl: Cluster, ctx: Pass, step: Step, created: set[str]) 
         try:
             existing = await cl.client.get_job(ref.namespace, name)
         except NotFound:
-            message = job_gone(name, action.attempt)
+            message = gone_message(ctx, name, action.attempt)
             logger.warning("%s/%s: %s", ref.namespace, ref.name, message)
             fail_later(state, action, message)
             continue

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flowcraft.drivers.kubernetes import builders, metrics, outcomes, subflows
 from flowcraft.drivers.kubernetes.cache import ObjectCache
@@ -44,6 +44,8 @@ class Cluster:
     instance: str
     runner_image: str | None  # the operator's --runner-image (Flows without spec.image)
     indexed: bool  # first item attempts run as one Indexed Job per round
+    # The operator's --pod-creation-timeout: a Job with no pod this long fails its attempt.
+    pod_creation_limit: timedelta = timedelta(seconds=outcomes.POD_CREATION_TIMEOUT_SECONDS)
 
     def runner_image_for(self, spec: FlowSpec) -> str:
         if spec.image is None and self.runner_image is not None:

@@ -2,9 +2,11 @@
 
 An item attempt runs in a Job of its own (names.item_job_name) or, in indexed mode, as one
 index of its round's Indexed Job (names.round_job_name; first attempts only, see ``rounds``).
-Which of the two is read from the cache, not remembered: a round's Job exists exactly when the
-round started in indexed mode, so a restarted operator (whose first pass lists the Flow's Jobs,
-see ``seed``) maps every item the same way. The per-pass work over running items is in memory
+Which of the two is read from the cache: a round's Job exists exactly when the round started in
+indexed mode, so a restarted operator (whose first pass lists the Flow's Jobs, see ``seed``)
+maps every item the same way. Once seen it is also remembered (``state.round_slots``), so a
+round Job deleted while its items run stays theirs: they fail (``lost``) instead of starting
+again under Jobs of their own. The per-pass work over running items is in memory
 (names are cached, lookups are dict hits); API calls happen only for what changed: a Job to
 create, an output to store, a Job to delete.
 """
@@ -67,13 +69,17 @@ def item_job(
     cl: Cluster, ctx: Pass, chunk: int, item: tuple[str, int, int, int]
 ) -> tuple[str, int | None]:
     """(Job name, completion index of its pod in a round's Indexed Job, else None) of an
-    item attempt (scatter, iteration, item, attempt)."""
+    item attempt (scatter, iteration, item, attempt).
+
+    A round's Indexed Job this process created or found stays the Job of its items' first
+    attempts after it is gone (deleted while they ran: they fail, see ``lost``); only a
+    round that never had one runs a Job per item."""
     scatter, iteration, index, attempt = item
     ref = ctx.ref
     if cl.indexed and attempt == 1:
         round_ = index // chunk
         job = names.round_job_name(ref.name, ref.uid, scatter, iteration, round_)
-        if cl.cache.job_named(ctx.key, ref.uid, job) is not None:
+        if job in ctx.state.round_slots or cl.cache.job_named(ctx.key, ref.uid, job) is not None:
             return job, index - round_ * chunk
     return names.item_job_name(ref.name, ref.uid, scatter, iteration, index, attempt=attempt), None
 

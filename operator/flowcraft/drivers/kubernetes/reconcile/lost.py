@@ -12,7 +12,13 @@ Each case ends in a defined state, never in a node that waits forever:
   terminated-pod GC before the operator read it): the attempt fails naming the Job
   (``outcomes.pod_gone``), and the node's retries apply.
 - A running attempt's Job that was deleted (by hand, by a script): the attempt fails naming
-  the Job; it is never created again under the same attempt (:func:`job_gone`).
+  the Job; it is never created again under the same attempt (:func:`job_gone`). The same for
+  a batch item's Job; a round's Indexed Job stands for the first attempt of each item of the
+  round, so deleting it fails each of them (:func:`item_job_gone`).
+- A Job that never gets a pod (the Job controller was down when it was created, or cannot
+  create the pod: a ResourceQuota, an admission webhook): after the operator's pod-creation
+  limit the attempt fails naming the Job and the Job is deleted (``outcomes.no_pod``,
+  :func:`no_pod`); the pass wakes at that limit by itself, no watch event is needed.
 - A node ``timeout``: the operator times the attempt from its container's start (module
   ``timeouts``); at the deadline the attempt fails with reason Timeout and its pod is deleted
   with a one-second grace period (:func:`check_timeout`).
@@ -131,6 +137,69 @@ def job_gone(name: str, attempt: int) -> str:
         f"Job {name} was deleted while attempt {attempt} was running; the attempt failed "
         "(a retry, if any, runs as a new attempt)"
     )
+
+
+def gone_message(ctx: Pass, name: str, attempt: int) -> str:
+    """Why the attempt of Job ``name``, gone for good, failed: the failure for which the
+    operator deleted it (a pass whose status write did not land repeats it), else
+    :func:`job_gone`."""
+    why = ctx.state.gone_jobs.get(name)
+    return why if why is not None else job_gone(name, attempt)
+
+
+async def item_job_gone(cl: Cluster, ctx: Pass, name: str) -> bool:
+    """Whether batch item Job ``name``, which the cache does not hold, is gone for good.
+
+    Asked for a running item once every item Job was created or re-ensured since the
+    (re)start (``items.ensure_items``): a Job is in the cache from its create on, so one
+    missing was deleted (by hand, or by this operator in a pass whose status write did not
+    land). One GET per Job, then remembered: it is never created again for that attempt.
+    A Job found (ours) is filed in the cache; anyone else's is left alone (a conflict the
+    create already reported)."""
+    state = ctx.state
+    if name in state.gone_jobs:
+        return True
+    try:
+        async with cl.requests:
+            job = await cl.client.get_job(ctx.ref.namespace, name)
+    except NotFound:
+        state.gone_jobs[name] = None
+        logger.warning(
+            "%s/%s: batch item Job %s was deleted while it ran",
+            ctx.ref.namespace,
+            ctx.ref.name,
+            name,
+        )
+        return True
+    if builders.controlled_by(job, ctx.ref.uid):
+        cl.cache.remember_job(ctx.key, job)
+    return False
+
+
+async def no_pod(
+    cl: Cluster, ctx: Pass, job: Manifest, listed: set[str], now: datetime
+) -> outcomes.Failed | datetime | None:
+    """``outcomes.no_pod`` for a running attempt's Job, over the cache's pods; before the
+    limit, the deadline also goes to ``ctx.deadlines`` (the pass wakes then). Before failing,
+    one LIST of the Job's pods (once per Job and pass: ``listed``) makes sure the cache did
+    not just miss them."""
+    decided = outcomes.no_pod(job, cl.cache.has_pods(ctx.key, job), now, cl.pod_creation_limit)
+    if isinstance(decided, datetime):
+        ctx.deadlines.append(decided)
+        return decided
+    uid = uid_of(job)
+    if decided is None or uid is None:
+        return None
+    if uid not in listed:
+        listed.add(uid)
+        pods = await cl.list_job_pods(ctx.ref, uid)
+        for pod in pods:
+            cl.cache.remember_pod(ctx.key, pod)
+        if pods:
+            return None
+    logger.warning("%s/%s: %s", ctx.ref.namespace, ctx.ref.name, decided.message)
+    ctx.state.gone_jobs[name_of(job)] = decided.message
+    return decided
 
 
 def check_timeout(

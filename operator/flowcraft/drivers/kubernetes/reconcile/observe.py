@@ -19,7 +19,7 @@ from flowcraft.model import FlowStatus
 
 from .cluster import Cluster
 from .items import changed_items, running_items
-from .lost import check_timeout, stop_pod
+from .lost import check_timeout, gone_message, item_job_gone, no_pod, stop_pod
 from .outputs import remember_success, store_outputs
 from .state import (
     Manifest,
@@ -48,6 +48,7 @@ async def observe(
     configmaps: list[tuple[int, Manifest]] = []  # (index in events, ConfigMap)
     stuck: list[Manifest] = []
     timed_out: list[Manifest] = []  # pods of attempts past their timeout, to stop
+    listed: set[str] = set()  # Jobs whose pods this pass listed (by uid)
     for node, attempt in engine.running(status):
         iteration = status.nodes[node].iteration or 0
         if subflows.runs(engine, node):
@@ -79,6 +80,9 @@ async def observe(
             outcome = outcomes.pod_gone(job, now)
             if outcome is not None:
                 logger.warning("%s/%s: %s", ref.namespace, ref.name, outcome.message)
+        if outcome is None and pod is None:
+            decided = await no_pod(cl, ctx, job, listed, now)  # the Job never got a pod
+            outcome = decided if isinstance(decided, outcomes.Failed) else None
         late = check_timeout(ctx, (node, attempt, iteration), outcome, now)
         if late is not None:
             if pod is not None and isinstance(outcome, outcomes.Started):
@@ -116,8 +120,13 @@ async def observe(
                 )
             )
             if outcome.stuck and not job_terminal(job):
-                stuck.append(job)  # e.g. an image that cannot be pulled
-    stuck.extend(await observe_items(cl, ctx, status, now, events=events, configmaps=configmaps))
+                stuck.append(job)  # e.g. an image that cannot be pulled, or no pod at all
+                state.gone_jobs[job_name] = outcome.message
+    stuck.extend(
+        await observe_items(
+            cl, ctx, status, now, events=events, configmaps=configmaps, listed=listed
+        )
+    )
     # Outputs are stored before the status points at them (and before downstream pods
     # mount them).
     await store_outputs(cl, ctx, events, configmaps, now)
@@ -134,6 +143,7 @@ async def observe_items(
     *,
     events: list[Event],
     configmaps: list[tuple[int, Manifest]],
+    listed: set[str],
 ) -> list[Manifest]:
     """Engine events for running items whose pod (or Job) shows an outcome; the Jobs of
     stuck items to delete. Item outputs to store go to ``configmaps`` (index in events).
@@ -141,12 +151,15 @@ async def observe_items(
     The first pass after a (re)start looks at every running item; later passes only at
     the items whose Job or pod a watch event changed since (and at items just started),
     so a pass costs O(what changed), not O(running items). Only Jobs this Flow controls
-    are looked at, and only pods their Job controls."""
+    are looked at, and only pods their Job controls. Items whose Job had no pod yet are
+    looked at again when the no-pod rule would fire (``state.pod_waits``)."""
     key, ref, state = ctx.key, ctx.ref, ctx.state
     suspended = bool(status.phase == "Running" and ctx.spec.suspend)
-    listed: set[str] = set()
     stuck: dict[str, Manifest] = {}
-    changed = cl.cache.drain_changed(key) | state.recheck
+    due = {where for where, at in state.pod_waits.items() if at <= now}
+    for where in due:
+        del state.pod_waits[where]
+    changed = cl.cache.drain_changed(key) | state.recheck | due
     state.recheck = set(changed)  # until the pass completes (see Reconciler._pass)
     ctx.observed.update(changed)
     if state.items_scanned:
@@ -154,11 +167,21 @@ async def observe_items(
     else:
         rows = running_items(cl, ctx, status)
     for scatter, iteration, item, attempt, job_name, index in rows:
+        where = cache_slot(job_name, index)
+        state.pod_waits.pop(where, None)
         job = cl.cache.job_named(key, ref.uid, job_name)
         if job is None:
+            if state.items_scanned and await item_job_gone(cl, ctx, job_name):
+                # Deleted while it ran: the attempt fails, the Job is never created again.
+                message = gone_message(ctx, job_name, attempt)
+                count(ctx, scatter, where, outcomes.Failed(None, now, message), now)
+                events.append(
+                    NodeFailed(scatter, attempt, now, message, iteration=iteration, item=item)
+                )
+                continue
             # Not created, or not seen yet (ensure_items sees to it): its pods count only
             # through it, so look again next pass.
-            ctx.started.add(cache_slot(job_name, index))
+            ctx.started.add(where)
             continue
         if suspended and (job.get("spec") or {}).get("suspend"):
             continue
@@ -180,6 +203,13 @@ async def observe_items(
             outcome = outcomes.Failed(
                 None, now, f"Indexed Job {job_name} ended without a pod for item {item}"
             )
+        no_pod_at_all = False  # of any index: the Job is deleted, all its items fail
+        if outcome is None and pod is None:
+            decided = await no_pod(cl, ctx, job, listed, now)
+            if isinstance(decided, datetime):
+                state.pod_waits[where] = decided
+            elif decided is not None:
+                outcome, no_pod_at_all = decided, True
         if outcome is None:
             continue
         if indexed and isinstance(outcome, outcomes.Failed) and deadline_exceeded(pod):
@@ -210,8 +240,11 @@ async def observe_items(
                     item=item,
                 )
             )
-            if outcome.stuck and not indexed and not job_terminal(job):
+            if outcome.stuck and (no_pod_at_all or not indexed) and not job_terminal(job):
                 stuck[job_name] = job
+                state.gone_jobs[job_name] = outcome.message
+    if state.pod_waits:
+        ctx.deadlines.append(min(state.pod_waits.values()))
     return list(stuck.values())
 
 

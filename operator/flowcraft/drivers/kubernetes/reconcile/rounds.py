@@ -140,6 +140,7 @@ async def _start_round(
             await _round_conflict(cl, ctx, round_, scatter, conflict)
             return False
         cl.cache.remember_job(ctx.key, created)
+        _file_round(ctx, name_of(job), (scatter, iteration, first), count)
         return True  # ours already (a restart, a lagging cache)
     except Invalid as exc:
         logger.warning(
@@ -154,10 +155,7 @@ async def _start_round(
         return False
     metrics.current().job_created(ctx.flow_id, job["metadata"]["name"], datetime.now(UTC))
     cl.cache.remember_job(ctx.key, created)
-    slots = [cache_slot(job["metadata"]["name"], index) for index in range(count)]
-    ctx.state.round_slots[job["metadata"]["name"]] = slots
-    for index, index_slot in enumerate(slots):
-        ctx.state.item_slots[index_slot] = (scatter, iteration, first + index, 1)
+    _file_round(ctx, name_of(job), (scatter, iteration, first), count)
     logger.info(
         "%s/%s: items %d..%d of %s (round %d) -> Indexed Job %s",
         ctx.ref.namespace,
@@ -169,6 +167,16 @@ async def _start_round(
         job["metadata"]["name"],
     )
     return True
+
+
+def _file_round(ctx: Pass, name: str, where: tuple[str, int, int], count: int) -> None:
+    """Remember round Job ``name`` and which item each of its pod slots runs (``where``:
+    scatter, iteration, first item)."""
+    scatter, iteration, first = where
+    slots = [cache_slot(name, index) for index in range(count)]
+    ctx.state.round_slots[name] = slots
+    for index, index_slot in enumerate(slots):
+        ctx.state.item_slots[index_slot] = (scatter, iteration, first + index, 1)
 
 
 async def _round_conflict(cl: Cluster, ctx: Pass, round_: int, scatter: str, conflict: str) -> None:

@@ -81,6 +81,12 @@ class FlowState:
     timed_out: dict[tuple[str, int, int], datetime] = field(default_factory=dict)
     # Result key -> output ConfigMap that is gone with no copy left (module lost).
     lost_outputs: dict[str, str] = field(default_factory=dict)
+    # Jobs of running attempts that are gone for good (module lost): Job name -> the failure
+    # for which the operator deleted it, or None when someone else did. Never created again.
+    gone_jobs: dict[str, str | None] = field(default_factory=dict)
+    # Item slots whose Job had no pod yet -> when the no-pod rule fires (``outcomes.no_pod``):
+    # looked at then whatever the watches say.
+    pod_waits: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

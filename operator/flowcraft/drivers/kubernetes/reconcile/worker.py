@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
-from flowcraft.drivers.kubernetes import builders, failures, metrics, subflows
+from flowcraft.drivers.kubernetes import builders, failures, metrics, outcomes, subflows
 from flowcraft.drivers.kubernetes import status as flow_status
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
 from flowcraft.drivers.kubernetes.client import Client, Conflict, NotFound
@@ -54,9 +54,12 @@ class Reconciler:
         runner_image: str | None = None,
         batch_mode: str = BATCH_INDEXED,
         policy: Policy | None = None,
+        pod_creation_timeout: float = outcomes.POD_CREATION_TIMEOUT_SECONDS,
     ) -> None:
         if batch_mode not in BATCH_MODES:
             raise ValueError(f"batch mode must be one of {BATCH_MODES}, got {batch_mode!r}")
+        if not pod_creation_timeout > 0:
+            raise ValueError(f"pod creation timeout must be positive, got {pod_creation_timeout}")
         self._client = client
         self._cache = cache
         self._policy = policy or Policy()  # what Flows may run (policy.py); off by default
@@ -70,6 +73,7 @@ class Reconciler:
             instance=instance,
             runner_image=runner_image,
             indexed=batch_mode == BATCH_INDEXED,
+            pod_creation_limit=timedelta(seconds=pod_creation_timeout),
         )
 
     # -- triggering -----------------------------------------------------------------------
@@ -276,6 +280,7 @@ class Reconciler:
             state.item_slots, state.round_slots, state.recheck = {}, {}, set()
             state.items_scanned = state.items_suspended = False
             state.running_seen, state.timed_out, state.lost_outputs = {}, {}, {}
+            state.gone_jobs, state.pod_waits = {}, {}
         raw_status: Manifest = dict(body.get("status") or {})
         generation = generation_of(body)
         if raw_status.get("phase") in TERMINAL_FLOW_PHASES:
@@ -363,6 +368,7 @@ class Reconciler:
         state.item_slots, state.round_slots, state.recheck = {}, {}, set()
         state.items_scanned = state.items_suspended = False
         state.running_seen, state.timed_out, state.lost_outputs = {}, {}, {}
+        state.gone_jobs, state.pod_waits = {}, {}
         if state.timer is not None:
             state.timer.cancel()
             state.timer = None
