@@ -9,11 +9,11 @@
 # Exit status: non-zero when either run reports a figure that is not 0 (or cannot run).
 #
 # The kube-apiserver crash (CHAOS_APISERVER_RESTARTS=1 adds one to run 1) is off by default:
-# in about 1 run in 9 it leaves a Job that kube-controller-manager never finishes (its pod was
-# created as the API server died, deleted unscheduled; the Job shows `failed: 1` and no
-# condition), and the operator has no rule yet that ends such an attempt, so its Flow never
-# ends (bench/README.md, "Chaos"; --pod-creation-timeout skips a Job whose status counts a
-# failed pod). Turn it on here once the operator does, with its timeout short:
+# in 2 runs of 10 it left a Job that kube-controller-manager never finishes (its pod deleted
+# while unscheduled around the restart; the Job shows `failed: 1`, no condition, no pod), and
+# the operator has no rule yet that ends such an attempt, so its Flow never ends
+# (bench/README.md, "Chaos"; --pod-creation-timeout skips a Job whose status counts a failed
+# pod). Turn it on here once the operator does, with its timeout short:
 # CHAOS_OPERATOR_ARGS="--operator-arg=--pod-creation-timeout=30".
 #
 # The kwok cluster: started with `hack/cluster.sh up kwok` when it is not up, and then stopped
