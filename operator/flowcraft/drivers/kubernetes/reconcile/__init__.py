@@ -27,7 +27,8 @@ costs the longer of the two round trips, not their sum. Neither order matters fo
 since the status plus the Jobs are the whole state: a Job whose node the last written status
 does not show running yet (the operator died before the write landed, or the write met a
 Conflict) is adopted when the engine starts that node again (deterministic name); a node the
-status shows running without a Job gets it from the first pass's re-ensure. So a success is
+status shows running without a Job gets it from the first pass's re-ensure (unless something
+shows the Job existed and was deleted: ``lost.left_no_trace``). So a success is
 not recorded before its dependents' Jobs exist, and needs not be: it is observed again from
 its Job and pod, and its output ConfigMap already exists. Timers (retry backoff, flow
 deadline) are ``loop.call_at`` handles that trigger a pass at the engine's ``wake_at``; none

@@ -14,7 +14,9 @@ Each case ends in a defined state, never in a node that waits forever:
 - A running attempt's Job that was deleted (by hand, by a script): the attempt fails naming
   the Job; it is never created again under the same attempt (:func:`job_gone`). The same for
   a batch item's Job; a round's Indexed Job stands for the first attempt of each item of the
-  round, so deleting it fails each of them (:func:`item_job_gone`).
+  round, so deleting it fails each of them (:func:`item_job_gone`). A node attempt's Job that
+  shows no sign of ever having existed was never created (the operator stopped between the
+  status write and the create): it is created for the same attempt (:func:`left_no_trace`).
 - A Job that never gets a pod (the Job controller was down when it was created, or cannot
   create the pod: a ResourceQuota, an admission webhook): after the operator's pod-creation
   limit the attempt fails naming the Job and the Job is deleted (``outcomes.no_pod``,
@@ -249,3 +251,23 @@ async def stop_pod(cl: Cluster, ref: builders.FlowRef, pod: Manifest) -> None:
     async with cl.requests:
         with contextlib.suppress(NotFound, Conflict):
             await cl.client.delete_pod(ref.namespace, name_of(pod), uid=uid_of(pod))
+
+
+async def left_no_trace(cl: Cluster, ctx: Pass, name: str) -> bool:
+    """Whether node attempt Job ``name``, which does not exist, shows no sign of ever having
+    existed: the operator records an attempt as running in the same breath as it creates the
+    attempt's Job (the two requests go out together), so an operator stopped between the two,
+    or a create that failed, leaves a running attempt without a Job. Nothing ran: the Job is
+    created then, for the same attempt. Signs that it did exist: this operator deleted it
+    (``gone_jobs``), a watch saw it deleted, or a pod of it is left (``job-name`` label, set
+    by the Job controller and kept on pods a deletion orphaned)."""
+    if name in ctx.state.gone_jobs or cl.cache.job_deleted(ctx.key, name):
+        return False
+    selector = f"{builders.flow_uid_selector(ctx.ref)},{_JOB_NAME_LABEL}={name}"
+    async with cl.requests:
+        pods = await cl.client.list_pods(ctx.ref.namespace, selector)
+    return not pods
+
+
+# The label the Job controller puts on its pods, naming their Job.
+_JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
