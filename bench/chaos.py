@@ -7,6 +7,9 @@ What it checks (figures, printed and written to JSON; the exit code is 1 if any 
   Flow, grouped by (Flow UID, node, attempt, iteration); a key with more than one Job UID is a
   node attempt that ran twice (created again after a crash, or after its Job was deleted).
 - Flows not terminal once the chaos stops and the operator has had ``--settle`` seconds.
+- attempts without a Job: attempts the Flow statuses say were started that never had a Job
+  (bench/chaos_checks.attempts_without_job): an attempt failed without having run, as when a
+  restarted operator took a Job it had never created for one deleted by hand.
 - outputs differing from a clean run: before the chaos, ``--clean`` Flows of the same manifest
   run undisturbed; every chaos Flow's final context (drivers/kubernetes/results.py, what
   ``flowcraft run`` reports) must equal theirs (bench/chaos_checks.py says what may differ).
@@ -29,11 +32,9 @@ run and each kill hits the current leader (the Lease's holder). Everything it st
 by pid (on SIGTERM too); the namespace is deleted at the end unless ``--keep``.
 
 Jobs: a Flow runs one Job per node attempt, so the Jobs seen are the nodes (20 a Flow; the
-fallback node only where it ran) plus the retries. ``attempts_without_job`` counts attempts the
-Flow statuses say were started that never had a Job (bench/chaos_checks.attempts_without_job),
-and ``jobs_missing_at_restart`` the operator's log lines where a restarted operator found a
-running attempt's Job missing and failed the attempt: reported, not (yet) a failure of the run
-(bench/README.md, "Chaos").
+fallback node only where it ran) plus the retries. ``jobs_missing_at_restart`` counts the
+operator's log lines where it found a running attempt's Job missing and failed the attempt
+(reported; with no Job deleted by the run, each is also an attempt without a Job).
 
 ``make test-chaos`` (part of ``make test``, so CI) runs a small version of this
 (hack/test-chaos.sh).
@@ -577,7 +578,7 @@ def main() -> int:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     ok = not result["duplicate_jobs"] and not result["flows_not_terminal"]
-    ok = ok and not result["outputs_differing"]
+    ok = ok and not result["outputs_differing"] and not result["attempts_without_job"]
     print("chaos:", "OK" if ok else "FAILED", f"({args.out})")
     return 0 if ok else 1
 
