@@ -15,6 +15,11 @@ Each case ends in a defined state, never in a node that waits forever:
   the Job; it is never created again under the same attempt (:func:`job_gone`). The same for
   a batch item's Job; a round's Indexed Job stands for the first attempt of each item of the
   round, so deleting it fails each of them (:func:`item_job_gone`).
+- A Job whose create the API server refused (403: a ResourceQuota, an admission webhook) never
+  existed: the attempt fails with the server's message (``Cluster.refused``). One whose create
+  failed leaving it unknown whether it was made (5xx, a lost connection) fails the pass, which
+  is retried; if the Job then does not exist, the attempt fails naming that create
+  (:func:`never_created`), never created again under the same attempt.
 - A Job that never gets a pod (the Job controller was down when it was created, or cannot
   create the pod: a ResourceQuota, an admission webhook): after the operator's pod-creation
   limit the attempt fails naming the Job and the Job is deleted (``outcomes.no_pod``,
@@ -144,7 +149,19 @@ def gone_message(ctx: Pass, name: str, attempt: int) -> str:
     operator deleted it (a pass whose status write did not land repeats it), else
     :func:`job_gone`."""
     why = ctx.state.gone_jobs.get(name)
-    return why if why is not None else job_gone(name, attempt)
+    if why is not None:
+        return why
+    failed = ctx.state.unsure_creates.get(name)
+    return job_gone(name, attempt) if failed is None else never_created(name, attempt, failed)
+
+
+def never_created(name: str, attempt: int, error: str) -> str:
+    """A running attempt's failure when the create of its Job failed with an error that left
+    it unknown whether the Job was made, and the Job does not exist."""
+    return (
+        f"Job {name} of attempt {attempt} does not exist: its create failed ({error}); "
+        "the attempt failed (a retry, if any, runs as a new attempt)"
+    )
 
 
 async def item_job_gone(cl: Cluster, ctx: Pass, name: str) -> bool:
@@ -165,10 +182,11 @@ async def item_job_gone(cl: Cluster, ctx: Pass, name: str) -> bool:
     except NotFound:
         state.gone_jobs[name] = None
         logger.warning(
-            "%s/%s: batch item Job %s was deleted while it ran",
+            "%s/%s: batch item Job %s %s",
             ctx.ref.namespace,
             ctx.ref.name,
             name,
+            "was never created" if name in state.unsure_creates else "was deleted while it ran",
         )
         return True
     if builders.controlled_by(job, ctx.ref.uid):
