@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run lint fmt typecheck unit test test-fast test-cluster check
+.PHONY: help venv run lint fmt typecheck unit test test-fast test-cluster test-chaos check
 
 help: ## List the documented targets
 	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
@@ -45,7 +45,10 @@ test-fast: check unit ## Static checks + unit tests (no cluster needed)
 test-cluster: $(STAMP) ## Integration + e2e tests on KUBECONFIG, else the offline harness (started if needed)
 	hack/test-cluster.sh
 
-test: test-fast test-cluster ## The full test command CI runs: checks, unit, then the cluster tiers
+test-chaos: $(STAMP) ## Small chaos run on kwok (~2 min; started and stopped if not up): 10 flows with operator kills and pod deletions, then 2 elected operators with leader kills; fails unless 0 duplicate Jobs, 0 unfinished flows, 0 outputs differing (build/chaos/; CHAOS_APISERVER_RESTARTS=1 adds an apiserver crash)
+	VENV=$(VENV) hack/test-chaos.sh
+
+test: test-fast test-cluster test-chaos ## The full test command CI runs: checks, unit, the cluster tiers, then the small chaos run
 
 -include hack/*.mk
 -include bench/*.mk

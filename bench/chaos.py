@@ -26,7 +26,17 @@ and 70 % of the Jobs, each started again by ``hack/cluster.sh crash-apiserver kw
 command line as the harness; everything else keeps running); ``--pod-deletes`` random managed
 pods deleted per second on average. With ``--replicas 2`` two operators with leader election
 run and each kill hits the current leader (the Lease's holder). Everything it starts it stops,
-by pid; the namespace is deleted at the end.
+by pid (on SIGTERM too); the namespace is deleted at the end unless ``--keep``.
+
+Jobs: a Flow runs one Job per node attempt, so the Jobs seen are the nodes (20 a Flow; the
+fallback node only where it ran) plus the retries. ``attempts_without_job`` counts attempts the
+Flow statuses say were started that never had a Job (bench/chaos_checks.attempts_without_job),
+and ``jobs_missing_at_restart`` the operator's log lines where a restarted operator found a
+running attempt's Job missing and failed the attempt: reported, not (yet) a failure of the run
+(bench/README.md, "Chaos").
+
+``make test-chaos`` (part of ``make test``, so CI) runs a small version of this
+(hack/test-chaos.sh).
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -45,7 +56,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chaos_checks import compare_outputs, kill_thresholds, spread
+from chaos_checks import attempts_without_job, compare_outputs, kill_thresholds, spread
 from kube_flows import MIX_20, layered
 from kube_harness import (
     KWOK_KUBECONFIG,
@@ -221,6 +232,72 @@ def contexts(
     return out, fallback_ran
 
 
+def started_attempts(api: Api, namespace: str) -> dict[tuple[str, str], int]:
+    """(Flow UID, node) -> attempts its status says were started."""
+    out: dict[tuple[str, str], int] = {}
+    for body in flows(api, namespace):
+        uid = str(body["metadata"]["uid"])
+        for node, st in ((body.get("status") or {}).get("nodes") or {}).items():
+            out[(uid, node)] = int((st or {}).get("attempts") or 0)
+    return out
+
+
+def unfinished_nodes(api: Api, namespace: str, names: list[str]) -> dict[str, Any]:
+    """For each Flow in ``names``: its nodes not yet ended, each with its current attempt's
+    Job status and pod count (why a Flow did not finish, in the run's own output)."""
+    jobs = retry(lambda: api.request("GET", JOBS.format(ns=namespace))).get("items") or []
+    pods = (
+        retry(
+            lambda: api.request("GET", PODS.format(ns=namespace), params={"labelSelector": MANAGED})
+        ).get("items")
+        or []
+    )
+    out: dict[str, Any] = {}
+    for body in flows(api, namespace):
+        name, uid = body["metadata"]["name"], body["metadata"]["uid"]
+        if name not in names:
+            continue
+        running = {
+            node: st.get("attempts")
+            for node, st in ((body.get("status") or {}).get("nodes") or {}).items()
+            if (st or {}).get("phase") == "Running"
+        }
+        for node, attempt in running.items():
+            job = next(
+                (
+                    j
+                    for j in jobs
+                    if any(o.get("uid") == uid for o in j["metadata"].get("ownerReferences") or [])
+                    and (j["metadata"].get("annotations") or {}).get(ANN_NODE) == node
+                    and (j["metadata"].get("annotations") or {}).get(ANN_ATTEMPT) == str(attempt)
+                ),
+                None,
+            )
+            job_name = job["metadata"]["name"] if job else None
+            out[f"{name}/{node}"] = {
+                "attempt": attempt,
+                "job": job_name,
+                "job_status": (job or {}).get("status"),
+                "pods": sum(
+                    1
+                    for p in pods
+                    if (p["metadata"].get("labels") or {}).get("job-name") == job_name
+                ),
+            }
+    return out
+
+
+JOB_GONE = "was deleted while attempt"  # reconcile/lost.job_gone's message
+
+
+def jobs_missing_at_restart(workdir: Path) -> list[str]:
+    """The operators' log lines failing an attempt because its Job did not exist."""
+    lines: list[str] = []
+    for log in sorted(workdir.glob("operator-*.log")):
+        lines += [line.strip() for line in log.read_text(errors="replace").splitlines()]
+    return [line for line in lines if JOB_GONE in line]
+
+
 def leader(api: Api, namespace: str) -> str | None:
     """The Lease holder's identity (op-<i>), or None when no one holds it."""
     try:
@@ -270,13 +347,22 @@ class Chaos:
                 KWOK_KUBECONFIG,
                 [namespace],
                 workdir / f"operator-{i}.log",
-                [*election, f"--leader-election-identity=op-{i}"] if args.replicas > 1 else [],
+                [
+                    *(
+                        [*election, f"--leader-election-identity=op-{i}"]
+                        if args.replicas > 1
+                        else []
+                    ),
+                    *args.operator_arg,
+                ],
             )
             for i in range(args.replicas)
         ]
         self.starts = [0] * args.replicas
         self.kills = self.leader_kills = self.pod_deletes = self.restarts = 0
         self.kill_log: list[dict[str, Any]] = []
+        # what each deleted pod was: phase, or "Unscheduled" for a Pending pod with no node
+        self.deleted_states: dict[str, int] = defaultdict(int)
         self.apiserver_restarts: list[dict[str, Any]] = []
 
     def start(self, index: int) -> None:
@@ -319,12 +405,17 @@ class Chaos:
         live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         if not live:
             return
-        pod = self.rng.choice(live)["metadata"]["name"]
+        chosen = self.rng.choice(live)
+        pod = chosen["metadata"]["name"]
+        state = str((chosen.get("status") or {}).get("phase"))
+        if state == "Pending" and not (chosen.get("spec") or {}).get("nodeName"):
+            state = "Unscheduled"
         try:
             self.api.request(
                 "DELETE", PODS.format(ns=self.namespace) + "/" + urllib.parse.quote(pod)
             )
             self.pod_deletes += 1
+            self.deleted_states[state] += 1
         except BenchError:
             pass  # gone already
 
@@ -403,6 +494,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         not_terminal = sorted(n for n in names if final.get(n) not in TERMINAL)
         got, fallback_ran = contexts(api, namespace, names)
         outputs = compare_outputs(reference, got, fallback_ran, FALLBACK)
+        with ledger.lock:
+            keys = list(ledger.uids)
+        without_job = attempts_without_job(started_attempts(api, namespace), keys)
+        missing_at_restart = jobs_missing_at_restart(workdir)
         return {
             "flows": args.flows,
             "nodes_per_flow": NODES + 1,
@@ -415,13 +510,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "kills": chaos.kill_log,
             "apiserver_restarts": chaos.apiserver_restarts,
             "pod_deletes": chaos.pod_deletes,
+            "pods_deleted_by_state": dict(chaos.deleted_states),
             "operator_exits_restarted": chaos.restarts,
             "chaos_seconds": round(chaos_s, 1),
             "settled_seconds": round(settled_s, 1),
             "jobs_seen": sum(len(v) for v in ledger.uids.values()),
             "node_attempts": len(ledger.uids),
+            "attempts_without_job": len(without_job),
+            "attempts_without_job_examples": without_job[:10],
+            "jobs_missing_at_restart": len(missing_at_restart),
+            "jobs_missing_at_restart_examples": [line[-220:] for line in missing_at_restart[:5]],
             "duplicate_jobs": duplicates,
             "flows_not_terminal": not_terminal,
+            "unfinished_nodes": unfinished_nodes(api, namespace, not_terminal)
+            if not_terminal
+            else {},
             "phases": {str(p): list(final.values()).count(p) for p in set(final.values())},
             "outputs": outputs,
             "clean_context_keys": len(reference),
@@ -438,6 +541,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             api.delete_namespace(namespace)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=20)
@@ -452,8 +559,18 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=300)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the namespace, to inspect")
+    parser.add_argument(
+        "--operator-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more argument for every operator (repeatable: --operator-arg=--flag=1)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "chaos.json")
     args = parser.parse_args()
+    # SIGTERM (make interrupted, a CI timeout) unwinds like Ctrl-C, so the operators, which run
+    # in sessions of their own, are stopped by the run's ``finally``.
+    signal.signal(signal.SIGTERM, _interrupt)
     loadavg_start = Path("/proc/loadavg").read_text().split()[:3]
     result = {"loadavg_start": loadavg_start, **run(args)}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -14,12 +14,18 @@ difference is by design and is counted apart, not as a mismatch: a deleted pod o
 node (one attempt, a fallback) fails that attempt and the fallback node runs, which adds the
 fallback node's own keys (``<fallback>``, ``_outputs.<fallback>``); every other key, the guarded
 node's own output included, must still match.
+
+Attempts without a Job: the Flow statuses count every attempt each node started; the Job
+ledger holds every Job the namespace ever had. An attempt the status counts but no Job was
+seen for is one that failed without running: nothing in the run deletes Jobs, so it is an
+attempt the operator recorded as running whose Job was never created (bench/README.md says
+when that happens). It is why a run's Jobs can be fewer than nodes + fallbacks + retries.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 MISSING = "<missing>"
@@ -46,6 +52,23 @@ def kill_thresholds(
         value = max(int(p) + 1, out[-1] + 1 if out else 1)
         out.append(value)
     return out
+
+
+def attempts_without_job(
+    started: Mapping[tuple[str, str], int], jobs: Iterable[tuple[str, str, str, str]]
+) -> list[str]:
+    """Attempts a status counts as started that no Job was seen for, as ``uid/node/attempt``.
+
+    ``started``: (Flow UID, node) -> attempts started (``status.nodes[node].attempts``; these
+    Flows have no loops, so every attempt is of iteration 0). ``jobs``: the ledger's keys,
+    (Flow UID, node, attempt, iteration)."""
+    seen = {(uid, node, attempt) for uid, node, attempt, iteration in jobs if iteration == "0"}
+    return sorted(
+        f"{uid}/{node}/{attempt}"
+        for (uid, node), count in started.items()
+        for attempt in range(1, count + 1)
+        if (uid, node, str(attempt)) not in seen
+    )
 
 
 def context_diff(

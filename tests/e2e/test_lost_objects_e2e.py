@@ -183,6 +183,37 @@ def test_a_running_job_deleted_by_hand_fails_its_attempt_and_a_new_attempt_runs(
     assert f"Job {first} was deleted" in operator.log()
 
 
+def test_a_running_attempt_whose_job_left_no_trace_gets_it_after_a_restart(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """The operator records an attempt as running in the same breath as it creates its Job:
+    killed between the two, it leaves a status with a running attempt and no Job (a chaos run
+    saw this at 13 of 20 kills). The restarted operator must create the Job for that same
+    attempt, not fail it as deleted (a node without retries failed its Flow). Reproduced with
+    the operator down by removing the Job and its pod without a trace; a single attempt."""
+    nodes = [{"id": "a", "uses": "wait", "params": {"s": 3}}]
+    apply_doc(cluster, namespace, _flow("notrace", nodes, []))
+    wait_for(lambda: _pod_running(cluster, namespace, "notrace", "a"), what="a's pod running")
+    (job,) = jobs_by_node(cluster, namespace, "notrace")["a"]
+    first_uid = cluster.kubectl_json("get", "job", job, "-n", namespace)["metadata"]["uid"]
+    operator.kill()
+    cluster.kubectl(
+        "delete", "job", job, "-n", namespace, "--cascade=foreground", "--grace-period=0",
+        "--force", "--wait=true", "--timeout=60s",
+    )  # fmt: skip
+    wait_for(
+        lambda: not items(cluster, "pods", namespace, f"batch.kubernetes.io/job-name={job}"),
+        what="the Job's pods gone",
+    )
+    operator.start()
+    flow = wait_phase(cluster, namespace, "notrace", {"Succeeded", "Failed"}, timeout=120)
+    assert flow["status"]["phase"] == "Succeeded", flow["status"]
+    assert flow["status"]["nodes"]["a"]["attempts"] == 1  # the same attempt, not a retry
+    again = cluster.kubectl_json("get", "job", job, "-n", namespace)
+    assert again["metadata"]["uid"] != first_uid  # created anew, under attempt 1's name
+    assert f"Job {job} of running attempt 1 of node a was never created" in operator.log()
+
+
 # --------------------------------------------------------------- Jobs that never get a pod
 
 

@@ -16,7 +16,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from chaos_checks import MISSING, compare_outputs, context_diff, kill_thresholds, spread
+from chaos_checks import (
+    MISSING,
+    attempts_without_job,
+    compare_outputs,
+    context_diff,
+    kill_thresholds,
+    spread,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -93,3 +100,18 @@ def test_fallback_does_not_excuse_the_guarded_node() -> None:
     ran = {"_outputs.g": "other", "g": None, "rescue": None, "_outputs.rescue": None}
     out = compare_outputs(ref, {"f": ran}, {"f": True}, "rescue")
     assert out["differing"] == 1
+
+
+def test_attempts_without_job_lists_started_attempts_no_job_was_seen_for() -> None:
+    started = {("u1", "a"): 2, ("u1", "b"): 1, ("u2", "a"): 0, ("u2", "b"): 1}
+    jobs = [
+        ("u1", "a", "2", "0"),  # attempt 1 of u1/a never had a Job
+        ("u1", "b", "1", "0"),
+        ("u2", "b", "1", "1"),  # a later iteration's Job does not stand for iteration 0
+    ]
+    assert attempts_without_job(started, jobs) == ["u1/a/1", "u2/b/1"]
+
+
+def test_attempts_without_job_none_when_every_attempt_had_a_job() -> None:
+    jobs = [("u", "a", "1", "0"), ("u", "a", "2", "0"), ("u", "extra", "1", "0")]
+    assert attempts_without_job({("u", "a"): 2}, jobs) == []

@@ -191,12 +191,17 @@ def test_deleting_a_job_drops_its_pods_and_forget_drops_the_flow() -> None:
     cache.put_job(_job("j"), deleted=False, seen_at=0)
     job = _cached_job(cache)
     cache.put_pod(_pod("p", "j", "Running", "t"), deleted=False, seen_at=0)
+    assert not cache.job_deleted(KEY, "j")
     cache.put_job(_job("j"), deleted=True, seen_at=1)
     assert cache.job(KEY, FLOW_UID, "a", 1) is None
     assert cache.pod(KEY, job) is None
+    # Remembered as deleted: a running attempt without its Job then fails, never re-created.
+    assert cache.job_deleted(KEY, "j")
+    assert not cache.job_deleted(KEY, "k")
     cache.put_job(_job("k", node="b"), deleted=False, seen_at=0)
     cache.forget(KEY)
     assert cache.jobs(KEY) == []
+    assert not cache.job_deleted(KEY, "j")
 
 
 def test_remember_job_files_a_created_job_by_its_controller() -> None:

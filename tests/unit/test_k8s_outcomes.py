@@ -178,17 +178,14 @@ LATE = CREATED + timedelta(days=1)
     [
         {"active": 1},
         {"ready": 1},
-        {"succeeded": 1},
-        {"failed": 1},
         {"terminating": 1},
-        {"uncountedTerminatedPods": {"failed": ["u1"]}},
         {"conditions": [{"type": "Complete", "status": "True"}]},
         {"conditions": [{"type": "Failed", "status": "True"}]},
         {"conditions": [{"type": "FailureTarget", "status": "True"}]},
         {"conditions": [{"type": "Suspended", "status": "True"}]},
     ],
 )
-def test_a_job_whose_status_shows_a_pod_or_an_end_or_a_suspension_is_not_judged(
+def test_a_job_whose_status_shows_a_live_pod_or_an_end_or_a_suspension_is_not_judged(
     status: dict[str, Any],
 ) -> None:
     assert outcomes.no_pod(_bare_job(**status), False, LATE, LIMIT) is None
@@ -222,3 +219,29 @@ def test_a_resumed_job_gets_the_whole_limit_from_its_resumption() -> None:
     assert isinstance(outcomes.no_pod(job, False, resumed_at + LIMIT, LIMIT), outcomes.Failed)
     assert "within 5 s" in outcomes.no_pod_message("j", timedelta(seconds=5))
     assert "within 0.5 s" in outcomes.no_pod_message("j", timedelta(seconds=0.5))
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"failed": 1},
+        {"succeeded": 1},
+        {"uncountedTerminatedPods": {"failed": ["u1"]}},
+    ],
+)
+def test_a_job_counting_an_ended_pod_that_is_gone_and_never_ended_fails_after_the_limit(
+    status: dict[str, Any],
+) -> None:
+    """A chaos run's second stuck form: the pod create met the API-server crash, the Job
+    controller's status writes met Conflicts, and the Job kept ``failed: 1``, no pod and no
+    condition for good. Counted from its creation like a Job that never got a pod."""
+    job = _bare_job(**status)
+    assert outcomes.no_pod(job, False, CREATED + LIMIT - timedelta(seconds=1), LIMIT) == (
+        CREATED + LIMIT
+    )
+    failed = outcomes.no_pod(job, False, CREATED + LIMIT, LIMIT)
+    assert isinstance(failed, outcomes.Failed)
+    assert failed.stuck
+    assert failed.message.startswith("Job f-a-1 counts a pod that ended, but no pod of it exists")
+    assert "within 300 s" in failed.message
+    assert outcomes.no_pod(job, True, LATE, LIMIT) is None  # its pod is there: read it

@@ -12,9 +12,9 @@ import pytest
 
 from flowcraft.drivers.kubernetes import builders, subflows
 from flowcraft.drivers.kubernetes.cache import FlowKey, ObjectCache
-from flowcraft.drivers.kubernetes.client import Forbidden, Invalid, ServerError
+from flowcraft.drivers.kubernetes.client import Forbidden, Invalid, NotFound, ServerError
 from flowcraft.drivers.kubernetes.reconcile.cluster import Cluster
-from flowcraft.drivers.kubernetes.reconcile.lost import gone_message
+from flowcraft.drivers.kubernetes.reconcile.lost import gone_message, item_job_gone
 from flowcraft.drivers.kubernetes.reconcile.state import FlowState, Pass
 from flowcraft.drivers.kubernetes.reconcile.worker import keeping_started
 from flowcraft.engine import Engine, NodeFailed, StartNode
@@ -45,7 +45,7 @@ def _pass() -> Pass:
 
 
 class _Refusing:
-    """A client whose Job creates all fail with ``error`` (the one method create_job uses)."""
+    """A client whose Job creates and reads all fail with ``error``."""
 
     def __init__(self, error: Exception) -> None:
         self.error = error
@@ -53,6 +53,9 @@ class _Refusing:
 
     async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         self.creates += 1
+        raise self.error
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any]:
         raise self.error
 
 
@@ -94,8 +97,9 @@ def test_an_invalid_job_still_fails_the_attempt_as_rejected() -> None:
 
 
 def test_a_server_error_on_create_fails_the_pass_not_the_attempt() -> None:
-    """A 5xx says nothing about whether the Job was made: the pass is retried (its create is
-    repeated under the same deterministic name, or the Job adopted), no attempt fails."""
+    """A 5xx says nothing about whether the Job was made: the pass fails and is retried (a
+    node's Job that left no trace is then created, ``lost.left_no_trace``); no attempt fails
+    at once."""
     ctx = _pass()
     with pytest.raises(ServerError):
         asyncio.run(
@@ -104,11 +108,14 @@ def test_a_server_error_on_create_fails_the_pass_not_the_attempt() -> None:
             )
         )
     assert ctx.state.pending == []
-    # If the Job then does not exist, its attempt fails naming the create, not a deletion.
+    # A batch item's Job that then does not exist fails its attempt naming the create.
+    client = _Refusing(NotFound(404, "NotFound", "gone"))
+    assert asyncio.run(item_job_gone(_cluster(client), ctx, "f-a-1"))
     assert gone_message(ctx, "f-a-1", 1) == (
-        "Job f-a-1 of attempt 1 does not exist: its create failed (500 InternalError); "
-        "the attempt failed (a retry, if any, runs as a new attempt)"
+        "Job f-a-1 does not exist: its create failed (500 InternalError); the attempt failed "
+        "(a retry, if any, runs as a new attempt)"
     )
+    assert asyncio.run(item_job_gone(_cluster(client), ctx, "f-a-2"))
     assert "was deleted" in gone_message(ctx, "f-a-2", 1)  # a Job created, then deleted
 
 

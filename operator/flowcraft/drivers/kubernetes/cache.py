@@ -91,6 +91,9 @@ class _FlowObjects:
     # ConfigMap name -> its last state, for the Flow's ConfigMaps deleted while it runs (from
     # the watch's DELETED event, which carries the whole object): the reconcile restores them.
     deleted_configmaps: dict[str, Manifest] = field(default_factory=dict)
+    # Names of the Flow's Jobs a watch saw deleted: a running attempt whose Job is missing
+    # was deleted (it fails) when its name is here, never created when nothing shows it was.
+    deleted_jobs: set[str] = field(default_factory=set)
 
 
 # The bulk of a node's Job and pod: its function, params and input travel as annotations
@@ -222,6 +225,7 @@ class ObjectCache:
             if objs.named.get((flow_uid, name)) == uid:
                 del objs.named[(flow_uid, name)]
             objs.changed.add(name)  # a batch item's Job gone: its items are looked at
+            objs.deleted_jobs.add(name)
             return key
         objs.jobs[uid] = _slim(job)
         objs.named[(flow_uid, name)] = uid
@@ -336,6 +340,12 @@ class ObjectCache:
         if not live:
             return None
         return max(live, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp")))
+
+    def job_deleted(self, key: FlowKey, name: str) -> bool:
+        """Whether a watch saw the Job ``name`` of this Flow deleted (since this process
+        started watching it)."""
+        objs = self._flows.get(key)
+        return objs is not None and name in objs.deleted_jobs
 
     def has_pods(self, key: FlowKey, job: Manifest) -> bool:
         """Whether any pod ``job`` controls was seen (of any completion index, being deleted

@@ -64,7 +64,10 @@ _TAIL = 400
 POD_CREATION_TIMEOUT_SECONDS = 300.0
 
 # Job status counters, any of which shows that the Job controller made (or counted) a pod.
-_POD_COUNTS = ("active", "succeeded", "failed", "ready", "terminating")
+# Counts of a Job's status that mean a pod of it may still exist (the cache may lag).
+_LIVE_POD_COUNTS = ("active", "ready", "terminating")
+# Counts of pods that ended: with no pod left and no condition, the Job controller lost track.
+_ENDED_POD_COUNTS = ("succeeded", "failed")
 # Conditions after which a Job makes no pod any more.
 _ENDED = ("Complete", "Failed", "FailureTarget", "SuccessCriteriaMet")
 
@@ -287,10 +290,14 @@ def no_pod(
     suspension: the Job controller resets ``startTime`` then) the attempt fails, naming the
     Job and where to look; ``stuck``: the caller deletes the Job, a retry gets one of its own.
 
+    The same holds for a Job whose status counts a pod that ended (``failed: 1``) while no
+    pod exists and no condition ends the Job: a chaos run saw the Job controller's status
+    writes meet Conflicts during an API-server crash, and the Job was never synced again.
+
     Returns the failure; before the limit, the moment it will have passed (the caller wakes
     then); None when the rule does not apply: a pod was seen (``has_pod``: any pod the Job
-    controls, in the caller's cache), the Job's status counts one, it is (being) suspended,
-    it ended, or it is being deleted."""
+    controls, in the caller's cache), the Job's status counts a live one (active, ready,
+    terminating), it is (being) suspended, it ended, or it is being deleted."""
     if has_pod:
         return None
     meta = job.get("metadata") or {}
@@ -301,11 +308,10 @@ def no_pod(
         return None  # resumed, but the Job controller has not synced it yet
     if any(_job_condition(job, kind) is not None for kind in _ENDED):
         return None
-    if any(status.get(count) for count in _POD_COUNTS):
+    if any(status.get(count) for count in _LIVE_POD_COUNTS):
         return None
     uncounted = status.get("uncountedTerminatedPods") or {}
-    if uncounted.get("succeeded") or uncounted.get("failed"):
-        return None
+    lost_track = any(status.get(c) or uncounted.get(c) for c in _ENDED_POD_COUNTS)
     resumed = next(
         (
             parse_time(c.get("lastTransitionTime"))
@@ -324,13 +330,22 @@ def no_pod(
     deadline = max(since) + limit
     if now < deadline:
         return deadline
-    return Failed(None, now, no_pod_message(str(meta.get("name") or ""), limit), stuck=True)
+    name = str(meta.get("name") or "")
+    return Failed(None, now, no_pod_message(name, limit, lost_track=lost_track), stuck=True)
 
 
-def no_pod_message(job_name: str, limit: timedelta) -> str:
-    """The failure of an attempt whose Job got no pod within ``limit``."""
+def no_pod_message(job_name: str, limit: timedelta, *, lost_track: bool = False) -> str:
+    """The failure of an attempt whose Job got no pod within ``limit`` (``lost_track``: its
+    status counts a pod that ended, but none exists and the Job never ended)."""
+    seconds = f"{limit.total_seconds():g} s"
+    if lost_track:
+        return (
+            f"Job {job_name} counts a pod that ended, but no pod of it exists and the Job "
+            f"controller did not end the Job within {seconds} (the operator's "
+            "--pod-creation-timeout): the attempt's result cannot be read. The Job was deleted"
+        )
     return (
-        f"Job {job_name} got no pod within {limit.total_seconds():g} s (the operator's "
+        f"Job {job_name} got no pod within {seconds} (the operator's "
         f"--pod-creation-timeout); `kubectl describe job {job_name}` shows why: a "
         "ResourceQuota, an admission webhook refusing pods, a Job controller that is not "
         "running. The Job was deleted"

@@ -27,13 +27,14 @@ costs the longer of the two round trips, not their sum. Neither order matters fo
 since the status plus the Jobs are the whole state: a Job whose node the last written status
 does not show running yet (the operator died before the write landed, or the write met a
 Conflict) is adopted when the engine starts that node again (deterministic name); a node the
-status shows running without a Job gets it from the first pass's re-ensure. So a success is
+status shows running without a Job gets it from the first pass's re-ensure (unless something
+shows the Job existed and was deleted: ``lost.left_no_trace``). So a success is
 not recorded before its dependents' Jobs exist, and needs not be: it is observed again from
 its Job and pod, and its output ConfigMap already exists. A create the API server refuses
 (403: a quota) fails its attempt at once (``Cluster.refused``); a pass that fails otherwise
-keeps the items it started to look at next pass (``worker.keeping_started``). Timers (retry backoff, flow
-deadline) are ``loop.call_at`` handles that trigger a pass at the engine's ``wake_at``; none
-of this polls.
+keeps the items it started to look at next pass (``worker.keeping_started``). Timers (retry
+backoff, flow deadline) are ``loop.call_at`` handles that trigger a pass at the engine's
+``wake_at``; none of this polls.
 
 The package, in the order of a pass:
 

@@ -20,7 +20,7 @@ from flowcraft.model import TERMINAL_FLOW_PHASES
 
 from .cluster import Cluster
 from .items import cancel_item, ensure_items, item_jobs, start_item
-from .lost import gone_message
+from .lost import gone_message, left_no_trace
 from .manifests import node_job_manifest
 from .rounds import start_rounds
 from .state import Pass, fail_later, name_of, uid_of
@@ -118,9 +118,10 @@ async def act(cl: Cluster, ctx: Pass, step: Step, success_seen: Mapping[str, flo
 
 async def ensure_running(cl: Cluster, ctx: Pass, step: Step, created: set[str]) -> None:
     """Find the Jobs the status says are running but the cache has not seen (a restart, a
-    lagging watch). A Job is created before the status records its attempt as running, so one
-    that does not exist was deleted: its attempt fails (module ``lost``), never re-created
-    under the same attempt."""
+    lagging watch). One that does not exist was either never created (the status write and
+    the create go out together: an operator stopped between them, a create that failed) and
+    is created now for the same attempt, or it was deleted (``lost.left_no_trace`` tells
+    which): then its attempt fails, and it is never created again under that attempt."""
     key, ref, state, engine = ctx.key, ctx.ref, ctx.state, ctx.engine
     if step.status.phase in TERMINAL_FLOW_PHASES:
         return
@@ -154,6 +155,20 @@ async def ensure_running(cl: Cluster, ctx: Pass, step: Step, created: set[str]) 
         try:
             existing = await cl.client.get_job(ref.namespace, name)
         except NotFound:
+            if await left_no_trace(cl, ctx, name):
+                logger.warning(
+                    "%s/%s: Job %s of running attempt %d of node %s was never created (the "
+                    "operator stopped, or the create failed, after the status recorded it): "
+                    "creating it now",
+                    ref.namespace,
+                    ref.name,
+                    name,
+                    action.attempt,
+                    node,
+                )
+                async with cl.requests:
+                    await cl.create_job(ctx, action, job)
+                continue
             message = gone_message(ctx, name, action.attempt)
             logger.warning("%s/%s: %s", ref.namespace, ref.name, message)
             fail_later(state, action, message)

@@ -14,12 +14,14 @@ Each case ends in a defined state, never in a node that waits forever:
 - A running attempt's Job that was deleted (by hand, by a script): the attempt fails naming
   the Job; it is never created again under the same attempt (:func:`job_gone`). The same for
   a batch item's Job; a round's Indexed Job stands for the first attempt of each item of the
-  round, so deleting it fails each of them (:func:`item_job_gone`).
+  round, so deleting it fails each of them (:func:`item_job_gone`). A node attempt's Job that
+  shows no sign of ever having existed was never created (the operator stopped between the
+  status write and the create): it is created for the same attempt (:func:`left_no_trace`).
 - A Job whose create the API server refused (403: a ResourceQuota, an admission webhook) never
   existed: the attempt fails with the server's message (``Cluster.refused``). One whose create
   failed leaving it unknown whether it was made (5xx, a lost connection) fails the pass, which
-  is retried; if the Job then does not exist, the attempt fails naming that create
-  (:func:`never_created`), never created again under the same attempt.
+  is retried: a node attempt's Job that left no trace is then created (above); a batch item's
+  that does not exist fails its attempt naming that create (:func:`never_created`).
 - A Job that never gets a pod (the Job controller was down when it was created, or cannot
   create the pod: a ResourceQuota, an admission webhook): after the operator's pod-creation
   limit the attempt fails naming the Job and the Job is deleted (``outcomes.no_pod``,
@@ -149,18 +151,15 @@ def gone_message(ctx: Pass, name: str, attempt: int) -> str:
     operator deleted it (a pass whose status write did not land repeats it), else
     :func:`job_gone`."""
     why = ctx.state.gone_jobs.get(name)
-    if why is not None:
-        return why
-    failed = ctx.state.unsure_creates.get(name)
-    return job_gone(name, attempt) if failed is None else never_created(name, attempt, failed)
+    return why if why is not None else job_gone(name, attempt)
 
 
-def never_created(name: str, attempt: int, error: str) -> str:
-    """A running attempt's failure when the create of its Job failed with an error that left
-    it unknown whether the Job was made, and the Job does not exist."""
+def never_created(name: str, error: str) -> str:
+    """A batch item attempt's failure when the create of its Job failed with an error that
+    left it unknown whether the Job was made, and the Job does not exist."""
     return (
-        f"Job {name} of attempt {attempt} does not exist: its create failed ({error}); "
-        "the attempt failed (a retry, if any, runs as a new attempt)"
+        f"Job {name} does not exist: its create failed ({error}); the attempt failed "
+        "(a retry, if any, runs as a new attempt)"
     )
 
 
@@ -180,13 +179,14 @@ async def item_job_gone(cl: Cluster, ctx: Pass, name: str) -> bool:
         async with cl.requests:
             job = await cl.client.get_job(ctx.ref.namespace, name)
     except NotFound:
-        state.gone_jobs[name] = None
+        failed = state.unsure_creates.get(name)
+        state.gone_jobs[name] = None if failed is None else never_created(name, failed)
         logger.warning(
             "%s/%s: batch item Job %s %s",
             ctx.ref.namespace,
             ctx.ref.name,
             name,
-            "was never created" if name in state.unsure_creates else "was deleted while it ran",
+            "was deleted while it ran" if failed is None else "was never created",
         )
         return True
     if builders.controlled_by(job, ctx.ref.uid):
@@ -267,3 +267,23 @@ async def stop_pod(cl: Cluster, ref: builders.FlowRef, pod: Manifest) -> None:
     async with cl.requests:
         with contextlib.suppress(NotFound, Conflict):
             await cl.client.delete_pod(ref.namespace, name_of(pod), uid=uid_of(pod))
+
+
+async def left_no_trace(cl: Cluster, ctx: Pass, name: str) -> bool:
+    """Whether node attempt Job ``name``, which does not exist, shows no sign of ever having
+    existed: the operator records an attempt as running in the same breath as it creates the
+    attempt's Job (the two requests go out together), so an operator stopped between the two,
+    or a create that failed, leaves a running attempt without a Job. Nothing ran: the Job is
+    created then, for the same attempt. Signs that it did exist: this operator deleted it
+    (``gone_jobs``), a watch saw it deleted, or a pod of it is left (``job-name`` label, set
+    by the Job controller and kept on pods a deletion orphaned)."""
+    if name in ctx.state.gone_jobs or cl.cache.job_deleted(ctx.key, name):
+        return False
+    selector = f"{builders.flow_uid_selector(ctx.ref)},{_JOB_NAME_LABEL}={name}"
+    async with cl.requests:
+        pods = await cl.client.list_pods(ctx.ref.namespace, selector)
+    return not pods
+
+
+# The label the Job controller puts on its pods, naming their Job.
+_JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
