@@ -30,9 +30,11 @@ Conflict) is adopted when the engine starts that node again (deterministic name)
 status shows running without a Job gets it from the first pass's re-ensure (unless something
 shows the Job existed and was deleted: ``lost.left_no_trace``). So a success is
 not recorded before its dependents' Jobs exist, and needs not be: it is observed again from
-its Job and pod, and its output ConfigMap already exists. Timers (retry backoff, flow
-deadline) are ``loop.call_at`` handles that trigger a pass at the engine's ``wake_at``; none
-of this polls.
+its Job and pod, and its output ConfigMap already exists. A create the API server refuses
+(403: a quota) fails its attempt at once (``Cluster.refused``); a pass that fails otherwise
+keeps the items it started to look at next pass (``worker.keeping_started``). Timers (retry
+backoff, flow deadline) are ``loop.call_at`` handles that trigger a pass at the engine's
+``wake_at``; none of this polls.
 
 The package, in the order of a pass:
 

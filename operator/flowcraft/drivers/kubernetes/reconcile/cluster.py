@@ -22,13 +22,14 @@ from flowcraft.drivers.kubernetes.client import (
     ApiError,
     Client,
     Conflict,
+    Forbidden,
     Invalid,
     NotFound,
 )
 from flowcraft.engine import StartNode
 from flowcraft.model import FlowSpec
 
-from .state import Manifest, Pass, conflict_message, fail_later, uid_of
+from .state import Manifest, Pass, conflict_message, fail_later, refused_message, uid_of
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +123,24 @@ class Cluster:
             # node fails with the server's reason instead of the flow hanging.
             fail_later(ctx.state, action, f"the API server rejected the Job: {exc.message}")
             return
+        except Forbidden as exc:
+            self.refused(ctx, action, job["metadata"]["name"], exc)
+            return
+        except ApiError as exc:
+            # Made or not, nobody knows: the pass fails and is retried (see ``unsure_creates``).
+            ctx.state.unsure_creates[job["metadata"]["name"]] = f"{exc.status} {exc.reason}"
+            raise
         metrics.current().job_created(ctx.flow_id, job["metadata"]["name"], datetime.now(UTC))
         self.cache.remember_job(ctx.key, created)
+
+    def refused(self, ctx: Pass, action: StartNode, name: str, exc: Forbidden) -> None:
+        """The API server refused to create the attempt's Job (e.g. "exceeded quota"): no Job
+        exists for it, so the attempt fails with the server's message and the node's retries
+        apply, instead of the pass failing over and over (the Flow would hang on it)."""
+        message = refused_message(name, exc.message)
+        logger.warning("%s/%s: %s", ctx.ref.namespace, ctx.ref.name, message)
+        ctx.state.gone_jobs[name] = message  # never created for this attempt; not "deleted"
+        fail_later(ctx.state, action, message)
 
     async def adopt_job(self, ctx: Pass, action: StartNode, name: str) -> None:
         """The Job's name is taken: ours (a restart, a lagging cache) is adopted; anyone

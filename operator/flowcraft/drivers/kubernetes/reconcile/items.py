@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from flowcraft.drivers.kubernetes import builders, names
 from flowcraft.drivers.kubernetes import status as flow_status
 from flowcraft.drivers.kubernetes.cache import slot as cache_slot
-from flowcraft.drivers.kubernetes.client import AlreadyExists, Invalid
+from flowcraft.drivers.kubernetes.client import AlreadyExists, ApiError, Forbidden, Invalid
 from flowcraft.engine import CancelNode, StartNode, Step
 from flowcraft.engine.types import EngineError
 from flowcraft.model import FlowStatus
@@ -236,6 +236,12 @@ async def ensure_items(cl: Cluster, ctx: Pass, step: Step, created: set[str]) ->
             except Invalid as exc:
                 fail_later(state, action, f"the API server rejected the Job: {exc.message}")
                 return
+            except Forbidden as exc:
+                cl.refused(ctx, action, name_of(job), exc)
+                return
+            except ApiError as exc:
+                state.unsure_creates[name_of(job)] = f"{exc.status} {exc.reason}"
+                raise
         if made is None:
             await cl.adopt_job(ctx, action, name_of(job))  # ours, or a NameConflict
             return

@@ -17,6 +17,11 @@ Each case ends in a defined state, never in a node that waits forever:
   round, so deleting it fails each of them (:func:`item_job_gone`). A node attempt's Job that
   shows no sign of ever having existed was never created (the operator stopped between the
   status write and the create): it is created for the same attempt (:func:`left_no_trace`).
+- A Job whose create the API server refused (403: a ResourceQuota, an admission webhook) never
+  existed: the attempt fails with the server's message (``Cluster.refused``). One whose create
+  failed leaving it unknown whether it was made (5xx, a lost connection) fails the pass, which
+  is retried: a node attempt's Job that left no trace is then created (above); a batch item's
+  that does not exist fails its attempt naming that create (:func:`never_created`).
 - A Job that never gets a pod (the Job controller was down when it was created, or cannot
   create the pod: a ResourceQuota, an admission webhook): after the operator's pod-creation
   limit the attempt fails naming the Job and the Job is deleted (``outcomes.no_pod``,
@@ -149,6 +154,15 @@ def gone_message(ctx: Pass, name: str, attempt: int) -> str:
     return why if why is not None else job_gone(name, attempt)
 
 
+def never_created(name: str, error: str) -> str:
+    """A batch item attempt's failure when the create of its Job failed with an error that
+    left it unknown whether the Job was made, and the Job does not exist."""
+    return (
+        f"Job {name} does not exist: its create failed ({error}); the attempt failed "
+        "(a retry, if any, runs as a new attempt)"
+    )
+
+
 async def item_job_gone(cl: Cluster, ctx: Pass, name: str) -> bool:
     """Whether batch item Job ``name``, which the cache does not hold, is gone for good.
 
@@ -165,12 +179,14 @@ async def item_job_gone(cl: Cluster, ctx: Pass, name: str) -> bool:
         async with cl.requests:
             job = await cl.client.get_job(ctx.ref.namespace, name)
     except NotFound:
-        state.gone_jobs[name] = None
+        failed = state.unsure_creates.get(name)
+        state.gone_jobs[name] = None if failed is None else never_created(name, failed)
         logger.warning(
-            "%s/%s: batch item Job %s was deleted while it ran",
+            "%s/%s: batch item Job %s %s",
             ctx.ref.namespace,
             ctx.ref.name,
             name,
+            "was deleted while it ran" if failed is None else "was never created",
         )
         return True
     if builders.controlled_by(job, ctx.ref.uid):

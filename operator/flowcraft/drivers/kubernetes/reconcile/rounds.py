@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from flowcraft.drivers.kubernetes import builders, metrics, names
 from flowcraft.drivers.kubernetes.cache import slot as cache_slot
-from flowcraft.drivers.kubernetes.client import AlreadyExists, Invalid, NotFound
+from flowcraft.drivers.kubernetes.client import AlreadyExists, Forbidden, Invalid, NotFound
 from flowcraft.engine import StartNode
 from flowcraft.model import FlowStatus
 from flowcraft.model.flow import ITEM_PENDING
@@ -142,9 +142,11 @@ async def _start_round(
         cl.cache.remember_job(ctx.key, created)
         _file_round(ctx, name_of(job), (scatter, iteration, first), count)
         return True  # ours already (a restart, a lagging cache)
-    except Invalid as exc:
+    except (Invalid, Forbidden) as exc:
+        # Forbidden: refused (e.g. a ResourceQuota); each item's Job of its own is then
+        # created, or refused and fails its attempt with the server's message.
         logger.warning(
-            "%s/%s: the API server rejected the Indexed Job of round %d of %s (%s); "
+            "%s/%s: the API server refused the Indexed Job of round %d of %s (%s); "
             "its items run a Job each",
             ctx.ref.namespace,
             ctx.ref.name,

@@ -82,8 +82,13 @@ class FlowState:
     # Result key -> output ConfigMap that is gone with no copy left (module lost).
     lost_outputs: dict[str, str] = field(default_factory=dict)
     # Jobs of running attempts that are gone for good (module lost): Job name -> the failure
-    # for which the operator deleted it, or None when someone else did. Never created again.
+    # for which the operator deleted it (or the API server refused to create it), or None when
+    # someone else did. Never created again.
     gone_jobs: dict[str, str | None] = field(default_factory=dict)
+    # Jobs whose create failed with an error that says nothing of whether the Job was made
+    # (5xx, the connection lost): Job name -> the error. The pass failed and is retried; a
+    # running attempt whose Job then does not exist fails naming it (lost.gone_message).
+    unsure_creates: dict[str, str] = field(default_factory=dict)
     # Item slots whose Job had no pod yet -> when the no-pod rule fires (``outcomes.no_pod``):
     # looked at then whatever the watches say.
     pod_waits: dict[str, datetime] = field(default_factory=dict)
@@ -132,6 +137,12 @@ def fail_later(state: FlowState, action: StartNode, message: str) -> None:
             item=action.item,
         )
     )
+
+
+def refused_message(name: str, why: str) -> str:
+    """An attempt's failure when the API server refused to create its Job (403 Forbidden:
+    a ResourceQuota exceeded, an admission webhook, missing rights): the server's words."""
+    return f"the API server refused Job {name}: {why}"
 
 
 def generation_of(body: Manifest) -> int | None:

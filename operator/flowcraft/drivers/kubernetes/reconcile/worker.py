@@ -8,7 +8,9 @@ engine and status, hands over to ``observe`` and ``act``, then writes the status
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
@@ -40,6 +42,18 @@ _MAX_PARALLEL_REQUESTS = 32
 BATCH_JOB_PER_ITEM = "per-item"
 BATCH_INDEXED = "indexed"
 BATCH_MODES = (BATCH_JOB_PER_ITEM, BATCH_INDEXED)
+
+
+@contextlib.contextmanager
+def keeping_started(ctx: Pass) -> Iterator[None]:
+    """A pass that fails (an API error, a Conflict on the status write) still keeps the items
+    it started to look at next pass: its status write may have recorded them running while
+    their Jobs were not created, and no watch event would ever bring them back."""
+    try:
+        yield
+    except BaseException:
+        ctx.state.recheck |= ctx.started
+        raise
 
 
 class Reconciler:
@@ -280,7 +294,7 @@ class Reconciler:
             state.item_slots, state.round_slots, state.recheck = {}, {}, set()
             state.items_scanned = state.items_suspended = False
             state.running_seen, state.timed_out, state.lost_outputs = {}, {}, {}
-            state.gone_jobs, state.pod_waits = {}, {}
+            state.gone_jobs, state.pod_waits, state.unsure_creates = {}, {}, {}
         raw_status: Manifest = dict(body.get("status") or {})
         generation = generation_of(body)
         if raw_status.get("phase") in TERMINAL_FLOW_PHASES:
@@ -300,62 +314,63 @@ class Reconciler:
 
         cl = self._cluster
         ctx = Pass(key, ref, state, spec, engine)
-        await seed(cl, ctx, status)
-        await restore_configmaps(cl, ctx)
-        await load_outputs(cl, ctx, status, now)
-        await load_item_outputs(cl, ref, state, status)
-        events, success_seen = await observe(cl, ctx, status, now)
-        try:
-            step = engine.advance(status, events, now, state.outputs, state.writes)
-        except EngineError as exc:
-            lost = (
-                lost_output_message(state, exc.node)
-                if isinstance(exc, MissingOutputError)
-                else None
+        with keeping_started(ctx):
+            await seed(cl, ctx, status)
+            await restore_configmaps(cl, ctx)
+            await load_outputs(cl, ctx, status, now)
+            await load_item_outputs(cl, ref, state, status)
+            events, success_seen = await observe(cl, ctx, status, now)
+            try:
+                step = engine.advance(status, events, now, state.outputs, state.writes)
+            except EngineError as exc:
+                lost = (
+                    lost_output_message(state, exc.node)
+                    if isinstance(exc, MissingOutputError)
+                    else None
+                )
+                await self._fail_engine(ref, body, status, now, lost or str(exc))
+                return
+
+            # The status write goes out together with the Job creates (package docstring, "Order
+            # inside a pass"): the pass, which the Flow's next event waits for, takes the longer
+            # of the two round trips instead of their sum.
+            new_status = flow_status.render_status(
+                step.status,
+                state.real_start,
+                len(spec.nodes),
+                previous=raw_status,
+                generation=generation,
+                now=now,
             )
-            await self._fail_engine(ref, body, status, now, lost or str(exc))
-            return
+            write: asyncio.Task[Manifest] | None = None
+            if flow_status.material_change(raw_status, new_status):
+                body["status"] = new_status
+                write = asyncio.create_task(self._write_status(key, state, body))
+            try:
+                created = await act(cl, ctx, step, success_seen)
+                await ensure_running(cl, ctx, step, created)
+                await apply_suspend(cl, ctx, step)
+            finally:
+                # Never leave the write running past the pass (one pass at a time per Flow); an
+                # error of either reruns the pass.
+                written = await write if write is not None else None
+            if written is not None:
+                metrics.current().status_written(ctx.flow_id, status, step.status, ctx.finished)
+                await self._post_events(ref, status, step.status, now)
+                body = written
+            if state.foreign_events == foreign_events:
+                state.latest = body  # else someone changed the Flow meanwhile: read it next time
+            # Recorded: later watch events bring what changes next; items just started get a look.
+            state.recheck = (state.recheck - ctx.observed) | ctx.started
 
-        # The status write goes out together with the Job creates (package docstring, "Order
-        # inside a pass"): the pass, which the Flow's next event waits for, takes the longer
-        # of the two round trips instead of their sum.
-        new_status = flow_status.render_status(
-            step.status,
-            state.real_start,
-            len(spec.nodes),
-            previous=raw_status,
-            generation=generation,
-            now=now,
-        )
-        write: asyncio.Task[Manifest] | None = None
-        if flow_status.material_change(raw_status, new_status):
-            body["status"] = new_status
-            write = asyncio.create_task(self._write_status(key, state, body))
-        try:
-            created = await act(cl, ctx, step, success_seen)
-            await ensure_running(cl, ctx, step, created)
-            await apply_suspend(cl, ctx, step)
-        finally:
-            # Never leave the write running past the pass (one pass at a time per Flow); an
-            # error of either reruns the pass.
-            written = await write if write is not None else None
-        if written is not None:
-            metrics.current().status_written(ctx.flow_id, status, step.status, ctx.finished)
-            await self._post_events(ref, status, step.status, now)
-            body = written
-        if state.foreign_events == foreign_events:
-            state.latest = body  # else someone changed the Flow meanwhile: read it next time
-        # Recorded: later watch events bring what changes next; items just started get a look.
-        state.recheck = (state.recheck - ctx.observed) | ctx.started
-
-        wake_at = min([*([step.wake_at] if step.wake_at else []), *ctx.deadlines], default=None)
-        if wake_at is not None and step.status.phase not in TERMINAL_FLOW_PHASES:
-            self._schedule(key, state, (wake_at - datetime.now(UTC)).total_seconds())
-        elif state.timer is not None:
-            state.timer.cancel()
-            state.timer = None
-        if state.pending:
-            state.dirty = True
+            wake_at = min([*([step.wake_at] if step.wake_at else []), *ctx.deadlines], default=None)
+            if wake_at is not None and step.status.phase not in TERMINAL_FLOW_PHASES:
+                self._schedule(key, state, (wake_at - datetime.now(UTC)).total_seconds())
+            elif state.timer is not None:
+                state.timer.cancel()
+                state.timer = None
+            if state.pending:
+                state.dirty = True
 
     def _retire(self, key: FlowKey, state: FlowState) -> None:
         """A finished Flow needs nothing in memory: drop its Jobs, pods, outputs and engine."""
@@ -368,7 +383,7 @@ class Reconciler:
         state.item_slots, state.round_slots, state.recheck = {}, {}, set()
         state.items_scanned = state.items_suspended = False
         state.running_seen, state.timed_out, state.lost_outputs = {}, {}, {}
-        state.gone_jobs, state.pod_waits = {}, {}
+        state.gone_jobs, state.pod_waits, state.unsure_creates = {}, {}, {}
         if state.timer is not None:
             state.timer.cancel()
             state.timer = None
