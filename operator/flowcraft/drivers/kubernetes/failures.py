@@ -11,7 +11,9 @@ Two kinds of failure are told apart. A *crash* (an unexpected exception, or the 
 rejecting what we send: 422 Invalid, 413 too large, 400) will not fix itself: it counts toward
 the bound. A *transient* API error (the server unreachable or overloaded, 5xx, 429, rights
 being fixed) is not the Flow's fault: it is retried with the same capped backoff and never
-fails the Flow. Pure functions; the reconciler applies them.
+fails the Flow. (A Job create refused with 403, by a ResourceQuota or an admission webhook,
+never reaches this: it fails that node attempt with the server's words, see
+``reconcile.cluster``.) Pure functions; the reconciler applies them.
 """
 
 from __future__ import annotations
