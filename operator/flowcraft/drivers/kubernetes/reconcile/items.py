@@ -246,5 +246,14 @@ async def ensure_items(cl: Cluster, ctx: Pass, step: Step, created: set[str]) ->
             await cl.adopt_job(ctx, action, name_of(job))  # ours, or a NameConflict
             return
         cl.cache.remember_job(key, made)
+        logger.info(
+            "%s/%s: item %d of %s attempt %d -> Job %s (its Job was missing at the restart)",
+            ctx.ref.namespace,
+            ctx.ref.name,
+            item,
+            scatter,
+            action.attempt,
+            name_of(job),
+        )
 
     await asyncio.gather(*(ensure(scatter, item) for scatter, item in missing))
