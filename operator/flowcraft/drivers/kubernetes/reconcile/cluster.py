@@ -111,27 +111,29 @@ class Cluster:
         ctx.state.context_stored = True
         return None
 
-    async def create_job(self, ctx: Pass, action: StartNode, job: Manifest) -> None:
-        """Create the Job of ``action``'s attempt (the caller holds ``requests``)."""
+    async def create_job(self, ctx: Pass, action: StartNode, job: Manifest) -> bool:
+        """Create the Job of ``action``'s attempt (the caller holds ``requests``); whether
+        this call created it (an existing one is adopted, a refusal fails the attempt)."""
         try:
             created = await self.client.create_job(ctx.ref.namespace, job)
         except AlreadyExists:
             await self.adopt_job(ctx, action, job["metadata"]["name"])
-            return
+            return False
         except Invalid as exc:
             # The API server refused this node's Job (bad resources, image name...): the
             # node fails with the server's reason instead of the flow hanging.
             fail_later(ctx.state, action, f"the API server rejected the Job: {exc.message}")
-            return
+            return False
         except Forbidden as exc:
             self.refused(ctx, action, job["metadata"]["name"], exc)
-            return
+            return False
         except ApiError as exc:
             # Made or not, nobody knows: the pass fails and is retried (see ``unsure_creates``).
             ctx.state.unsure_creates[job["metadata"]["name"]] = f"{exc.status} {exc.reason}"
             raise
         metrics.current().job_created(ctx.flow_id, job["metadata"]["name"], datetime.now(UTC))
         self.cache.remember_job(ctx.key, created)
+        return True
 
     def refused(self, ctx: Pass, action: StartNode, name: str, exc: Forbidden) -> None:
         """The API server refused to create the attempt's Job (e.g. "exceeded quota"): no Job

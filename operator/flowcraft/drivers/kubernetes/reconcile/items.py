@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from flowcraft.drivers.kubernetes import builders, names
 from flowcraft.drivers.kubernetes import status as flow_status
 from flowcraft.drivers.kubernetes.cache import slot as cache_slot
-from flowcraft.drivers.kubernetes.client import AlreadyExists, ApiError, Forbidden, Invalid
 from flowcraft.engine import CancelNode, StartNode, Step
 from flowcraft.engine.types import EngineError
 from flowcraft.model import FlowStatus
@@ -229,23 +228,9 @@ async def ensure_items(cl: Cluster, ctx: Pass, step: Step, created: set[str]) ->
         if job is None:
             return
         async with cl.requests:
-            try:
-                made = await cl.client.create_job(ctx.ref.namespace, job)
-            except AlreadyExists:
-                made = None
-            except Invalid as exc:
-                fail_later(state, action, f"the API server rejected the Job: {exc.message}")
-                return
-            except Forbidden as exc:
-                cl.refused(ctx, action, name_of(job), exc)
-                return
-            except ApiError as exc:
-                state.unsure_creates[name_of(job)] = f"{exc.status} {exc.reason}"
-                raise
-        if made is None:
-            await cl.adopt_job(ctx, action, name_of(job))  # ours, or a NameConflict
-            return
-        cl.cache.remember_job(key, made)
+            made = await cl.create_job(ctx, action, job)
+        if not made:
+            return  # adopted (ours), or the attempt failed (refused, a name conflict)
         logger.info(
             "%s/%s: item %d of %s attempt %d -> Job %s (its Job was missing at the restart)",
             ctx.ref.namespace,
